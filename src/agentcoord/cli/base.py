@@ -1,0 +1,133 @@
+"""What every command module shares: an argparse parser that reports usage errors as
+:class:`InvalidInput` (exit 2, JSON under ``--json``), and the run context."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from ..errors import InvalidInput
+from .output import emit, warn
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+    from typing import Any, NoReturn
+
+    from ..api import Coordinator
+    from . import Globals
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise InvalidInput(f"{self.prog}: {message}", usage=self.format_usage().strip())
+
+
+class HelpShown(Exception):
+    """argparse printed help and wants to exit 0."""
+
+
+def new_parser(prog: str, description: str) -> Parser:
+    return Parser(
+        prog=f"coord {prog}",
+        description=description,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        exit_on_error=False,
+    )
+
+
+def parse(parser: Parser, argv: Sequence[str]) -> argparse.Namespace | None:
+    """Parse, returning None when ``--help`` was shown (argparse would otherwise exit)."""
+    try:
+        return parser.parse_args(argv)
+    except SystemExit as exc:  # --help (code 0); errors are raised by Parser.error
+        if exc.code not in (0, None):
+            raise InvalidInput(f"{parser.prog}: invalid arguments") from None
+        return None
+    except argparse.ArgumentError as exc:
+        raise InvalidInput(f"{parser.prog}: {exc}") from None
+
+
+class Context:
+    """Global options plus the workspace, opened on first use."""
+
+    def __init__(self, g: Globals) -> None:
+        self.g = g
+        self.json = g.json
+        self.quiet = g.quiet
+        self._coord: Coordinator | None = None
+
+    @property
+    def coord(self) -> Coordinator:
+        if self._coord is None:
+            from ..api import Coordinator
+
+            self._coord = Coordinator.open(self.g.dir, url=self.g.url)
+        return self._coord
+
+    def emit(self, data: Any, text: str | Callable[[], str] | None = None) -> None:
+        emit(data, text, as_json=self.json, quiet=self.quiet)
+
+    def warn(self, message: str) -> None:
+        warn(message, self.json)
+
+    def close(self) -> None:
+        if self._coord is not None:
+            self._coord.close()
+
+
+def dispatch(
+    prog: str,
+    argv: Sequence[str],
+    g: Globals,
+    build: Callable[[Parser], None],
+    description: str,
+) -> int:
+    """Build the parser with ``build``, parse ``argv`` and call the chosen handler."""
+    parser = new_parser(prog, description)
+    build(parser)
+    ns = parse(parser, argv)
+    if ns is None:
+        return 0
+    handler: Callable[[Context, argparse.Namespace], int | None] | None = getattr(
+        ns, "handler", None
+    )
+    if handler is None:
+        parser.print_usage(sys.stderr)
+        raise InvalidInput(f"coord {prog}: choose a subcommand")
+    ctx = Context(g)
+    try:
+        return handler(ctx, ns) or 0
+    finally:
+        ctx.close()
+
+
+def key_values(items: Sequence[str], what: str = "KEY=VALUE") -> list[tuple[str, str]]:
+    """Parse ``key=value`` arguments; refuse malformed ones with exit 2."""
+    out = []
+    for item in items:
+        key, eq, value = item.partition("=")
+        if not eq or not key.strip():
+            raise InvalidInput(f"malformed {what} argument {item!r}: expected KEY=VALUE")
+        out.append((key.strip(), value))
+    return out
+
+
+def scalar(value: str) -> Any:
+    """A metric value as the most specific JSON scalar: int, float, true/false/null, or text."""
+    lowered = value.strip().lower()
+    if lowered in ("true", "false"):
+        return lowered == "true"
+    if lowered == "null":
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        pass
+    try:
+        number = float(value)
+    except ValueError:
+        return value
+    import math
+
+    return number if math.isfinite(number) else value

@@ -1,0 +1,324 @@
+"""``coord task ...`` and ``coord reap``."""
+
+from __future__ import annotations
+
+from ..errors import InvalidInput
+from .base import dispatch, key_values, scalar
+from .output import parse_fields, select, table
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import argparse
+    from collections.abc import Sequence
+    from typing import Any
+
+    from ..models import Task
+    from . import Globals
+    from .base import Context, Parser
+
+DEFAULT_LIMIT = 50
+
+
+def run(command: str, argv: Sequence[str], g: Globals) -> int:
+    if command == "reap":
+        return dispatch("reap", argv, g, _build_reap, "Take back expired leases.")
+    return dispatch("task", argv, g, _build, "Create, claim and update tasks.")
+
+
+def _when(value: str) -> float:
+    """``--eta``: an ISO timestamp, or a duration from now (``90m``, ``2h``)."""
+    from ..clock import parse_duration, parse_iso
+
+    try:
+        return parse_iso(value)
+    except ValueError:
+        pass
+    try:
+        import time
+
+        return time.time() + parse_duration(value)
+    except ValueError:
+        raise InvalidInput(f"--eta {value!r}: give an ISO time or a duration like 90m") from None
+
+
+def _seconds(value: str) -> float:
+    from ..clock import parse_duration
+
+    try:
+        return parse_duration(value)
+    except ValueError as exc:
+        raise InvalidInput(f"--lease: {exc}") from None
+
+
+def _number(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise InvalidInput(f"not a number: {text!r}") from None
+
+
+def _build(parser: Parser) -> None:
+    sub = parser.add_subparsers(title="commands", metavar="COMMAND")
+
+    p = sub.add_parser("create", help="create a task")
+    p.add_argument("title")
+    p.add_argument("--id", help="task id (default: the next number)")
+    p.add_argument("--project")
+    p.add_argument("--priority", type=int, default=0, help="higher is claimed first (default 0)")
+    p.add_argument("--depends-on", action="append", default=[], metavar="ID")
+    p.add_argument("--assign", metavar="AGENT", help="reserve it for one agent")
+    p.add_argument("--total", type=_number, help="total steps (for --current progress)")
+    p.add_argument("--unit", default="steps", help="progress unit (default steps)")
+    p.add_argument("--eta", type=_when, help="ISO time or a duration from now")
+    p.add_argument("--ref", action="append", default=[], metavar="LABEL=PATH", help="context ref")
+    p.add_argument("--next-step", action="append", default=[], metavar="TEXT")
+    p.add_argument("--max-attempts", type=int)
+    p.add_argument("--lease", type=_seconds, metavar="SECONDS", help="lease length per claim")
+    p.add_argument("--by", metavar="AGENT", help="who created it")
+    p.set_defaults(handler=_create)
+
+    p = sub.add_parser("claim", help="claim a task (by id, or the next ready one)")
+    p.add_argument("id", nargs="?")
+    p.add_argument("--agent", required=True)
+    p.add_argument("--lease", type=_seconds, metavar="SECONDS", help="default from the task (600)")
+    p.add_argument("--project", help="only claim from this project")
+    p.set_defaults(handler=_claim)
+
+    p = sub.add_parser("assign", help="reserve a task for an agent (or --auto)")
+    p.add_argument("id")
+    p.add_argument("agent", nargs="?")
+    p.add_argument("--auto", action="store_true", help="pick the healthy, least-loaded agent")
+    p.set_defaults(handler=_assign)
+
+    p = sub.add_parser("progress", help="report progress (renews the lease)")
+    p.add_argument("id")
+    p.add_argument("--agent", required=True)
+    p.add_argument("--current", type=_number)
+    p.add_argument("--total", type=_number)
+    p.add_argument("--percent", type=_number)
+    p.add_argument("--metric", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--message", "-m")
+    p.add_argument("--eta", type=_when)
+    p.add_argument("--epoch", type=int, help="refuse if the grant is not this epoch")
+    p.set_defaults(handler=_progress)
+
+    p = sub.add_parser("log", help="append a line to the task's log")
+    p.add_argument("id")
+    p.add_argument("message")
+    p.add_argument("--agent", required=True)
+    p.add_argument("--epoch", type=int)
+    p.set_defaults(handler=_log)
+
+    for name, text in (
+        ("complete", "mark done"),
+        ("fail", "mark failed"),
+        ("release", "give back"),
+    ):
+        p = sub.add_parser(name, help=text)
+        p.add_argument("id")
+        p.add_argument("--agent", required=True)
+        p.add_argument("--epoch", type=int)
+        if name == "complete":
+            p.add_argument("--result")
+        elif name == "fail":
+            p.add_argument("--error", required=True)
+        else:
+            p.add_argument("--reason")
+        p.set_defaults(handler=_finish, action=name)
+
+    p = sub.add_parser("cancel", help="withdraw an unfinished task")
+    p.add_argument("id")
+    p.add_argument("--reason")
+    p.set_defaults(handler=_cancel)
+
+    p = sub.add_parser("list", help="list tasks (claim order)")
+    p.add_argument("--status", action="append", help="state, or 'open' (repeatable)")
+    p.add_argument("--agent")
+    p.add_argument("--project")
+    p.add_argument("--ready", action="store_true", help="only tasks whose dependencies are done")
+    p.add_argument("--limit", type=int, default=DEFAULT_LIMIT, help=f"default {DEFAULT_LIMIT}")
+    p.add_argument("--fields", help="comma-separated fields to show")
+    p.set_defaults(handler=_list)
+
+    p = sub.add_parser("show", help="show one task")
+    p.add_argument("id")
+    p.add_argument("--fields", help="comma-separated fields to show")
+    p.set_defaults(handler=_show)
+
+
+def _build_reap(parser: Parser) -> None:
+    parser.set_defaults(handler=_reap)
+
+
+# -- output shapes ---------------------------------------------------------------------------
+def _summary(ctx: Context, task: Task) -> dict[str, Any]:
+    from ..models import task_summary
+
+    return task_summary(task, ctx.coord.now())
+
+
+def full(task: Task) -> dict[str, Any]:
+    """The ``task show --json`` shape: every field, timestamps as ISO strings."""
+    from ..clock import iso
+
+    data = task.to_dict()
+    for key, value in list(data.items()):
+        if key.endswith(("_at", "_expires")) or key == "eta":
+            data[key] = iso(value) if value is not None else None
+    data["logs"] = [{"time": iso(ln.time), "message": ln.message} for ln in task.logs]
+    data["percent"] = task.progress_percent()
+    return data
+
+
+def _line(task: Task, verb: str) -> str:
+    holder = f" by {task.agent}" if task.agent else ""
+    return f"{verb} task {task.id} ({task.status}{holder}, epoch {task.epoch}): {task.title}"
+
+
+# -- handlers ----------------------------------------------------------------------------------
+def _create(ctx: Context, ns: argparse.Namespace) -> int:
+    refs = key_values(ns.ref, "--ref LABEL=PATH")
+    task = ctx.coord.tasks.create(
+        ns.title,
+        id=ns.id,
+        project=ns.project,
+        priority=ns.priority,
+        depends_on=ns.depends_on,
+        assign=ns.assign,
+        total=ns.total,
+        unit=ns.unit,
+        eta=ns.eta,
+        context_refs=refs,
+        next_steps=ns.next_step,
+        max_attempts=ns.max_attempts,
+        lease_seconds=ns.lease,
+        created_by=ns.by,
+    )
+    ctx.emit(_summary(ctx, task), _line(task, "created"))
+    return 0
+
+
+def _claim(ctx: Context, ns: argparse.Namespace) -> int:
+    task = ctx.coord.tasks.claim(ns.id, agent=ns.agent, lease_seconds=ns.lease, project=ns.project)
+    ctx.emit(_summary(ctx, task), _line(task, "claimed"))
+    return 0
+
+
+def _assign(ctx: Context, ns: argparse.Namespace) -> int:
+    if ns.auto == (ns.agent is not None):
+        raise InvalidInput("coord task assign: give an AGENT or --auto (not both)")
+    if ns.auto:
+        task = ctx.coord.agents.assign_auto(ns.id)
+    else:
+        task = ctx.coord.tasks.assign(ns.id, ns.agent)
+    ctx.emit(_summary(ctx, task), _line(task, "assigned"))
+    return 0
+
+
+def _progress(ctx: Context, ns: argparse.Namespace) -> int:
+    metrics = {k: scalar(v) for k, v in key_values(ns.metric, "--metric")}
+    task = ctx.coord.tasks.progress(
+        ns.id,
+        agent=ns.agent,
+        current=ns.current,
+        total=ns.total,
+        percent=ns.percent,
+        metrics=metrics or None,
+        message=ns.message,
+        eta=ns.eta,
+        epoch=ns.epoch,
+    )
+    pct = task.progress_percent()
+    shown = f"{pct:.0f}%" if pct is not None else "-"
+    ctx.emit(_summary(ctx, task), f"task {task.id}: {shown}")
+    return 0
+
+
+def _log(ctx: Context, ns: argparse.Namespace) -> int:
+    task = ctx.coord.tasks.log(ns.id, ns.message, agent=ns.agent, epoch=ns.epoch)
+    ctx.emit(_summary(ctx, task), None)
+    return 0
+
+
+def _finish(ctx: Context, ns: argparse.Namespace) -> int:
+    tasks = ctx.coord.tasks
+    if ns.action == "complete":
+        task = tasks.complete(ns.id, agent=ns.agent, result=ns.result, epoch=ns.epoch)
+    elif ns.action == "fail":
+        task = tasks.fail(ns.id, agent=ns.agent, error=ns.error, epoch=ns.epoch)
+    else:
+        task = tasks.release(ns.id, agent=ns.agent, reason=ns.reason, epoch=ns.epoch)
+    verb = {"complete": "completed", "fail": "failed", "release": "released"}[ns.action]
+    ctx.emit(_summary(ctx, task), _line(task, verb))
+    return 0
+
+
+def _cancel(ctx: Context, ns: argparse.Namespace) -> int:
+    task = ctx.coord.tasks.cancel(ns.id, reason=ns.reason)
+    ctx.emit(_summary(ctx, task), _line(task, "cancelled"))
+    return 0
+
+
+def _list(ctx: Context, ns: argparse.Namespace) -> int:
+    from ..errors import CorruptData
+
+    if ns.limit < 0:
+        raise InvalidInput("--limit must be >= 0")
+    errors: list[CorruptData] = []
+    tasks = ctx.coord.tasks.list(
+        status=ns.status,
+        agent=ns.agent,
+        project=ns.project,
+        ready=True if ns.ready else None,
+        errors=errors,
+    )
+    for err in errors:
+        ctx.warn(f"skipped unreadable file: {err.message}")
+    shown = tasks[: ns.limit] if ns.limit else tasks
+    if len(shown) < len(tasks):
+        ctx.warn(f"showing {len(shown)} of {len(tasks)} tasks; use --limit to see more")
+    fields = parse_fields(ns.fields)
+    rows = select((_summary(ctx, t) for t in shown), fields)
+
+    def text() -> str:
+        if not rows:
+            return "no tasks"
+        cols = fields or ["id", "status", "agent", "priority", "percent", "title"]
+        return table(rows, cols)
+
+    ctx.emit(rows, text)
+    return 0
+
+
+def _show(ctx: Context, ns: argparse.Namespace) -> int:
+    task = ctx.coord.tasks.get(ns.id)
+    data = full(task)
+    fields = parse_fields(ns.fields)
+    if fields:
+        data = select([data], fields)[0]
+
+    def text() -> str:
+        if fields:
+            return "\n".join(f"{k}: {v}" for k, v in data.items())
+        from ..codec.task import render_task
+
+        return render_task(task, ctx.coord.now())
+
+    ctx.emit(data, text)
+    return 0
+
+
+def _reap(ctx: Context, ns: argparse.Namespace) -> int:
+    changed = ctx.coord.tasks.reap()
+    rows = [_summary(ctx, t) for t in changed]
+
+    def text() -> str:
+        if not rows:
+            return "no expired leases"
+        return "\n".join(
+            f"task {t.id}: lease expired -> {t.status} (attempt {t.attempts}/{t.max_attempts})"
+            for t in changed
+        )
+
+    ctx.emit(rows, text)
+    return 0

@@ -1,0 +1,89 @@
+"""Time: one clock for the whole domain, and the timestamp and duration formats of the seed files.
+
+Timestamps are UTC ISO 8601 with second precision and a ``Z`` (``2025-10-12T14:30:00Z``), as in the
+seed. Internally times are float POSIX seconds, so a fake clock in tests can move time without
+sleeping.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from datetime import datetime, timezone
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    Clock = Callable[[], float]
+
+system_clock = time.time
+
+_ISO = re.compile(
+    r"(\d{4})-(\d{2})-(\d{2})[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,9}))?)?"
+    r"\s*(Z|z|UTC|[+-]\d{2}:?\d{2})?"
+)
+
+
+def iso(ts: float) -> str:
+    """Format POSIX seconds as the seed's ``YYYY-MM-DDTHH:MM:SSZ``."""
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
+
+
+def stamp(ts: float) -> str:
+    """The log-line format ``YYYY-MM-DD HH:MM:SS`` (UTC) used in Logs blocks and the timer file."""
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(ts))
+
+
+def parse_iso(text: str) -> float:
+    """Parse an ISO-like timestamp a person may have typed; naive times are taken as UTC.
+
+    Raises ValueError on anything else.
+    """
+    m = _ISO.fullmatch(text.strip())
+    if m is None:
+        raise ValueError(f"not a timestamp: {text!r}")
+    y, mo, d, h, mi, s, frac, tz = m.groups()
+    dt = datetime(int(y), int(mo), int(d), int(h), int(mi), int(s or 0), tzinfo=timezone.utc)
+    value = dt.timestamp()
+    if frac:
+        value += int(frac) / 10 ** len(frac)
+    if tz and tz not in ("Z", "z", "UTC"):
+        sign = 1 if tz[0] == "+" else -1
+        digits = tz[1:].replace(":", "")
+        value -= sign * (int(digits[:2]) * 3600 + int(digits[2:]) * 60)
+    return value
+
+
+def duration(seconds: float) -> str:
+    """Render a duration the way the seed does: ``4h 30m``, ``45m``, ``12s``, ``2d 3h``."""
+    s = max(0, round(seconds))
+    days, s = divmod(s, 86400)
+    hours, s = divmod(s, 3600)
+    minutes, s = divmod(s, 60)
+    if days:
+        return f"{days}d {hours}h" if hours else f"{days}d"
+    if hours:
+        return f"{hours}h {minutes}m" if minutes else f"{hours}h"
+    if minutes:
+        return f"{minutes}m {s}s" if s and minutes < 10 else f"{minutes}m"
+    return f"{s}s"
+
+
+_DUR = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*", re.IGNORECASE)
+_UNIT = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
+
+
+def parse_duration(text: str) -> float:
+    """Parse ``90``, ``90s``, ``10m``, ``1h``, ``1h 30m`` into seconds. Raises ValueError."""
+    pos, total, text = 0, 0.0, text.strip()
+    if not text:
+        raise ValueError("empty duration")
+    while pos < len(text):
+        m = _DUR.match(text, pos)
+        if m is None or m.end() == pos:
+            raise ValueError(f"not a duration: {text!r} (use e.g. 90, 90s, 10m, 1h)")
+        unit = m.group(2).lower() if m.group(2) else None
+        total += float(m.group(1)) * _UNIT[unit]
+        pos = m.end()
+    return total

@@ -1,0 +1,72 @@
+"""Task dependencies: a DAG with cycle refusal, readiness, and blocking on failure (SPEC 4)."""
+
+from __future__ import annotations
+
+from .errors import DependencyCycle
+from .models import BLOCKED, COMPLETE, FINISHED_STATES, Task
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping
+
+
+def check_acyclic(new_id: str, depends_on: Iterable[str], tasks: Mapping[str, Task]) -> None:
+    """Refuse ``new_id -> depends_on`` if it would close a cycle through existing tasks (which a
+    person may have hand-edited into any shape). The error names the whole cycle."""
+    parent: dict[str, str] = {}  # node -> the node that depends on it (for the message)
+    stack: list[str] = []
+    for dep in depends_on:
+        if dep not in parent:
+            parent[dep] = new_id
+            stack.append(dep)
+    while stack:
+        tid = stack.pop()
+        if tid == new_id:
+            chain, node = [new_id], parent[new_id]
+            while node != new_id:
+                chain.append(node)
+                node = parent[node]
+            chain.append(new_id)
+            raise DependencyCycle("dependency cycle: " + " -> ".join(reversed(chain)), task=new_id)
+        task = tasks.get(tid)
+        for nxt in task.depends_on if task is not None else ():
+            if nxt not in parent:
+                parent[nxt] = tid
+                stack.append(nxt)
+
+
+def unmet(task: Task, states: Mapping[str, str]) -> list[str]:
+    """Dependencies of ``task`` that are not complete. A dependency no longer on the board counts
+    as complete: only finished tasks are archived, and a failed one blocks its dependents first."""
+    return [d for d in task.depends_on if states.get(d, COMPLETE) != COMPLETE]
+
+
+def failed_dependency(task: Task, states: Mapping[str, str]) -> str | None:
+    for dep in task.depends_on:
+        state = states.get(dep)
+        if state in FINISHED_STATES and state != COMPLETE:
+            return dep
+    return None
+
+
+def dependents_closure(root: str, tasks: Iterable[Task]) -> list[str]:
+    """Every task that depends on ``root`` directly or transitively, not yet finished."""
+    children: dict[str, list[str]] = {}
+    live: set[str] = set()
+    for t in tasks:
+        for dep in t.depends_on:
+            children.setdefault(dep, []).append(t.id)
+        if not t.finished and t.status != BLOCKED:
+            live.add(t.id)
+    out: list[str] = []
+    stack = list(children.get(root, ()))
+    seen: set[str] = set()
+    while stack:
+        tid = stack.pop()
+        if tid in seen:
+            continue
+        seen.add(tid)
+        if tid in live:
+            out.append(tid)
+        stack.extend(children.get(tid, ()))
+    return out

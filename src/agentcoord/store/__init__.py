@@ -1,0 +1,1 @@
+"""Storage: the interface the domain logic uses (:mod:`.base`) and its backends."""

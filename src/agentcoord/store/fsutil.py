@@ -1,0 +1,160 @@
+"""Durable atomic writes and ``flock(2)`` locks for the markdown backend (SPEC section 3).
+
+Writes go to a hidden temp file in the same directory, are fsynced, renamed over the target with
+``os.replace`` and the directory is fsynced: a reader sees the old file or the new one, never half
+of one, and a crash at any point leaves at most an orphaned ``.*.tmp-*`` file for ``cleanup``.
+
+Locks are ``flock(2)`` on files in ``.locks/`` that writers never replace, so the shell's
+``flock(1)`` interoperates and a crashed holder leaves no lock (the kernel drops it with the fd).
+A lock file may be unlinked by maintenance; :meth:`FileLock.acquire` re-checks after locking that
+the path still names the inode it locked, so a deleted lock can never be "held" by two processes.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import os
+import random
+import time
+
+from ..errors import BackendUnavailable, LockTimeout
+
+TMP_MARK = ".tmp-"
+FILE_MODE = 0o644
+DIR_MODE = 0o755
+_O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+_O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+_O_DIRECTORY = getattr(os, "O_DIRECTORY", 0)
+
+
+def tmp_name(path: str) -> str:
+    head, tail = os.path.split(path)
+    return os.path.join(head, f".{tail}{TMP_MARK}{os.getpid()}-{random.getrandbits(32):08x}")
+
+
+def fsync_dir(directory: str) -> None:
+    fd = os.open(directory or ".", os.O_RDONLY | _O_DIRECTORY | _O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def atomic_write(path: str, data: str | bytes, *, durable: bool = True) -> None:
+    """Replace ``path`` with ``data`` atomically; raise :class:`BackendUnavailable` on I/O errors
+    (disk full, read-only file system, permissions) with the previous file left intact."""
+    raw = data.encode("utf-8") if isinstance(data, str) else data
+    tmp = tmp_name(path)
+    try:
+        fd = os.open(
+            tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_NOFOLLOW | _O_CLOEXEC, FILE_MODE
+        )
+        try:
+            view = memoryview(raw)
+            while view:
+                written = os.write(fd, view)
+                view = view[written:]
+            if durable:
+                os.fsync(fd)
+        finally:
+            os.close(fd)
+        # rename(2) replaces a symlink at ``path`` rather than writing through it.
+        os.replace(tmp, path)
+        if durable:
+            fsync_dir(os.path.dirname(path))
+    except OSError as exc:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise BackendUnavailable(
+            f"cannot write {path}: {exc.strerror or exc}", path=path, errno=exc.errno
+        ) from exc
+
+
+def read_text(path: str) -> str | None:
+    """The file's text, or None when it does not exist. Invalid UTF-8 is replaced, not fatal:
+    the parser then reports what it cannot read with a line number."""
+    try:
+        with open(path, "rb") as fh:
+            raw = fh.read()
+    except FileNotFoundError:
+        return None
+    except IsADirectoryError:
+        raise BackendUnavailable(f"{path} is a directory, expected a file", path=path) from None
+    except OSError as exc:
+        raise BackendUnavailable(f"cannot read {path}: {exc.strerror}", path=path) from exc
+    return raw.decode("utf-8", errors="replace")
+
+
+def ensure_dir(path: str) -> None:
+    try:
+        os.makedirs(path, mode=DIR_MODE, exist_ok=True)
+    except OSError as exc:
+        raise BackendUnavailable(f"cannot create {path}: {exc.strerror}", path=path) from exc
+
+
+class FileLock:
+    """An exclusive ``flock(2)`` on ``path`` (created if needed), with a timeout.
+
+    Contention is resolved by polling with a short randomised back-off: a blocking ``flock`` cannot
+    time out without signals, which a library must not use.
+    """
+
+    __slots__ = ("_fd", "path", "timeout")
+
+    def __init__(self, path: str, timeout: float = 10.0) -> None:
+        self.path = path
+        self.timeout = timeout
+        self._fd = -1
+
+    def acquire(self) -> None:
+        deadline = time.monotonic() + self.timeout
+        delay = 0.0002
+        while True:
+            fd = self._open()
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                if time.monotonic() >= deadline:
+                    raise LockTimeout(
+                        f"timed out after {self.timeout:g}s waiting for lock {self.path}",
+                        path=self.path,
+                    ) from None
+                time.sleep(delay * (0.5 + random.random()))
+                delay = min(delay * 2, 0.01)
+                continue
+            except OSError as exc:
+                os.close(fd)
+                raise BackendUnavailable(f"cannot lock {self.path}: {exc.strerror}") from exc
+            # The file may have been unlinked (and perhaps recreated) between open and flock.
+            try:
+                same = os.path.samestat(os.fstat(fd), os.stat(self.path))
+            except FileNotFoundError:
+                same = False
+            if same:
+                self._fd = fd
+                return
+            os.close(fd)
+
+    def _open(self) -> int:
+        try:
+            return os.open(self.path, os.O_RDWR | os.O_CREAT | _O_NOFOLLOW | _O_CLOEXEC, FILE_MODE)
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                raise BackendUnavailable(f"refusing to follow symlink at lock {self.path}") from exc
+            raise BackendUnavailable(f"cannot open lock {self.path}: {exc.strerror}") from exc
+
+    def release(self) -> None:
+        if self._fd >= 0:
+            fd, self._fd = self._fd, -1
+            os.close(fd)  # closing drops the flock
+
+    def __enter__(self) -> FileLock:
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()

@@ -1,0 +1,271 @@
+"""The markdown backend: one human-readable file per record in ``.claude/coordination/``.
+
+Every change is a locked read-modify-write: ``flock`` the record's lock file in ``.locks/``, read
+and parse the file, apply the domain's function, render, and atomically replace the file. A file
+that does not parse is reported (:class:`CorruptData`, ``path:line: reason``) and never written.
+
+Event logs, cursors and the change feed live in :mod:`.md_events` and :mod:`.md_watch`.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+from ..errors import AlreadyExists, Conflict, CorruptData, NotFound
+from .base import Store
+from .fsutil import FileLock, atomic_write, ensure_dir, fsync_dir, read_text
+from .md_events import EventFiles
+from .md_watch import WatchFiles
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable
+    from typing import Any
+
+    from ..models import Agent, ContextDoc, Task
+    from .base import AgentFn, TaskFn
+
+LOCKS = ".locks"
+STATE = ".state"
+ARCHIVE = "archive"
+
+
+class MarkdownStore(EventFiles, WatchFiles, Store):
+    """Records as seed-format markdown files in ``root`` (the coordination directory)."""
+
+    def __init__(
+        self,
+        root: str,
+        *,
+        durable: bool = True,
+        lock_timeout: float = 10.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.root = os.path.abspath(root)
+        self.location = self.root
+        self.durable = durable
+        self.lock_timeout = lock_timeout
+        self.clock = clock
+        self._dirs_ready = False
+
+    # -- paths and primitives ---------------------------------------------------------------
+    def path(self, name: str) -> str:
+        return os.path.join(self.root, name)
+
+    def lock(self, name: str) -> FileLock:
+        if not self._dirs_ready:
+            ensure_dir(os.path.join(self.root, LOCKS))
+            self._dirs_ready = True
+        return FileLock(os.path.join(self.root, LOCKS, name + ".lock"), self.lock_timeout)
+
+    def write(self, name: str, text: str) -> None:
+        atomic_write(self.path(name), text, durable=self.durable)
+
+    def _load(self, name: str, parse: Callable[[str, str], Any]) -> Any:
+        path = self.path(name)
+        text = read_text(path)
+        if text is None:
+            return None
+        return parse(text, path)
+
+    def _update(
+        self,
+        name: str,
+        parse: Callable[[str, str], Any],
+        render: Callable[[Any], str],
+        fn: Callable[[Any], Any],
+    ) -> Any:
+        with self.lock(name):
+            current = self._load(name + ".md", parse)
+            new = fn(current)
+            if new is None:  # "no change"; a mutated-and-returned record is still written
+                return current
+            self.write(name + ".md", render(new))
+            return new
+
+    def _scan(
+        self,
+        prefix: str,
+        parse: Callable[[str, str], Any],
+        errors: list[CorruptData] | None,
+    ) -> list[Any]:
+        out: list[Any] = []
+        try:
+            entries = os.scandir(self.root)
+        except FileNotFoundError:
+            return out
+        with entries:
+            names = sorted(
+                e.name for e in entries if e.name.startswith(prefix) and e.name.endswith(".md")
+            )
+        for name in names:
+            try:
+                record = self._load(name, parse)
+            except CorruptData as exc:
+                if errors is not None:
+                    errors.append(exc)
+                continue
+            if record is not None:
+                out.append(record)
+        return out
+
+    def _archive(
+        self, name: str, parse: Callable[[str, str], Any], check: Callable[[Any], bool]
+    ) -> bool:
+        with self.lock(name):
+            record = self._load(name + ".md", parse)
+            if record is None or not check(record):
+                return False
+            archive = self.path(ARCHIVE)
+            ensure_dir(archive)
+            target = os.path.join(archive, name + ".md")
+            if os.path.exists(target):  # keep both: an id can be reused after archiving
+                stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(self.clock()))
+                target = os.path.join(archive, f"{name}-{stamp}.md")
+            os.replace(self.path(name + ".md"), target)
+            if self.durable:
+                fsync_dir(archive)
+                fsync_dir(self.root)
+            return True
+
+    # -- tasks ------------------------------------------------------------------------------
+    def _render_task(self, task: Task) -> str:
+        from ..codec.task import render_task
+
+        return render_task(task, self.clock())
+
+    def get_task(self, task_id: str) -> Task:
+        from ..codec.task import parse_task
+
+        task: Task | None = self._load(f"task-{task_id}.md", parse_task)
+        if task is None:
+            raise NotFound(f"no task {task_id!r} in {self.root}", task=task_id)
+        return task
+
+    def list_tasks(
+        self,
+        *,
+        statuses: Iterable[str] | None = None,
+        errors: list[CorruptData] | None = None,
+    ) -> list[Task]:
+        from ..codec.task import parse_task
+
+        tasks: list[Task] = self._scan("task-", parse_task, errors)
+        if statuses is not None:
+            wanted = frozenset(statuses)
+            tasks = [t for t in tasks if t.status in wanted]
+        return tasks
+
+    def create_task(self, task: Task) -> None:
+        from ..codec.task import parse_task
+
+        name = f"task-{task.id}"
+
+        def create(current: Task | None) -> Task:
+            if current is not None:
+                raise AlreadyExists(f"task {task.id!r} already exists", task=task.id)
+            return task
+
+        with self.lock(name):
+            if os.path.lexists(self.path(name + ".md")):
+                self._load(name + ".md", parse_task)  # corrupt files are reported, not replaced
+                raise AlreadyExists(f"task {task.id!r} already exists", task=task.id)
+            self.write(name + ".md", self._render_task(create(None)))
+
+    def update_task(self, task_id: str, fn: TaskFn) -> Task:
+        from ..codec.task import parse_task
+
+        def apply(current: Task | None) -> Task | None:
+            if current is None:
+                raise NotFound(f"no task {task_id!r} in {self.root}", task=task_id)
+            return fn(current)
+
+        task: Task = self._update(f"task-{task_id}", parse_task, self._render_task, apply)
+        return task
+
+    def archive_task(self, task_id: str, check: Callable[[Task], bool]) -> bool:
+        from ..codec.task import parse_task
+
+        return self._archive(f"task-{task_id}", parse_task, check)
+
+    def next_id(self, kind: str) -> int:
+        ensure_dir(self.path(STATE))
+        name = f"counter-{kind}"
+        with self.lock(name):
+            path = os.path.join(STATE, name)
+            text = read_text(self.path(path))
+            try:
+                value = int(text.strip()) if text and text.strip() else 0
+            except ValueError:
+                raise CorruptData(self.path(path), 1, "counter is not a number") from None
+            value += 1
+            atomic_write(self.path(path), f"{value}\n", durable=self.durable)
+            return value
+
+    # -- agents -----------------------------------------------------------------------------
+    def get_agent(self, name: str) -> Agent:
+        from ..codec.agent import parse_agent
+
+        agent: Agent | None = self._load(f"agent-{name}.md", parse_agent)
+        if agent is None:
+            raise NotFound(f"no agent {name!r} in {self.root}", agent=name)
+        return agent
+
+    def list_agents(self, *, errors: list[CorruptData] | None = None) -> list[Agent]:
+        from ..codec.agent import parse_agent
+
+        agents: list[Agent] = self._scan("agent-", parse_agent, errors)
+        return agents
+
+    def update_agent(self, name: str, fn: AgentFn) -> Agent | None:
+        from ..codec.agent import parse_agent, render_agent
+
+        agent: Agent | None = self._update(
+            f"agent-{name}", parse_agent, lambda a: render_agent(a, self.clock()), fn
+        )
+        return agent
+
+    def archive_agent(self, name: str, check: Callable[[Agent], bool]) -> bool:
+        from ..codec.agent import parse_agent
+
+        return self._archive(f"agent-{name}", parse_agent, check)
+
+    # -- context ----------------------------------------------------------------------------
+    def put_context(self, doc: ContextDoc) -> None:
+        from ..codec.context import parse_context, render_context
+
+        def put(current: ContextDoc | None) -> ContextDoc:
+            if current is not None and (current.project, current.domain) != (
+                doc.project,
+                doc.domain,
+            ):
+                raise Conflict(
+                    f"context-{doc.project}-{doc.domain}.md already holds project "
+                    f"{current.project!r}, domain {current.domain!r}; choose other names"
+                )
+            return doc
+
+        self._update(f"context-{doc.project}-{doc.domain}", parse_context, render_context, put)
+
+    def get_context(self, project: str, domain: str) -> ContextDoc:
+        from ..codec.context import parse_context
+
+        doc: ContextDoc | None = self._load(f"context-{project}-{domain}.md", parse_context)
+        if doc is None or (doc.project, doc.domain) != (project, domain):
+            raise NotFound(f"no context for project {project!r}, domain {domain!r}")
+        return doc
+
+    def list_contexts(self, *, errors: list[CorruptData] | None = None) -> list[ContextDoc]:
+        from ..codec.context import parse_context
+
+        docs: list[ContextDoc] = self._scan("context-", parse_context, errors)
+        return docs
+
+    # -- documents --------------------------------------------------------------------------
+    def put_document(self, name: str, text: str) -> None:
+        with self.lock(name):
+            self.write(name + ".md", text)
+
+    def get_document(self, name: str) -> str | None:
+        return read_text(self.path(name + ".md"))
