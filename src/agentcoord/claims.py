@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from typing import Any
 
     from .api import Coordinator
-    from .models import Task
+    from .models import Task, TaskHead
     from .store.base import Store
 
 
@@ -32,7 +32,7 @@ def natural_key(task_id: str) -> tuple[Any, ...]:
     return tuple(int(p) if p.isdigit() else p for p in _NATURAL.split(task_id))
 
 
-def order_key(task: Task) -> tuple[Any, ...]:
+def order_key(task: Task | TaskHead) -> tuple[Any, ...]:
     """Claim order: highest priority first, then oldest, then id."""
     return (-task.priority, task.created_at, natural_key(task.id))
 
@@ -66,9 +66,9 @@ class Claims:
             assert task is not None
             return task
         candidates = [
-            t
-            for t in self.store.list_tasks(statuses=(PENDING, ASSIGNED, IN_PROGRESS))
-            if project is None or t.project == project
+            h
+            for h in self.store.list_task_heads(statuses=(PENDING, ASSIGNED, IN_PROGRESS))
+            if project is None or h.project == project
         ]
         candidates.sort(key=order_key)
         now = self.coord.now()
@@ -176,7 +176,7 @@ class Claims:
     def renew_all(self, agent: str) -> list[Task]:
         """Renew every live lease ``agent`` holds (called by heartbeats)."""
         renewed = []
-        for cand in self.store.list_tasks(statuses=[IN_PROGRESS]):
+        for cand in self.store.list_task_heads(statuses=[IN_PROGRESS]):
             if cand.agent != agent:
                 continue
 
@@ -197,7 +197,7 @@ class Claims:
         """Take back every expired lease (pending with attempts + 1, or failed). Returns the
         tasks it changed."""
         changed = []
-        for cand in self.store.list_tasks(statuses=[IN_PROGRESS]):
+        for cand in self.store.list_task_heads(statuses=[IN_PROGRESS]):
             if not cand.lease_expired(self.coord.now()):
                 continue
             outcome: dict[str, Any] = {}
@@ -229,7 +229,7 @@ class Claims:
         self.coord.agents.on_task_change(task, agent)
 
     def _block_dependents(self, failed: Task) -> None:
-        everything = self.store.list_tasks()
+        everything = self.store.list_task_heads()
         for dep_id in deps.dependents_closure(failed.id, everything):
 
             def fn(task: Task) -> Task | None:

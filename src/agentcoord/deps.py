@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from .errors import DependencyCycle
-from .models import BLOCKED, COMPLETE, FINISHED_STATES, Task
+from .models import BLOCKED, COMPLETE, FINISHED_STATES, Task, TaskHead
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
 
 
-def check_acyclic(new_id: str, depends_on: Iterable[str], tasks: Mapping[str, Task]) -> None:
+def check_acyclic(
+    new_id: str, depends_on: Iterable[str], tasks: Mapping[str, Task | TaskHead]
+) -> None:
     """Refuse ``new_id -> depends_on`` if it would close a cycle through existing tasks (which a
     person may have hand-edited into any shape). The error names the whole cycle."""
     parent: dict[str, str] = {}  # node -> the node that depends on it (for the message)
@@ -35,7 +37,7 @@ def check_acyclic(new_id: str, depends_on: Iterable[str], tasks: Mapping[str, Ta
                 stack.append(nxt)
 
 
-def unmet(task: Task, states: Mapping[str, str]) -> list[str]:
+def unmet(task: Task | TaskHead, states: Mapping[str, str]) -> list[str]:
     """Dependencies of ``task`` that are not complete. A dependency no longer on the board counts
     as complete: only finished tasks are archived, and a failed one blocks its dependents first."""
     return [d for d in task.depends_on if states.get(d, COMPLETE) != COMPLETE]
@@ -49,14 +51,14 @@ def failed_dependency(task: Task, states: Mapping[str, str]) -> str | None:
     return None
 
 
-def dependents_closure(root: str, tasks: Iterable[Task]) -> list[str]:
+def dependents_closure(root: str, tasks: Iterable[Task | TaskHead]) -> list[str]:
     """Every task that depends on ``root`` directly or transitively, not yet finished."""
     children: dict[str, list[str]] = {}
     live: set[str] = set()
     for t in tasks:
         for dep in t.depends_on:
             children.setdefault(dep, []).append(t.id)
-        if not t.finished and t.status != BLOCKED:
+        if t.status not in FINISHED_STATES and t.status != BLOCKED:
             live.add(t.id)
     out: list[str] = []
     stack = list(children.get(root, ()))

@@ -21,6 +21,11 @@ if TYPE_CHECKING:
     from .store.base import Store
 
 
+#: The agent file's progress figures are refreshed by a progress report only when the task had
+#: not been updated for this long; ownership changes and heartbeats always refresh the view.
+VIEW_REFRESH = 5.0
+
+
 class HolderUpdates:
     """Mixin of :class:`~agentcoord.tasks.TaskBoard`."""
 
@@ -61,9 +66,12 @@ class HolderUpdates:
             total = number(total, "total", minimum=1e-9)
         msg = text(message, "message") if message is not None else None
 
+        refresh = [False]
+
         def fn(task: Task) -> Task:
             now = self.coord.now()
             leases.check_holder(task, agent, now, epoch)
+            refresh[0] = task.updated_at is None or now - task.updated_at >= VIEW_REFRESH
             if current is not None:
                 tot = total if total is not None else task.progress_total
                 if tot is None:
@@ -88,7 +96,8 @@ class HolderUpdates:
             return task
 
         task = self.store.update_task(task_id, fn)
-        self.coord.agents.on_task_change(task, agent, progress_only=True)
+        if refresh[0]:  # rapid progress loops skip the agent-file write (and its imports)
+            self.coord.agents.on_task_change(task, agent, progress_only=True)
         return task
 
     def log(self, task_id: str, message: str, *, agent: str, epoch: int | None = None) -> Task:

@@ -221,6 +221,78 @@ class Task(_Record):
         return cls(data["id"], data["title"], **kwargs)
 
 
+class TaskHead(_Record):
+    """The fields that decide claim order and listing filters, without the body of the task.
+
+    Backends can serve heads from an index (a stat-validated cache on files, state sets on
+    Redis) so that ``claim`` and ``list --status`` need not read every task."""
+
+    __slots__ = (
+        "agent",
+        "created_at",
+        "depends_on",
+        "id",
+        "lease_expires",
+        "priority",
+        "project",
+        "status",
+        "updated_at",
+    )
+
+    def __init__(
+        self,
+        id: str,
+        status: str,
+        *,
+        priority: int = 0,
+        created_at: float = 0.0,
+        updated_at: float | None = None,
+        agent: str | None = None,
+        project: str | None = None,
+        lease_expires: float | None = None,
+        depends_on: list[str] | None = None,
+    ) -> None:
+        self.id = id
+        self.status = status
+        self.priority = priority
+        self.created_at = created_at
+        self.updated_at = updated_at
+        self.agent = agent
+        self.project = project
+        self.lease_expires = lease_expires
+        self.depends_on = depends_on if depends_on is not None else []
+
+    @classmethod
+    def of(cls, task: Task) -> TaskHead:
+        return cls(
+            task.id,
+            task.status,
+            priority=task.priority,
+            created_at=task.created_at,
+            updated_at=task.updated_at,
+            agent=task.agent,
+            project=task.project,
+            lease_expires=task.lease_expires,
+            depends_on=list(task.depends_on),
+        )
+
+    def lease_expired(self, now: float) -> bool:
+        return (
+            self.status == IN_PROGRESS
+            and self.lease_expires is not None
+            and self.lease_expires <= now
+        )
+
+    def to_list(self) -> list[Any]:
+        return [getattr(self, n) for n in self.__slots__]
+
+    @classmethod
+    def from_list(cls, row: list[Any]) -> TaskHead:
+        values = dict(zip(cls.__slots__, row, strict=True))
+        task_id, status = values.pop("id"), values.pop("status")
+        return cls(task_id, status, **values)
+
+
 def task_summary(task: Task, now: float) -> dict[str, Any]:
     """The compact ``--json`` / MCP shape of a task: what an agent needs, nothing more."""
     out: dict[str, Any] = {

@@ -85,12 +85,9 @@ class TaskBoard(Claims, HolderUpdates):
         if limit is not None and limit < 0:
             raise InvalidInput("limit must be >= 0")
         statuses = _statuses(status)
-        needs_all = ready is not None
-        tasks = self.store.list_tasks(statuses=None if needs_all else statuses, errors=errors)
-        if needs_all:
-            states = {t.id: t.status for t in tasks}
-            if statuses is not None:
-                tasks = [t for t in tasks if t.status in statuses]
+        tasks = self.store.list_tasks(statuses=statuses, errors=errors)
+        if ready is not None:
+            states = {h.id: h.status for h in self.store.list_task_heads()}
             tasks = [t for t in tasks if (not deps.unmet(t, states)) == ready]
         if agent is not None:
             tasks = [t for t in tasks if t.agent == agent]
@@ -170,14 +167,14 @@ class TaskBoard(Claims, HolderUpdates):
             next_steps=steps,
         )
         if dep_ids:
-            existing = {t.id: t for t in self.store.list_tasks()}
+            existing = {h.id: h for h in self.store.list_task_heads()}
             if id is not None:
                 deps.check_acyclic(id, dep_ids, existing)
             missing = [d for d in dep_ids if d not in existing]
             if missing:
                 raise NotFound(f"unknown dependency: {', '.join(missing)}", missing=missing)
             for d in dep_ids:
-                task.dep_titles[d] = existing[d].title
+                task.dep_titles[d] = self.store.get_task(d).title
                 task.dep_states[d] = existing[d].status
             failed = deps.failed_dependency(task, task.dep_states)
             if failed is not None:

@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator
 
     from ..errors import CorruptData
-    from ..models import Agent, ContextDoc, Event, Task
+    from ..models import Agent, ContextDoc, Event, Task, TaskHead
 
     TaskFn = Callable[[Task], "Task | None"]
     AgentFn = Callable[["Agent | None"], "Agent | None"]
@@ -78,6 +78,18 @@ class Store(ABC):
     ) -> list[Task]:
         """Tasks (optionally only those in ``statuses``). Unreadable records are skipped and
         appended to ``errors`` when given (so one bad file never hides the board)."""
+
+    def list_task_heads(
+        self,
+        *,
+        statuses: Iterable[str] | None = None,
+        errors: list[CorruptData] | None = None,
+    ) -> list[TaskHead]:
+        """Like :meth:`list_tasks` but only the fields that order and filter tasks; backends
+        override it to answer from an index without reading every task."""
+        from ..models import TaskHead
+
+        return [TaskHead.of(t) for t in self.list_tasks(statuses=statuses, errors=errors)]
 
     @abstractmethod
     def create_task(self, task: Task) -> None:

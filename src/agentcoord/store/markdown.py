@@ -23,8 +23,9 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
     from typing import Any
 
-    from ..models import Agent, ContextDoc, Task
+    from ..models import Agent, ContextDoc, Task, TaskHead
     from .base import AgentFn, TaskFn
+    from .md_index import TaskIndex
 
 LOCKS = ".locks"
 STATE = ".state"
@@ -136,12 +137,43 @@ class MarkdownStore(EventFiles, WatchFiles, Store):
         return render_task(task, self.clock())
 
     def get_task(self, task_id: str) -> Task:
-        from ..codec.task import parse_task
-
-        task: Task | None = self._load(f"task-{task_id}.md", parse_task)
+        task = self._load_task_file(f"task-{task_id}.md")
         if task is None:
             raise NotFound(f"no task {task_id!r} in {self.root}", task=task_id)
         return task
+
+    @staticmethod
+    def _parse_task(text: str, path: str) -> Task:
+        from ..codec.task import parse_task
+
+        task = parse_task(text, path)
+        expected = os.path.basename(path)[len("task-") : -len(".md")]
+        if task.id != expected:
+            raise CorruptData(
+                path, 1, f"file name says task {expected!r} but **Task ID** is {task.id!r}"
+            )
+        return task
+
+    def _load_task_file(self, name: str) -> Task | None:
+        task: Task | None = self._load(name, self._parse_task)
+        return task
+
+    def _task_index(self) -> TaskIndex:
+        from .md_index import TaskIndex
+
+        return TaskIndex(self.root, self.path(STATE))
+
+    def list_task_heads(
+        self,
+        *,
+        statuses: Iterable[str] | None = None,
+        errors: list[CorruptData] | None = None,
+    ) -> list[TaskHead]:
+        wanted = frozenset(statuses) if statuses is not None else None
+        heads, _ = self._task_index().scan(
+            self._load_task_file, errors, wanted
+        )
+        return [head for _, head in heads]
 
     def list_tasks(
         self,
@@ -149,17 +181,25 @@ class MarkdownStore(EventFiles, WatchFiles, Store):
         statuses: Iterable[str] | None = None,
         errors: list[CorruptData] | None = None,
     ) -> list[Task]:
-        from ..codec.task import parse_task
-
-        tasks: list[Task] = self._scan("task-", parse_task, errors)
-        if statuses is not None:
-            wanted = frozenset(statuses)
-            tasks = [t for t in tasks if t.status in wanted]
+        wanted = frozenset(statuses) if statuses is not None else None
+        heads, parsed = self._task_index().scan(
+            self._load_task_file, errors, wanted
+        )
+        tasks: list[Task] = []
+        for name, _ in heads:
+            task = parsed.get(name)
+            if task is None:
+                try:
+                    task = self._load_task_file(name)
+                except CorruptData as exc:  # changed since the scan, and now unreadable
+                    if errors is not None:
+                        errors.append(exc)
+                    continue
+            if task is not None and (wanted is None or task.status in wanted):
+                tasks.append(task)
         return tasks
 
     def create_task(self, task: Task) -> None:
-        from ..codec.task import parse_task
-
         name = f"task-{task.id}"
 
         def create(current: Task | None) -> Task:
@@ -169,25 +209,23 @@ class MarkdownStore(EventFiles, WatchFiles, Store):
 
         with self.lock(name):
             if os.path.lexists(self.path(name + ".md")):
-                self._load(name + ".md", parse_task)  # corrupt files are reported, not replaced
+                self._load(
+                    name + ".md", self._parse_task
+                )  # corrupt files are reported, not replaced
                 raise AlreadyExists(f"task {task.id!r} already exists", task=task.id)
             self.write(name + ".md", self._render_task(create(None)))
 
     def update_task(self, task_id: str, fn: TaskFn) -> Task:
-        from ..codec.task import parse_task
-
         def apply(current: Task | None) -> Task | None:
             if current is None:
                 raise NotFound(f"no task {task_id!r} in {self.root}", task=task_id)
             return fn(current)
 
-        task: Task = self._update(f"task-{task_id}", parse_task, self._render_task, apply)
+        task: Task = self._update(f"task-{task_id}", self._parse_task, self._render_task, apply)
         return task
 
     def archive_task(self, task_id: str, check: Callable[[Task], bool]) -> bool:
-        from ..codec.task import parse_task
-
-        return self._archive(f"task-{task_id}", parse_task, check)
+        return self._archive(f"task-{task_id}", self._parse_task, check)
 
     def next_id(self, kind: str) -> int:
         ensure_dir(self.path(STATE))

@@ -1,0 +1,119 @@
+"""A stat-validated index of task heads for the markdown backend.
+
+Listing 10,000 task files must not mean parsing 10,000 files (SPEC section 8: ``claim`` and
+``list --status`` within 150 ms). The files stay the only truth: this index caches each file's
+:class:`~agentcoord.models.TaskHead` keyed by ``(mtime_ns, size, inode)``; a file whose stat
+differs is re-read. Every write replaces the file (new inode), so a changed file can never
+match a stale entry. The cache file is rewritten (without fsync: losing it costs one slow scan)
+whenever a scan found changes; concurrent rewrites are harmless because every entry is
+re-validated by the next reader.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+from ..errors import CorruptData
+from ..models import TaskHead
+from .fsutil import atomic_write, ensure_dir
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
+
+    from ..models import Task
+
+INDEX_VERSION = 1
+_STATUS = 3 + TaskHead.__slots__.index("status")  # position of the status in a cached row
+#: Re-parsing a few changed files is cheaper than rewriting a large index after every write.
+REWRITE_AFTER = 32
+
+
+class TaskIndex:
+    """Heads of the ``task-*.md`` files in ``root``, cached in ``state_dir``."""
+
+    def __init__(self, root: str, state_dir: str) -> None:
+        self.root = root
+        self.state_dir = state_dir
+        self.path = os.path.join(state_dir, "index-task.json")
+
+    def _load(self) -> dict[str, list[Any]]:
+        try:
+            with open(self.path, "rb") as fh:
+                data = json.loads(fh.read())
+        except (OSError, ValueError):
+            return {}
+        if not isinstance(data, dict) or data.get("version") != INDEX_VERSION:
+            return {}
+        entries = data.get("entries")
+        return entries if isinstance(entries, dict) else {}
+
+    def scan(
+        self,
+        parse: Callable[[str], Task | None],
+        errors: list[CorruptData] | None,
+        statuses: frozenset[str] | None = None,
+    ) -> tuple[list[tuple[str, TaskHead]], dict[str, Task]]:
+        """(file name, head) of every readable task file in one of ``statuses`` (all if None),
+        plus the tasks it had to parse, so that nothing is parsed twice.
+
+        ``parse(name)`` reads and parses one file (None if it vanished)."""
+        cache = self._load()
+        fresh: dict[str, list[Any]] = {}
+        heads: list[tuple[str, TaskHead]] = []
+        parsed: dict[str, Task] = {}
+        changed = 0
+        try:
+            entries = os.scandir(self.root)
+        except FileNotFoundError:
+            return heads, parsed
+        with entries:
+            for entry in entries:
+                name = entry.name
+                if not (name.startswith("task-") and name.endswith(".md")):
+                    continue
+                try:
+                    st = entry.stat(follow_symlinks=False)
+                except FileNotFoundError:
+                    continue
+                key = [st.st_mtime_ns, st.st_size, st.st_ino]
+                row = cache.get(name)
+                if row is not None and row[:3] == key and len(row) > _STATUS:
+                    fresh[name] = row
+                    if statuses is not None and row[_STATUS] not in statuses:
+                        continue  # most rows: filtered without building an object
+                    try:
+                        heads.append((name, TaskHead.from_list(row[3:])))
+                        continue
+                    except (TypeError, ValueError):
+                        del fresh[name]
+                changed += 1
+                try:
+                    task = parse(name)
+                except CorruptData as exc:
+                    if errors is not None:
+                        errors.append(exc)
+                    continue
+                if task is None:
+                    continue
+                head = TaskHead.of(task)
+                fresh[name] = key + head.to_list()
+                if statuses is None or head.status in statuses:
+                    heads.append((name, head))
+                    parsed[name] = task
+        stale = changed + max(0, len(cache) - len(fresh))
+        if stale > min(REWRITE_AFTER, len(fresh) // 100) or (stale and len(fresh) < 1000):
+            self._save(fresh)
+        return heads, parsed
+
+    def _save(self, entries: dict[str, list[Any]]) -> None:
+        try:
+            ensure_dir(self.state_dir)
+            payload = json.dumps(
+                {"version": INDEX_VERSION, "entries": entries}, separators=(",", ":")
+            )
+            atomic_write(self.path, payload, durable=False)
+        except Exception:  # a cache that cannot be written only costs speed
+            pass

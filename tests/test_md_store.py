@@ -1,0 +1,122 @@
+"""Markdown-backend specifics: the head index, file/id agreement, atomic writes, locks."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from agentcoord import errors
+from agentcoord.api import Coordinator
+from agentcoord.store import fsutil
+from agentcoord.store.md_index import TaskIndex
+from agentcoord.workspace import Workspace
+
+
+def test_index_sees_hand_edits_deletions_and_corruption(coord: Coordinator, workspace: Workspace) -> None:
+    for i in range(5):
+        coord.tasks.create(f"t{i}", id=f"t{i}")
+    assert len(coord.store.list_task_heads(statuses=["pending"])) == 5
+    root = Path(workspace.root)
+    # A person marks one complete by hand (same size edits still change mtime/inode).
+    p = root / "task-t1.md"
+    p.write_text(p.read_text().replace("**Status**: pending", "**Status**: complete"))
+    (root / "task-t2.md").unlink()
+    bad = root / "task-t3.md"
+    bad.write_text(bad.read_text().replace("**Status**: pending", "**Status**: ???"))
+    errs: list[errors.CorruptData] = []
+    heads = coord.store.list_task_heads(statuses=["pending"], errors=errs)
+    assert sorted(h.id for h in heads) == ["t0", "t4"]
+    assert [e.path for e in errs] == [str(bad)]
+    assert [t.id for t in coord.store.list_tasks(statuses=["complete"])] == ["t1"]
+
+
+def test_index_file_is_only_a_cache(coord: Coordinator, workspace: Workspace) -> None:
+    coord.tasks.create("a", id="a")
+    coord.store.list_task_heads()
+    index = Path(workspace.root) / ".state" / "index-task.json"
+    assert index.exists()
+    index.write_text("garbage{")
+    assert [h.id for h in coord.store.list_task_heads()] == ["a"]
+    index.unlink()
+    assert [h.id for h in coord.store.list_task_heads()] == ["a"]
+
+
+def test_big_index_tolerates_few_stale_entries(tmp_path: Path) -> None:
+    calls: list[str] = []
+    root = tmp_path / "ws"
+    root.mkdir()
+    coord = Coordinator.open(str(root))
+    for i in range(60):
+        coord.tasks.create(f"t{i}", id=f"t{i}")
+    coord.store.list_task_heads()  # builds the index
+    index = TaskIndex(str(root), str(root / ".state"))
+    heads, _ = index.scan(lambda n: calls.append(n), None)  # type: ignore[func-returns-value]
+    assert len(heads) == 60 and calls == []
+    coord.tasks.claim("t5", agent="x")
+    heads, parsed = index.scan(coord.store._load_task_file, None, frozenset({"in_progress"}))  # type: ignore[attr-defined]
+    assert [h.id for _, h in heads] == ["t5"]
+    assert list(parsed) == ["task-t5.md"]
+
+
+def test_file_name_must_match_task_id(coord: Coordinator, workspace: Workspace) -> None:
+    coord.tasks.create("a", id="a")
+    root = Path(workspace.root)
+    (root / "task-b.md").write_text((root / "task-a.md").read_text())
+    with pytest.raises(errors.CorruptData, match="file name says task 'b'"):
+        coord.tasks.get("b")
+
+
+def test_atomic_write_replaces_symlink_instead_of_following(tmp_path: Path) -> None:
+    outside = tmp_path / "outside.txt"
+    outside.write_text("precious")
+    link = tmp_path / "task-x.md"
+    link.symlink_to(outside)
+    fsutil.atomic_write(str(link), "new")
+    assert outside.read_text() == "precious"
+    assert not link.is_symlink() and link.read_text() == "new"
+
+
+def test_files_are_not_world_writable(coord: Coordinator, workspace: Workspace) -> None:
+    coord.tasks.create("a", id="a")
+    for path in Path(workspace.root).rglob("*"):
+        assert not os.stat(path).st_mode & stat.S_IWOTH, path
+
+
+def test_write_failure_leaves_previous_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    target = tmp_path / "f.md"
+    target.write_text("old")
+
+    def boom(fd: int) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(fsutil.os, "fsync", boom)
+    with pytest.raises(errors.BackendUnavailable, match="No space left"):
+        fsutil.atomic_write(str(target), "new")
+    assert target.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["f.md"]
+
+
+def test_lock_interoperates_with_flock_and_times_out(tmp_path: Path) -> None:
+    path = str(tmp_path / "x.lock")
+    with open(path, "w") as held:
+        fcntl.flock(held.fileno(), fcntl.LOCK_EX)
+        with pytest.raises(errors.LockTimeout) as info:
+            fsutil.FileLock(path, timeout=0.2).acquire()
+        assert info.value.exit_code == 5
+    with fsutil.FileLock(path, timeout=0.2):
+        pass
+
+
+def test_lock_survives_unlink_race(tmp_path: Path) -> None:
+    path = str(tmp_path / "x.lock")
+    first = fsutil.FileLock(path)
+    first.acquire()
+    os.unlink(path)  # maintenance removed it while held: a new lock must not "share" it
+    second = fsutil.FileLock(path, timeout=0.2)
+    second.acquire()  # locks the new inode: allowed, the old one is unreachable
+    second.release()
+    first.release()
