@@ -9,10 +9,16 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 
-import tests._shim  # noqa  TEMP
 from agentcoord.api import Coordinator
 from agentcoord.workspace import Config, Workspace, init_workspace
+
+from .redis_server import RedisServer, redis_server_fixture
+
+# Hypothesis deadlines are wall-clock assertions: on shared 2-core machines they only flake.
+settings.register_profile("agentcoord", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("agentcoord")
 
 T0 = 1_760_000_000.0  # 2025-10-09T08:53:20Z
 
@@ -36,7 +42,15 @@ def clock() -> FakeClock:
     return FakeClock()
 
 
-BACKENDS = ["markdown"]
+BACKENDS = ["markdown", "redis"]
+
+#: One throw-away redis-server per test session (per xdist worker); each test gets its own
+#: workspace name inside it, so tests never see each other's keys.
+redis_server = redis_server_fixture("redis_server")
+
+
+#: For tests of one backend's specifics: ``@MARKDOWN_ONLY`` on a test that uses ``coord``.
+MARKDOWN_ONLY = pytest.mark.parametrize("backend", ["markdown"], indirect=True)
 
 
 @pytest.fixture(params=BACKENDS)
@@ -51,11 +65,24 @@ def workspace(tmp_path: Path) -> Workspace:
 
 
 @pytest.fixture
-def coord(backend: str, workspace: Workspace, clock: FakeClock) -> Iterator[Coordinator]:
+def coord(
+    backend: str, workspace: Workspace, clock: FakeClock, request: pytest.FixtureRequest
+) -> Iterator[Coordinator]:
     """A Coordinator on a fresh workspace of each backend, driven by a fake clock."""
-    from agentcoord.store.markdown import MarkdownStore
+    from agentcoord.store.base import Store
 
-    store = MarkdownStore(workspace.root, durable=False, clock=clock)
+    store: Store
+    if backend == "redis":
+        import uuid
+
+        from agentcoord.store.redis_store import RedisStore
+
+        server: RedisServer = request.getfixturevalue("redis_server")
+        store = RedisStore(server.url, workspace=f"t-{uuid.uuid4().hex[:12]}", clock=clock)
+    else:
+        from agentcoord.store.markdown import MarkdownStore
+
+        store = MarkdownStore(workspace.root, durable=False, clock=clock)
     c = Coordinator(store, config=Config(), workspace=workspace, clock=clock)
     yield c
     c.close()

@@ -69,12 +69,13 @@ def test_four_processes_500_progress_updates_lose_nothing(workspace: Workspace) 
 def test_lease_expiring_mid_run_refuses_old_holder(workspace: Workspace) -> None:
     coord = Coordinator.open(workspace.root)
     coord.tasks.create("contested", id="c1")
-    old = spawn("stall", workspace.root, "old", "c1", "0.5")
+    old = spawn("stall", workspace.root, "old", "c1", "3")
     # Wait until the old holder has claimed and written, then take over after expiry.
     import time
 
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 120
     while coord.tasks.get("c1").metrics.get("writer") != "old":
+        assert old.poll() is None, old.communicate()
         assert time.monotonic() < deadline
         time.sleep(0.02)
     while True:
@@ -109,12 +110,18 @@ def test_kill_9_mid_write_leaves_parseable_files_and_no_lock(workspace: Workspac
     import time
 
     rng = random.Random(7)
-    for _ in range(8):
-        proc = spawn("churn", workspace.root, "victim")
-        time.sleep(0.15 + rng.random() * 0.3)
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=30)
     root = Path(workspace.root)
+    for round_ in range(8):
+        proc = spawn("churn", workspace.root, f"victim{round_}")
+        # Kill only once it is writing (start-up is slow on a loaded machine), at a random point.
+        deadline = time.monotonic() + 120
+        while not any(root.glob(f".locks/agent-victim{round_}.lock")):
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        time.sleep(rng.random() * 0.2)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.communicate(timeout=30)
     tasks = list(root.glob("task-*.md"))
     assert tasks, "the churn worker wrote nothing"
     for path in tasks:

@@ -15,8 +15,13 @@ from agentcoord.store import fsutil
 from agentcoord.store.md_index import TaskIndex
 from agentcoord.workspace import Workspace
 
+from .conftest import MARKDOWN_ONLY
 
-def test_index_sees_hand_edits_deletions_and_corruption(coord: Coordinator, workspace: Workspace) -> None:
+
+@MARKDOWN_ONLY
+def test_index_sees_hand_edits_deletions_and_corruption(
+    coord: Coordinator, workspace: Workspace
+) -> None:
     for i in range(5):
         coord.tasks.create(f"t{i}", id=f"t{i}")
     assert len(coord.store.list_task_heads(statuses=["pending"])) == 5
@@ -34,6 +39,7 @@ def test_index_sees_hand_edits_deletions_and_corruption(coord: Coordinator, work
     assert [t.id for t in coord.store.list_tasks(statuses=["complete"])] == ["t1"]
 
 
+@MARKDOWN_ONLY
 def test_index_file_is_only_a_cache(coord: Coordinator, workspace: Workspace) -> None:
     coord.tasks.create("a", id="a")
     coord.store.list_task_heads()
@@ -54,7 +60,7 @@ def test_big_index_tolerates_few_stale_entries(tmp_path: Path) -> None:
         coord.tasks.create(f"t{i}", id=f"t{i}")
     coord.store.list_task_heads()  # builds the index
     index = TaskIndex(str(root), str(root / ".state"))
-    heads, _ = index.scan(lambda n: calls.append(n), None)  # type: ignore[func-returns-value]
+    heads, _ = index.scan(calls.append, None)  # type: ignore[arg-type]
     assert len(heads) == 60 and calls == []
     coord.tasks.claim("t5", agent="x")
     heads, parsed = index.scan(coord.store._load_task_file, None, frozenset({"in_progress"}))  # type: ignore[attr-defined]
@@ -62,6 +68,7 @@ def test_big_index_tolerates_few_stale_entries(tmp_path: Path) -> None:
     assert list(parsed) == ["task-t5.md"]
 
 
+@MARKDOWN_ONLY
 def test_file_name_must_match_task_id(coord: Coordinator, workspace: Workspace) -> None:
     coord.tasks.create("a", id="a")
     root = Path(workspace.root)
@@ -80,13 +87,16 @@ def test_atomic_write_replaces_symlink_instead_of_following(tmp_path: Path) -> N
     assert not link.is_symlink() and link.read_text() == "new"
 
 
+@MARKDOWN_ONLY
 def test_files_are_not_world_writable(coord: Coordinator, workspace: Workspace) -> None:
     coord.tasks.create("a", id="a")
     for path in Path(workspace.root).rglob("*"):
         assert not os.stat(path).st_mode & stat.S_IWOTH, path
 
 
-def test_write_failure_leaves_previous_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_write_failure_leaves_previous_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     target = tmp_path / "f.md"
     target.write_text("old")
 

@@ -39,11 +39,14 @@ def progress_loop(root: str, agent: str, task_id: str, n: int, key: str) -> dict
 
 
 def hold_then_stall(root: str, agent: str, task_id: str, lease: float) -> dict[str, object]:
-    """Claim with a short lease, write, stall past the lease, then try to write again."""
+    """Claim with a short lease, write, stall until another agent has taken the task over
+    (the lease expired meanwhile), then try to write again."""
     coord = Coordinator.open(root)
     task = coord.tasks.claim(task_id, agent=agent, lease_seconds=lease)
     coord.tasks.progress(task_id, agent=agent, percent=10, metrics={"writer": agent})
-    time.sleep(lease * 3)
+    deadline = time.monotonic() + 120
+    while coord.tasks.get(task_id).agent == agent and time.monotonic() < deadline:
+        time.sleep(0.05)
     outcome = "accepted"
     try:
         coord.tasks.progress(task_id, agent=agent, percent=99, metrics={"writer": agent})

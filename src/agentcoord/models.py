@@ -8,8 +8,6 @@ shape, the MCP shape and the Redis encoding. The markdown encoding lives in :mod
 
 from __future__ import annotations
 
-import copy as _copy
-
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any, Literal
@@ -50,7 +48,9 @@ class _Record:  # noqa: PLW1641 - mutable records are deliberately unhashable
         return f"{type(self).__name__}({inner})"
 
     def copy(self: Any) -> Any:
-        return _copy.deepcopy(self)
+        import copy  # rarely needed; kept off the start-up path
+
+        return copy.deepcopy(self)
 
 
 class LogLine(_Record):

@@ -15,7 +15,6 @@ from __future__ import annotations
 import errno
 import fcntl
 import os
-import random
 import time
 
 from ..errors import BackendUnavailable, LockTimeout
@@ -30,7 +29,7 @@ _O_DIRECTORY = getattr(os, "O_DIRECTORY", 0)
 
 def tmp_name(path: str) -> str:
     head, tail = os.path.split(path)
-    return os.path.join(head, f".{tail}{TMP_MARK}{os.getpid()}-{random.getrandbits(32):08x}")
+    return os.path.join(head, f".{tail}{TMP_MARK}{os.getpid()}-{os.urandom(4).hex()}")
 
 
 def fsync_dir(directory: str) -> None:
@@ -123,7 +122,7 @@ class FileLock:
                         f"timed out after {self.timeout:g}s waiting for lock {self.path}",
                         path=self.path,
                     ) from None
-                time.sleep(delay * (0.5 + random.random()))
+                time.sleep(delay * (0.5 + os.urandom(1)[0] / 255))  # jitter; no `random` import
                 delay = min(delay * 2, 0.01)
                 continue
             except OSError as exc:

@@ -1,0 +1,233 @@
+"""Event logs and consumer cursors of the Redis backend, on Redis Streams.
+
+Per channel ``C`` (all under the workspace's hash tag):
+
+- ``events:C:seq``      the channel's sequence counter (a string holding an integer);
+- ``events:C:live``     a stream of the newest ``keep`` events;
+- ``events:C:archive``  a stream of every older event (rotation moves entries here, never drops);
+- ``events:C:cursors``  a hash: consumer name -> the last seq it consumed;
+- ``channels``          a set of channel names.
+
+An event with sequence number ``N`` has the stream id ``N-1``, so seq order is stream order in
+both streams and ``XRANGE`` from ``{after+1}-0`` finds "everything after ``after``" in O(log n).
+The entry holds one field, ``e``: the event's JSON without its seq (the id carries it).
+
+Appending is one Lua script, so seq assignment, ``XADD``, rotation and the change hint are one
+atomic step: two writers can never interleave, a reader never sees a seq twice or a gap, and a
+rotation never loses an entry. Cursors move forward only, also in a script.
+"""
+
+from __future__ import annotations
+
+from ..errors import CorruptData, InvalidInput
+from .redis_conn import RedisBase
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+    from redis.commands.core import Script
+
+    from ..models import Event
+
+# KEYS: seq, live, archive, channels, op.  ARGV: keep, channel, op ttl (ms), pub/sub channel,
+# hint, then one (seq, json) pair per event; seq "0" means "assign the next one", anything else
+# is an explicit seq (imports) that must be larger than every seq stored so far.
+# Returns the last seq written, or -1 (with nothing written) if an explicit seq is too small.
+_APPEND = """
+local done = redis.call('GET', KEYS[5])
+if done then return tonumber(done) end
+local cur = tonumber(redis.call('GET', KEYS[1]) or '0')
+if cur == 0 then
+  -- a lost counter must not restart numbering below what the streams already hold
+  for _, k in ipairs({KEYS[2], KEYS[3]}) do
+    local top = redis.call('XREVRANGE', k, '+', '-', 'COUNT', 1)
+    if #top > 0 then
+      local s = tonumber(string.match(top[1][1], '^(%d+)-'))
+      if s > cur then cur = s end
+    end
+  end
+end
+local check = cur
+for i = 6, #ARGV, 2 do
+  local s = tonumber(ARGV[i])
+  if s ~= 0 then
+    if s <= check then return -1 end
+    check = s
+  else
+    check = check + 1
+  end
+end
+for i = 6, #ARGV, 2 do
+  local s = tonumber(ARGV[i])
+  if s == 0 then cur = cur + 1 else cur = s end
+  redis.call('XADD', KEYS[2], string.format('%d-1', cur), 'e', ARGV[i + 1])
+end
+redis.call('SET', KEYS[1], string.format('%d', cur))
+local keep = tonumber(ARGV[1])
+local len = redis.call('XLEN', KEYS[2])
+if len > keep then
+  local old = redis.call('XRANGE', KEYS[2], '-', '+', 'COUNT', len - keep)
+  for _, entry in ipairs(old) do
+    redis.call('XADD', KEYS[3], entry[1], unpack(entry[2]))
+  end
+  redis.call('XTRIM', KEYS[2], 'MAXLEN', keep)
+end
+redis.call('SADD', KEYS[4], ARGV[2])
+redis.call('SET', KEYS[5], string.format('%d', cur), 'PX', ARGV[3])
+redis.call('PUBLISH', ARGV[4], ARGV[5])
+return cur
+"""
+
+# KEYS: cursors.  ARGV: consumer, seq.  Returns the cursor after the call, -1 if it is corrupt.
+_ADVANCE = """
+local raw = redis.call('HGET', KEYS[1], ARGV[1])
+local cur = 0
+if raw then
+  cur = tonumber(raw)
+  if cur == nil then return -1 end
+end
+local new = tonumber(ARGV[2])
+if new > cur then
+  redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+  return new
+end
+return cur
+"""
+
+
+class RedisEvents(RedisBase):
+    """Event logs and cursors for :class:`~.redis_store.RedisStore`."""
+
+    _scripts: dict[str, Script]
+
+    def _script(self, name: str, source: str) -> Script:
+        script = self._scripts.get(name)
+        if script is None:  # registered lazily: EVALSHA first, EVAL on NOSCRIPT (redis-py)
+            script = self._scripts[name] = self._client.register_script(source)
+        return script
+
+    def _event_key(self, channel: str, part: str) -> str:
+        return self._key("events", channel, part)
+
+    def append_events(self, channel: str, events: list[Event], *, keep: int) -> list[Event]:
+        return self._write_events(channel, events, keep=keep, explicit=False)
+
+    def import_events(self, channel: str, events: list[Event], *, keep: int) -> list[Event]:
+        """Append events *keeping their seq* (``coord migrate``): each must be larger than the
+        channel's last seq and than the one before it, else :class:`InvalidInput`, nothing
+        written. Gaps are allowed; later :meth:`append_events` continue after the largest."""
+        return self._write_events(channel, events, keep=keep, explicit=True)
+
+    def _write_events(
+        self, channel: str, events: list[Event], *, keep: int, explicit: bool
+    ) -> list[Event]:
+        if keep < 0:
+            raise InvalidInput(f"keep must be >= 0, not {keep}")
+        if not events:
+            return []
+        args: list[Any] = [keep, channel, self.op_ttl_ms, self._changes]
+        args.append(self._hint("event", "created", channel))
+        for event in events:
+            data = event.to_dict()
+            del data["seq"]  # the stream id carries it
+            data["channel"] = channel
+            data["fields"] = [list(pair) for pair in event.fields]  # keeps order and repeats
+            args += [event.seq if explicit else 0, self._dumps(data)]
+        op_key = self._key("op", self._token())
+        keys = [
+            self._event_key(channel, "seq"),
+            self._event_key(channel, "live"),
+            self._event_key(channel, "archive"),
+            self._key("channels"),
+            op_key,
+        ]
+        script = self._script("append", _APPEND)
+        # The op key makes a retry after a lost reply return the first run's result.
+        last = int(self._call(lambda: script(keys=keys, args=args)))
+        if last < 0:
+            raise InvalidInput(
+                f"events for channel {channel!r} must have increasing seqs above "
+                f"{self.last_seq(channel)}"
+            )
+        out: list[Event] = []
+        first = last - len(events) + 1
+        for i, event in enumerate(events):
+            copy: Event = event.copy()
+            copy.channel = channel
+            copy.seq = event.seq if explicit else first + i
+            out.append(copy)
+        return out
+
+    def read_events(self, channel: str, *, after: int = 0, limit: int | None = None) -> list[Event]:
+        if limit is not None and limit <= 0:
+            return []
+        start = f"{max(after, 0) + 1}-0"
+        archive_key = self._event_key(channel, "archive")
+        live_key = self._event_key(channel, "live")
+
+        def read() -> list[Any]:
+            # One MULTI: a rotation cannot move entries between the two reads.
+            with self._client.pipeline(transaction=True) as pipe:
+                pipe.xrange(archive_key, start, "+", count=limit)
+                pipe.xrange(live_key, start, "+", count=limit)
+                result: list[Any] = pipe.execute()
+                return result
+
+        archived, live = self._call(read)
+        out: list[Event] = []
+        last = after
+        for key, entries in ((archive_key, archived), (live_key, live)):
+            for entry_id, fields in entries:
+                seq = int(entry_id.split("-", 1)[0])
+                if seq <= last:  # defensive: never deliver a seq twice
+                    continue
+                raw = fields.get("e") if isinstance(fields, dict) else None
+                if raw is None:
+                    raise CorruptData(f"{key}#{entry_id}", 1, "stream entry has no event")
+                data = self._decode(f"{key}#{entry_id}", raw, dict)
+                data["seq"] = seq
+                data.setdefault("channel", channel)
+                out.append(self._decode_event(f"{key}#{entry_id}", data))
+                last = seq
+        return out if limit is None else out[:limit]
+
+    def _decode_event(self, where: str, data: dict[str, Any]) -> Event:
+        from ..models import Event
+
+        try:
+            return Event.from_dict(data)
+        except (ValueError, KeyError, TypeError) as exc:
+            raise CorruptData(where, 1, f"unreadable event: {exc!r}") from None
+
+    def last_seq(self, channel: str) -> int:
+        key = self._event_key(channel, "seq")
+        raw = self._call(lambda: self._client.get(key))
+        return self._int(key, raw)
+
+    def list_channels(self) -> list[str]:
+        names = self._call(lambda: self._client.smembers(self._key("channels")))
+        return sorted(names)
+
+    def get_cursor(self, channel: str, consumer: str) -> int:
+        key = self._event_key(channel, "cursors")
+        raw = self._call(lambda: self._client.hget(key, consumer))
+        return self._int(f"{key}#{consumer}", raw)
+
+    def advance_cursor(self, channel: str, consumer: str, seq: int) -> int:
+        key = self._event_key(channel, "cursors")
+        script = self._script("advance", _ADVANCE)
+        # Idempotent (a maximum), so a retry after a lost reply is harmless.
+        cursor = int(self._call(lambda: script(keys=[key], args=[consumer, int(seq)])))
+        if cursor < 0:
+            raise CorruptData(f"{key}#{consumer}", 1, "cursor is not a number")
+        return cursor
+
+    @staticmethod
+    def _int(where: str, raw: Any) -> int:
+        if raw is None:
+            return 0
+        try:
+            return int(raw)
+        except ValueError:
+            raise CorruptData(where, 1, f"not a number: {raw!r}") from None
