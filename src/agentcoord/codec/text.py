@@ -84,8 +84,20 @@ def json_block(data: object) -> str:
     ``sed -n '/```json/,/```/p'`` recipe cannot be cut short by a value."""
     import json
 
-    body = json.dumps(data, indent=2, ensure_ascii=False).replace("`", "\\u0060")
+    body = json.dumps(data, indent=2, ensure_ascii=False)
+    # These only occur inside JSON strings, where the \u escape is equivalent; raw, they would
+    # end the sed range early (backtick) or split the line for some readers (U+0085/2028/2029).
+    for raw, escaped in _JSON_ESCAPES:
+        body = body.replace(raw, escaped)
     return f"```json\n{body}\n```"
+
+
+_JSON_ESCAPES = (
+    ("`", "\\u0060"),
+    ("\x85", "\\u0085"),
+    ("\u2028", "\\u2028"),
+    ("\u2029", "\\u2029"),
+)
 
 
 # --------------------------------------------------------------------------- parsing ------------

@@ -15,9 +15,10 @@ get / list             read + parse ``task-{id}.md``;       ``GET`` of a JSON va
                        list = scan with a stat-keyed cache   per-state ``SET`` index
 update(key, fn)        ``flock`` ``.locks/task-{id}``, read, ``WATCH`` key, read, ``MULTI`` write
                        fn, atomic replace, unlock           + index moves, ``EXEC``; retry
-create                 lock, refuse if the file exists      ``SET NX`` (in the same transaction)
-append_events          lock the channel, append, rotate     ``INCR`` seq + ``XADD`` (Lua)
-cursors                ``.cursors/{channel}.json`` locked   ``HSET`` under ``WATCH``
+create                 lock, refuse if the file exists      Lua: check, ``SET``, index, publish
+append_events          lock the channel, append, rotate     Lua: ``INCR`` seq, ``XADD``, trim to
+                                                            an archive stream
+cursors                ``.state/cursors-{channel}.json``    Lua: forward-only ``HSET``
 =====================  ===================================  ====================================
 
 ``fn`` passed to an update may be called more than once (optimistic backends retry it on a
@@ -32,7 +33,7 @@ from abc import ABC, abstractmethod
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable, Iterator
+    from collections.abc import Callable, Generator, Iterable
 
     from ..errors import CorruptData
     from ..models import Agent, ContextDoc, Event, Task, TaskHead
@@ -47,7 +48,7 @@ class Change:
     __slots__ = ("action", "key", "kind")
 
     def __init__(self, kind: str, key: str, action: str) -> None:
-        self.kind = kind  # task | agent | event | context | metrics
+        self.kind = kind  # task | agent | event | context | metrics | store
         self.key = key  # task id, agent name, channel, "project-domain"
         self.action = action  # created | changed | archived | removed
 
@@ -165,8 +166,12 @@ class Store(ABC):
 
     # -- change feed ------------------------------------------------------------------------
     @abstractmethod
-    def watch(self, *, timeout: float | None = None) -> Iterator[list[Change]]:
-        """Yield batches of change hints as they happen (until ``timeout`` of silence, if set)."""
+    def watch(self, *, timeout: float | None = None) -> Generator[list[Change], None, None]:
+        """Yield batches of change hints as they happen (until ``timeout`` of silence, if set).
+
+        Changes after the call are never missed, so "watch, then read, then iterate" is safe.
+        ``close()`` the generator to stop watching. Besides record kinds, a backend may yield
+        ``Change("store", "*", "reconnected")`` after a connection loss: re-read everything."""
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections and file handles."""

@@ -19,7 +19,7 @@ from .redis_conn import RedisBase
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Generator
     from typing import Any
 
     PubSub = Any  # redis.client.PubSub, untyped in redis-py
@@ -35,7 +35,7 @@ class RedisWatch(RedisBase):
     socket_timeout: float
     _pubsubs: list[PubSub]
 
-    def watch(self, *, timeout: float | None = None) -> Iterator[list[Change]]:
+    def watch(self, *, timeout: float | None = None) -> Generator[list[Change], None, None]:
         pubsub = self._client.pubsub()
         self._pubsubs.append(pubsub)
         try:
@@ -65,7 +65,7 @@ class RedisWatch(RedisBase):
         conn.disconnect()
         conn.connect()  # redis-py's connect callback re-sends SUBSCRIBE
 
-    def _follow(self, pubsub: PubSub, timeout: float | None) -> Iterator[list[Change]]:
+    def _follow(self, pubsub: PubSub, timeout: float | None) -> Generator[list[Change], None, None]:
         from redis.exceptions import ConnectionError, TimeoutError
 
         try:
