@@ -10,7 +10,7 @@ chatty progress loop costs one write, not two.
 from __future__ import annotations
 
 from . import breaker
-from .errors import InvalidInput, NotFound
+from .errors import BreakerOpen, InvalidInput, NotFound
 from .models import AGENT_STATES, COMPLETE, FAILED, IN_PROGRESS, Agent, Task
 from .names import check_name
 
@@ -107,7 +107,7 @@ class Agents:
         self,
         *,
         status: str | None = None,
-        min_workload: int | None = None,
+        min_workload: object = None,
         include_retired: bool = False,
         errors: list[CorruptData] | None = None,
     ) -> list[Agent]:
@@ -184,19 +184,27 @@ class Agents:
         workload: object = None,
         note: str | None = None,
     ) -> tuple[Agent, TaskList]:
-        """Record a sign of life, optionally status/workload/note, and renew the agent's leases.
-        Returns the agent and the tasks whose leases were renewed."""
+        """Record a sign of life, optionally status/workload/note, and renew the agent's leases
+        (refreshing their progress in the agent file's view in the same write). Returns the
+        agent and the tasks whose leases were renewed."""
         check_name(name, "agent name")
         new_status = _status(status) if status is not None else None
         load = _workload(workload) if workload is not None else None
         text = self._note(note)
+        unknown = f"unknown agent {name!r}: run 'coord agent register {name}' first"
+        try:
+            self.store.get_agent(name)  # an unknown agent renews nothing
+        except NotFound:
+            raise NotFound(unknown, agent=name) from None
+        renewed = self.coord.tasks.renew_all(name)
         now = self.coord.now()
 
         def fn(agent: Agent | None) -> Agent:
             if agent is None:
-                raise NotFound(
-                    f"unknown agent {name!r}: run 'coord agent register {name}' first", agent=name
-                )
+                raise NotFound(unknown, agent=name)
+            fresh = {t.id: active_entry(t, now) for t in renewed}
+            agent.active = [fresh.pop(str(e.get("id")), e) for e in agent.active]
+            agent.active.extend(fresh.values())
             agent.last_seen = now
             if new_status is not None:
                 agent.status = new_status
@@ -210,7 +218,6 @@ class Agents:
 
         agent = self.store.update_agent(name, fn)
         assert agent is not None
-        renewed = self.coord.tasks.renew_all(name)
         return agent, renewed
 
     def retire(self, name: str) -> Agent:
@@ -247,6 +254,12 @@ class Agents:
             return
 
         def to_half_open(current: Agent | None) -> Agent | None:
+            if current is not None and current.breaker_state == "half_open":
+                # A concurrent claim of this agent moved it first: the trial is taken.
+                raise BreakerOpen(
+                    f"circuit breaker of {name} is half-open: its one trial claim is taken",
+                    agent=name,
+                )
             if current is None or current.breaker_state != "open":
                 return None
             breaker.check_claim(current, self.coord.now(), cooldown, bool(current.active))
@@ -330,9 +343,11 @@ class Agents:
         return names
 
     # -- routing ------------------------------------------------------------------------------
-    def assign_auto(self, task_id: str) -> Task:
-        """Assign ``task_id`` to the healthy, least-loaded agent with a closed breaker."""
+    def assign_auto(self, task_id: str, *, capability: str | None = None) -> Task:
+        """Assign ``task_id`` to the healthy, least-loaded agent with a closed breaker (see
+        :mod:`agentcoord.routing`; :class:`NotFound` says why when none qualifies)."""
         from .routing import pick_agent
 
-        name = pick_agent(self.coord)
+        self.coord.tasks.get(task_id)  # an unknown task is reported as such, before routing
+        name = pick_agent(self.coord, capability=capability)
         return self.coord.tasks.assign(task_id, name)

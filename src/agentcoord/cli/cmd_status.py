@@ -1,0 +1,87 @@
+"""``coord status``: one screen with agents (monitor class), tasks by state and alerts.
+
+``--json`` prints the object documented in :mod:`agentcoord.status` (``time``, ``agents``,
+``attention``, ``tasks``, ``total_tasks``, ``alerts``), with ``agents`` and ``alerts`` cut to
+``--limit`` (``"more_agents"``/``"more_alerts"`` count what was cut). Exit 0: status reports; use
+``coord monitor`` for an exit code that says "attention needed".
+"""
+
+from __future__ import annotations
+
+from ..errors import InvalidInput
+from .base import dispatch
+from .output import table
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import argparse
+    from collections.abc import Sequence
+    from typing import Any
+
+    from . import Globals
+    from .base import Context, Parser
+
+DEFAULT_LIMIT = 20
+
+
+def run(command: str, argv: Sequence[str], g: Globals) -> int:
+    return dispatch("status", argv, g, _build, "Agents, tasks by state and alerts, on one screen.")
+
+
+def _build(parser: Parser) -> None:
+    parser.add_argument(
+        "--limit", type=int, default=DEFAULT_LIMIT, help=f"rows per part (default {DEFAULT_LIMIT})"
+    )
+    parser.set_defaults(handler=_status)
+
+
+def render(data: dict[str, Any]) -> str:
+    from ..clock import duration
+
+    out = [f"coord status at {data['time']}", ""]
+    agents = data["agents"]
+    out.append(f"agents ({len(agents) + data.get('more_agents', 0)}):")
+    if agents:
+        rows = []
+        for row in agents:
+            silence = row["silence"]
+            rows.append(
+                {
+                    **row,
+                    "silence": duration(silence) if silence is not None else "never",
+                    "tasks": row["active"],
+                }
+            )
+        cols = ["agent", "class", "silence", "status", "workload", "breaker", "tasks"]
+        out.extend("  " + line for line in table(rows, cols).splitlines())
+    else:
+        out.append("  none registered")
+    if data.get("more_agents"):
+        out.append(f"  ... {data['more_agents']} more (coord monitor)")
+    out.append("")
+    counts = [f"{state} {n}" for state, n in data["tasks"].items() if n]
+    out.append(f"tasks ({data['total_tasks']}): " + (", ".join(counts) if counts else "none"))
+    out.append("")
+    alerts = data["alerts"]
+    total = len(alerts) + data.get("more_alerts", 0)
+    out.append(f"alerts ({total}):" if total else "alerts: none")
+    out.extend(f"  ! {a['message']}" for a in alerts)
+    if data.get("more_alerts"):
+        out.append(f"  ... {data['more_alerts']} more (coord status --limit N)")
+    return "\n".join(out)
+
+
+def _status(ctx: Context, ns: argparse.Namespace) -> int:
+    from ..status import summary
+
+    if ns.limit < 0:
+        raise InvalidInput("--limit must be >= 0")
+    data = summary(ctx.coord)
+    if ns.limit:
+        for key in ("agents", "alerts"):
+            extra = len(data[key]) - ns.limit
+            if extra > 0:
+                data[key] = data[key][: ns.limit]
+                data[f"more_{key}"] = extra
+    ctx.emit(data, lambda: render(data))
+    return 0
