@@ -207,3 +207,15 @@ def test_real_process_and_python_m(workspace: Workspace) -> None:
     assert json.loads(proc.stdout)["status"] == "pending"
     proc = subprocess.run([*COORD, "--help"], env=env, capture_output=True, text=True, check=False)
     assert proc.returncode == 0 and "task" in proc.stdout
+
+
+def test_assign_auto_with_capability(run) -> None:  # type: ignore[no-untyped-def]
+    run("agent", "register", "gpu-box", "--capability", "gpu")
+    run("agent", "register", "cpu-box")
+    run("task", "create", "train", "--id", "t1")
+    code, out, _ = run("--json", "task", "assign", "t1", "--auto", "--capability", "gpu")
+    assert code == 0
+    assert json.loads(out)["agent"] == "gpu-box"
+    code, _, err = run("--json", "task", "assign", "t1", "cpu-box", "--capability", "gpu")
+    assert code == 2
+    assert json.loads(err)["error"]["code"] == "invalid_input"

@@ -74,7 +74,7 @@ def recent_entry(task: Task) -> dict[str, Any]:
         "id": task.id,
         "title": task.title,
         "completed": end,
-        "duration": max(0.0, end - start),
+        "duration": max(0, round(end - start)),  # whole seconds, as people read them
         "success": task.status == COMPLETE,
     }
 
@@ -88,7 +88,7 @@ def compute_stats(recent: list[dict[str, Any]]) -> dict[str, Any]:
         "succeeded": succeeded,
         "finished": finished,
         "failed": finished - succeeded,
-        "average_duration": (sum(durations) / finished) if finished else None,
+        "average_duration": round(sum(durations) / finished) if finished else None,
     }
 
 

@@ -88,6 +88,7 @@ def _build(parser: Parser) -> None:
     p.add_argument("id")
     p.add_argument("agent", nargs="?")
     p.add_argument("--auto", action="store_true", help="pick the healthy, least-loaded agent")
+    p.add_argument("--capability", help="with --auto: only agents that declared it")
     p.set_defaults(handler=_assign)
 
     p = sub.add_parser("progress", help="report progress (renews the lease)")
@@ -207,8 +208,10 @@ def _claim(ctx: Context, ns: argparse.Namespace) -> int:
 def _assign(ctx: Context, ns: argparse.Namespace) -> int:
     if ns.auto == (ns.agent is not None):
         raise InvalidInput("coord task assign: give an AGENT or --auto (not both)")
+    if ns.capability and not ns.auto:
+        raise InvalidInput("coord task assign: --capability only applies with --auto")
     if ns.auto:
-        task = ctx.coord.agents.assign_auto(ns.id)
+        task = ctx.coord.agents.assign_auto(ns.id, capability=ns.capability)
     else:
         task = ctx.coord.tasks.assign(ns.id, ns.agent)
     ctx.emit(_summary(ctx, task), _line(task, "assigned"))
