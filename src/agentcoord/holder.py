@@ -55,7 +55,9 @@ class HolderUpdates:
         check_name(task_id, "task id")
         check_name(agent, "agent name")
         if current is None and percent is None and not metrics and message is None:
-            raise InvalidInput("give --current, --percent, a metric or a message")
+            raise InvalidInput(
+                "nothing to report: give current (and total), percent, metrics or a message"
+            )
         if current is not None and percent is not None:
             raise InvalidInput("give either current/total or percent, not both")
         if percent is not None:
