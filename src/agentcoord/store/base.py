@@ -131,6 +131,11 @@ class Store(ABC):
         ``keep`` in the live log (older ones move to the archive, never lost)."""
 
     @abstractmethod
+    def rotate_events(self, channel: str, *, keep: int, dry_run: bool = False) -> int:
+        """Move all but the newest ``keep`` live events to the archive now (``cleanup``);
+        return how many moved (or would move)."""
+
+    @abstractmethod
     def read_events(self, channel: str, *, after: int = 0, limit: int | None = None) -> list[Event]:
         """Events with ``seq > after`` in order, from the archive and the live log."""
 
@@ -163,6 +168,16 @@ class Store(ABC):
 
     @abstractmethod
     def get_document(self, name: str) -> str | None: ...
+
+    # -- maintenance ------------------------------------------------------------------------
+    def remove_orphans(self, *, min_age: float, dry_run: bool = False) -> list[str]:
+        """Remove leftovers of writers that died mid-write, older than ``min_age`` seconds;
+        return their names. Only file-based stores leave any."""
+        return []
+
+    def record_path(self, kind: str, key: str) -> str | None:
+        """Where a person can look at a record (a file path), if the store has one."""
+        return None
 
     # -- change feed ------------------------------------------------------------------------
     @abstractmethod

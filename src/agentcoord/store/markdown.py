@@ -10,11 +10,12 @@ Event logs, cursors and the change feed live in :mod:`.md_events` and :mod:`.md_
 from __future__ import annotations
 
 import os
+import re
 import time
 
 from ..errors import AlreadyExists, Conflict, CorruptData, NotFound
 from .base import Store
-from .fsutil import FileLock, atomic_write, ensure_dir, fsync_dir, read_text
+from .fsutil import TMP_MARK, FileLock, atomic_write, ensure_dir, fsync_dir, read_text
 from .md_events import EventFiles
 from .md_watch import WatchFiles
 
@@ -170,9 +171,7 @@ class MarkdownStore(EventFiles, WatchFiles, Store):
         errors: list[CorruptData] | None = None,
     ) -> list[TaskHead]:
         wanted = frozenset(statuses) if statuses is not None else None
-        heads, _ = self._task_index().scan(
-            self._load_task_file, errors, wanted
-        )
+        heads, _ = self._task_index().scan(self._load_task_file, errors, wanted)
         return [head for _, head in heads]
 
     def list_tasks(
@@ -182,9 +181,7 @@ class MarkdownStore(EventFiles, WatchFiles, Store):
         errors: list[CorruptData] | None = None,
     ) -> list[Task]:
         wanted = frozenset(statuses) if statuses is not None else None
-        heads, parsed = self._task_index().scan(
-            self._load_task_file, errors, wanted
-        )
+        heads, parsed = self._task_index().scan(self._load_task_file, errors, wanted)
         tasks: list[Task] = []
         for name, _ in heads:
             task = parsed.get(name)
@@ -307,3 +304,57 @@ class MarkdownStore(EventFiles, WatchFiles, Store):
 
     def get_document(self, name: str) -> str | None:
         return read_text(self.path(name + ".md"))
+
+    # -- maintenance ------------------------------------------------------------------------
+    def remove_orphans(self, *, min_age: float, dry_run: bool = False) -> list[str]:
+        """Temp files (``.name.tmp-PID-XXXX``) of atomic writes whose writer died: older than
+        ``min_age`` and their pid is gone (a live writer's file is never touched)."""
+        now = time.time()
+        out = []
+        for sub in ("", ARCHIVE, STATE):
+            directory = self.path(sub) if sub else self.root
+            try:
+                entries = list(os.scandir(directory))
+            except (FileNotFoundError, NotADirectoryError):
+                continue
+            for entry in entries:
+                m = _TMP.fullmatch(entry.name)
+                if m is None:
+                    continue
+                try:
+                    st = entry.stat(follow_symlinks=False)
+                except FileNotFoundError:
+                    continue
+                if now - st.st_mtime < min_age or _pid_alive(int(m.group(1))):
+                    continue
+                out.append(entry.path)
+                if not dry_run:
+                    try:
+                        os.unlink(entry.path)
+                    except FileNotFoundError:
+                        pass
+        return sorted(out)
+
+    def record_path(self, kind: str, key: str) -> str | None:
+        pattern = _RECORD_FILES.get(kind)
+        return None if pattern is None else self.path(pattern.format(key))
+
+
+_TMP = re.compile(r"\..+" + re.escape(TMP_MARK) + r"(\d+)-[0-9a-f]+")
+_RECORD_FILES = {
+    "task": "task-{}.md",
+    "agent": "agent-{}.md",
+    "event": "events-{}.md",
+    "context": "context-{}.md",
+    "metrics": "metrics-{}.md",
+}
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: alive
+        return True
+    return True

@@ -105,6 +105,27 @@ class EventFiles:
             self.write(f"events-{channel}.md", text)
         return added
 
+    def rotate_events(self, channel: str, *, keep: int, dry_run: bool = False) -> int:
+        from ..codec.event import render_events
+
+        check_name(channel, "channel")
+        _check_count(keep, "keep")
+        with self.lock(f"events-{channel}"):
+            log = self._live(channel)
+            if log is None or len(log.events) <= keep:
+                return 0
+            old = log.events[: len(log.events) - keep]
+            if dry_run:
+                return len(old)
+            live = log.events[len(old) :]
+            note = self._archive_name(channel, old[-1].time)
+            text = render_events(
+                channel, live, last_seq=log.last_seq, updated=self.clock(), archive=note
+            )
+            self._archive_events(channel, old)  # archive first: a crash duplicates, never loses
+            self.write(f"events-{channel}.md", text)
+            return len(old)
+
     def _archive_name(self, channel: str, when: float) -> str:
         from ..codec.event import day_of
 

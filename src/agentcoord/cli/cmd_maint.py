@@ -1,0 +1,161 @@
+"""``coord stale``, ``coord cleanup`` and ``coord doctor``.
+
+``--json`` shapes:
+
+- ``stale``: ``[{"kind", "key", "status", "updated", "age" (seconds), "age_text", "path"}]``,
+  oldest first (``path`` is null where the store has no files).
+- ``cleanup`` and ``doctor``: ``[{"kind", "key", "what", "detail", "done"}]``, every action
+  taken (``done``: true), planned (``--dry-run``, or ``doctor`` without ``--fix``) or skipped
+  (``what``: ``skip``, with the reason).
+
+Exit codes: 0 ok; ``doctor``: 1 when it found something it did not fix, 6 when a record does not
+parse (never repaired automatically); 2 bad input.
+"""
+
+from __future__ import annotations
+
+from ..errors import InvalidInput
+from .base import dispatch
+from .output import parse_fields, select, table
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import argparse
+    from collections.abc import Sequence
+
+    from ..maintenance import Action
+    from . import Globals
+    from .base import Context, Parser
+
+DEFAULT_LIMIT = 50
+_DONE = {
+    "archive": "archived",
+    "rotate": "rotated",
+    "remove": "removed",
+    "reap": "reaped",
+    "rebuild": "rebuilt view of",
+}
+
+
+def run(command: str, argv: Sequence[str], g: Globals) -> int:
+    builders = {
+        "stale": (_build_stale, "List records not updated for a while (default 1h)."),
+        "cleanup": (
+            _build_cleanup,
+            "Archive finished tasks and silent agents, rotate event logs, remove orphaned "
+            "temp files.",
+        ),
+        "doctor": (_build_doctor, "Check the workspace; --fix repairs what is safe to repair."),
+    }
+    build, text = builders[command]
+    return dispatch(command, argv, g, build, text)
+
+
+def _duration(text: str) -> float:
+    from ..clock import parse_duration
+
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise InvalidInput(f"--max-age: {exc}") from None
+
+
+def _number(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise InvalidInput(f"not a number: {text!r}") from None
+    if not value >= 0 or value == float("inf"):
+        raise InvalidInput(f"must be a finite number >= 0, not {text!r}")
+    return value
+
+
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise InvalidInput(f"not a whole number: {text!r}") from None
+    if value < 0:
+        raise InvalidInput(f"must be >= 0, not {value}")
+    return value
+
+
+def _build_stale(parser: Parser) -> None:
+    parser.add_argument("--max-age", type=_duration, default=3600.0, help="e.g. 30m, 1h (1h)")
+    parser.add_argument(
+        "--limit", type=_count, default=DEFAULT_LIMIT, help=f"default {DEFAULT_LIMIT}"
+    )
+    parser.add_argument("--fields", help="comma-separated fields to show")
+    parser.set_defaults(handler=_stale)
+
+
+def _build_cleanup(parser: Parser) -> None:
+    parser.add_argument("--dry-run", action="store_true", help="list what would be done")
+    parser.add_argument("--stale-hours", type=_number, default=24.0, help="default 24")
+    parser.add_argument(
+        "--keep-events", type=_count, help="events kept per live log (default: keep_events, 100)"
+    )
+    parser.set_defaults(handler=_cleanup)
+
+
+def _build_doctor(parser: Parser) -> None:
+    parser.add_argument("--fix", action="store_true", help="repair (otherwise only report)")
+    parser.set_defaults(handler=_doctor)
+
+
+def _action_line(action: Action) -> str:
+    if action.what == "skip":
+        return f"skipped {action.kind} {action.key}: {action.detail}"
+    if action.what == "corrupt":
+        return f"unreadable {action.kind} record: {action.detail}"
+    verb = _DONE.get(action.what, action.what)
+    if not action.done:
+        verb = f"would {'rebuild view of' if action.what == 'rebuild' else action.what}"
+    return f"{verb} {action.kind} {action.key}: {action.detail}"
+
+
+def _stale(ctx: Context, ns: argparse.Namespace) -> int:
+    found = ctx.coord.maintenance.stale(ns.max_age)
+    shown = found[: ns.limit] if ns.limit else found
+    if len(shown) < len(found):
+        ctx.warn(f"showing {len(shown)} of {len(found)} stale records; use --limit to see more")
+    fields = parse_fields(ns.fields)
+    rows = select((r.to_dict() for r in shown), fields)
+
+    def text() -> str:
+        if not rows:
+            from ..clock import duration
+
+            return f"nothing older than {duration(ns.max_age)}"
+        return table(rows, fields or ["kind", "key", "status", "age_text", "updated", "path"])
+
+    ctx.emit(rows, text)
+    return 0
+
+
+def _cleanup(ctx: Context, ns: argparse.Namespace) -> int:
+    actions = ctx.coord.maintenance.cleanup(
+        dry_run=ns.dry_run, stale_hours=ns.stale_hours, keep_events=ns.keep_events
+    )
+
+    def text() -> str:
+        if not actions:
+            return "nothing to clean up"
+        return "\n".join(_action_line(a) for a in actions)
+
+    ctx.emit([a.to_dict() for a in actions], text)
+    return 0
+
+
+def _doctor(ctx: Context, ns: argparse.Namespace) -> int:
+    actions = ctx.coord.maintenance.doctor(fix=ns.fix)
+
+    def text() -> str:
+        if not actions:
+            return "no problems found"
+        return "\n".join(_action_line(a) for a in actions)
+
+    ctx.emit([a.to_dict() for a in actions], text)
+    if any(a.what == "corrupt" for a in actions):
+        return 6
+    return 1 if any(not a.done for a in actions) else 0

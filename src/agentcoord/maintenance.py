@@ -1,0 +1,312 @@
+"""Housekeeping: ``cleanup``, ``stale`` and ``doctor`` (SPEC section 4, "Maintenance").
+
+Everything here goes through the Store interface, one atomic record operation at a time, and
+every decision is re-checked under the record's lock (``archive_task(id, check)``), so a task
+that was reopened or an agent that came back between the scan and the archive is left alone.
+Each step is reported as an :class:`Action`; ``dry_run`` reports the same list and changes
+nothing.
+
+Backend specifics stay in the stores: ``rotate_events`` moves all but the newest events of a
+channel to the archive, ``remove_orphans`` removes temp files of writers that died (markdown
+only; Redis has none) and ``record_path`` names a record's file for ``stale`` output.
+"""
+
+from __future__ import annotations
+
+from .errors import CorruptData, InvalidInput
+from .models import ASSIGNED, COMPLETE, FINISHED_STATES, IN_PROGRESS, OPEN_STATES, PENDING
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+    from .api import Coordinator
+    from .models import Agent, Task
+
+HOUR = 3600.0
+#: Temp files younger than this may belong to a write in progress on another machine.
+ORPHAN_MIN_AGE = 60.0
+
+
+class Action:
+    """One thing maintenance did (``done``) or would do / could not do (``done`` False).
+
+    ``kind``: task | agent | event | context | file; ``what``: archive | rotate | remove |
+    reap | rebuild | corrupt | skip."""
+
+    __slots__ = ("detail", "done", "key", "kind", "what")
+
+    def __init__(self, kind: str, key: str, what: str, detail: str, *, done: bool) -> None:
+        self.kind = kind
+        self.key = key
+        self.what = what
+        self.detail = detail
+        self.done = done
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "key": self.key,
+            "what": self.what,
+            "detail": self.detail,
+            "done": self.done,
+        }
+
+    def __repr__(self) -> str:
+        return f"Action({self.kind!r}, {self.key!r}, {self.what!r}, done={self.done})"
+
+
+class StaleRecord:
+    """A record not updated for a while (``coord stale``)."""
+
+    __slots__ = ("age", "key", "kind", "path", "status", "updated")
+
+    def __init__(
+        self,
+        kind: str,
+        key: str,
+        updated: float,
+        age: float,
+        *,
+        status: str | None = None,
+        path: str | None = None,
+    ) -> None:
+        self.kind = kind
+        self.key = key
+        self.updated = updated
+        self.age = age
+        self.status = status
+        self.path = path
+
+    def to_dict(self) -> dict[str, Any]:
+        from .clock import duration, iso
+
+        return {
+            "kind": self.kind,
+            "key": self.key,
+            "status": self.status,
+            "updated": iso(self.updated) if self.updated else None,
+            "age": round(self.age),
+            "age_text": duration(self.age),
+            "path": self.path,
+        }
+
+
+def _last_update(task: Task) -> float:
+    return max(task.last_activity(), task.completed_at or 0.0)
+
+
+def _hours(value: float, what: str) -> float:
+    from .validate import number
+
+    return number(value, what)
+
+
+class Maintenance:
+    """Maintenance of a :class:`~agentcoord.api.Coordinator` (``coord.maintenance``)."""
+
+    def __init__(self, coord: Coordinator) -> None:
+        self.coord = coord
+        self.store = coord.store
+
+    # -- cleanup -------------------------------------------------------------------------------
+    def cleanup(
+        self,
+        *,
+        dry_run: bool = False,
+        stale_hours: float = 24.0,
+        keep_events: int | None = None,
+    ) -> list[Action]:
+        """Archive finished tasks and silent agents older than ``stale_hours``, rotate event
+        logs down to ``keep_events`` (default config ``keep_events``), remove orphaned temp
+        files. Returns every action (done, or planned under ``dry_run``) and every skip."""
+        cutoff = self.coord.now() - _hours(stale_hours, "stale hours") * HOUR
+        keep = self.coord.events.keep if keep_events is None else keep_events
+        if isinstance(keep, bool) or not isinstance(keep, int) or keep < 0:
+            raise InvalidInput(f"keep events must be a whole number >= 0, not {keep!r}")
+        actions = self._archive_tasks(cutoff, dry_run)
+        actions += self._archive_agents(cutoff, dry_run)
+        actions += self._rotate(keep, dry_run)
+        actions += self._orphans(dry_run)
+        return actions
+
+    def _archive_tasks(self, cutoff: float, dry_run: bool) -> list[Action]:
+        errors: list[CorruptData] = []
+        finished = self.store.list_tasks(statuses=FINISHED_STATES, errors=errors)
+        actions = [_corrupt("task", e, "skip") for e in errors]
+        # Archived tasks count as complete for their dependents (deps.unmet): a failed or
+        # cancelled one stays while an unfinished task still depends on it.
+        waiting = {
+            dep
+            for head in self.store.list_task_heads(statuses=(PENDING, ASSIGNED, IN_PROGRESS))
+            for dep in head.depends_on
+        }
+
+        def check(task: Task) -> bool:
+            return (
+                task.finished
+                and _last_update(task) <= cutoff
+                and (task.status == COMPLETE or task.id not in waiting)
+            )
+
+        from .clock import iso
+
+        for task in sorted(finished, key=lambda t: (_last_update(t), t.id)):
+            if _last_update(task) > cutoff:
+                continue
+            detail = f"{task.status}, last update {iso(_last_update(task))}"
+            if not check(task):
+                actions.append(
+                    Action(
+                        "task", task.id, "skip", f"{detail}; an open task depends on it", done=False
+                    )
+                )
+                continue
+            done = False if dry_run else self.store.archive_task(task.id, check)
+            if dry_run or done:
+                actions.append(Action("task", task.id, "archive", detail, done=done))
+        return actions
+
+    def _archive_agents(self, cutoff: float, dry_run: bool) -> list[Action]:
+        errors: list[CorruptData] = []
+        agents = self.store.list_agents(errors=errors)
+        actions = [_corrupt("agent", e, "skip") for e in errors]
+        holding: dict[str, str] = {}
+        for head in self.store.list_task_heads(statuses=(IN_PROGRESS,)):
+            if head.agent:
+                holding.setdefault(head.agent, head.id)
+
+        def seen(agent: Agent) -> float:
+            return max(agent.last_seen, agent.registered_at)
+
+        def check(agent: Agent) -> bool:
+            return seen(agent) <= cutoff and not agent.active and agent.name not in holding
+
+        from .clock import iso
+
+        for agent in sorted(agents, key=lambda a: a.name):
+            if seen(agent) > cutoff:
+                continue
+            detail = f"silent since {iso(seen(agent))}" if seen(agent) else "never seen"
+            if not check(agent):
+                held = holding.get(agent.name) or ",".join(str(e.get("id")) for e in agent.active)
+                actions.append(
+                    Action("agent", agent.name, "skip", f"{detail}; holds task {held}", done=False)
+                )
+                continue
+            done = False if dry_run else self.store.archive_agent(agent.name, check)
+            if dry_run or done:
+                actions.append(Action("agent", agent.name, "archive", detail, done=done))
+        return actions
+
+    def _rotate(self, keep: int, dry_run: bool) -> list[Action]:
+        channels = self.store.list_channels()
+        if not channels:
+            return []
+        actions = []
+        for channel in channels:
+            try:
+                moved = self.store.rotate_events(channel, keep=keep, dry_run=dry_run)
+            except CorruptData as exc:
+                actions.append(_corrupt("event", exc, "skip"))
+                continue
+            if moved:
+                detail = f"{moved} event(s) to the archive, keeping the newest {keep}"
+                actions.append(Action("event", channel, "rotate", detail, done=not dry_run))
+        return actions
+
+    def _orphans(self, dry_run: bool, min_age: float = ORPHAN_MIN_AGE) -> list[Action]:
+        names = self.store.remove_orphans(min_age=min_age, dry_run=dry_run)
+        return [
+            Action("file", name, "remove", "orphaned temp file of a dead writer", done=not dry_run)
+            for name in names
+        ]
+
+    # -- stale ---------------------------------------------------------------------------------
+    def stale(self, max_age: float) -> list[StaleRecord]:
+        """Records not updated for ``max_age`` seconds, oldest first: open tasks, agents (not
+        retired), event channels (by their newest event) and context documents."""
+        from .validate import number
+
+        max_age = number(max_age, "max age")
+        now = self.coord.now()
+        found: list[StaleRecord] = []
+
+        def add(kind: str, key: str, updated: float, status: str | None = None) -> None:
+            if now - updated >= max_age:
+                path = self.store.record_path(kind, key)
+                found.append(
+                    StaleRecord(kind, key, updated, now - updated, status=status, path=path)
+                )
+
+        for head in self.store.list_task_heads(statuses=OPEN_STATES):
+            add("task", head.id, max(head.updated_at or 0.0, head.created_at), head.status)
+        for agent in self.store.list_agents():
+            if agent.status != "retired":
+                add("agent", agent.name, max(agent.last_seen, agent.registered_at), agent.status)
+        for channel in self.store.list_channels():
+            last = self.store.last_seq(channel)
+            newest = self.store.read_events(channel, after=max(0, last - 1)) if last else []
+            if newest:
+                add("event", channel, newest[-1].time)
+        for doc in self.store.list_contexts():
+            add("context", f"{doc.project}-{doc.domain}", doc.updated_at)
+        found.sort(key=lambda r: (-r.age, r.kind, r.key))
+        return found
+
+    # -- doctor --------------------------------------------------------------------------------
+    def doctor(self, *, fix: bool = False) -> list[Action]:
+        """Check the workspace: unreadable records (reported, never changed), expired leases
+        (``fix``: reaped), agent views that disagree with the task records (``fix``: rebuilt),
+        orphaned temp files (``fix``: removed). Without ``fix`` nothing is changed."""
+        actions: list[Action] = []
+        errors: list[CorruptData] = []
+        tasks = self.store.list_tasks(errors=errors)
+        actions += [_corrupt("task", e, "corrupt") for e in errors]
+        errors = []
+        agents = self.store.list_agents(errors=errors)
+        actions += [_corrupt("agent", e, "corrupt") for e in errors]
+        errors = []
+        self.store.list_contexts(errors=errors)
+        actions += [_corrupt("context", e, "corrupt") for e in errors]
+        for channel in self.store.list_channels():
+            try:
+                self.store.read_events(channel)
+            except CorruptData as exc:
+                actions.append(_corrupt("event", exc, "corrupt"))
+
+        now = self.coord.now()
+        expired = [t for t in tasks if t.lease_expired(now)]
+        if fix and expired:
+            for task in self.coord.tasks.reap():
+                actions.append(
+                    Action("task", task.id, "reap", f"lease expired -> {task.status}", done=True)
+                )
+        else:
+            for task in expired:
+                detail = f"lease of {task.agent} expired; would go back to pending or fail"
+                actions.append(Action("task", task.id, "reap", detail, done=False))
+
+        holds: dict[str, set[str]] = {}
+        for task in tasks:
+            if task.status == IN_PROGRESS and task.agent:
+                holds.setdefault(task.agent, set()).add(task.id)
+        for agent in agents:
+            shown = {str(e.get("id")) for e in agent.active}
+            truth = holds.get(agent.name, set())
+            if shown == truth:
+                continue
+            detail = (
+                f"view lists {sorted(shown) or 'no tasks'}, task records say "
+                f"{sorted(truth) or 'none'}"
+            )
+            if fix:
+                self.coord.agents.rebuild_views(agent.name)
+            actions.append(Action("agent", agent.name, "rebuild", detail, done=fix))
+
+        actions += self._orphans(dry_run=not fix)
+        return actions
+
+
+def _corrupt(kind: str, exc: CorruptData, what: str) -> Action:
+    return Action(kind, exc.path, what, exc.message, done=False)
