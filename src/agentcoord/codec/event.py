@@ -190,7 +190,7 @@ def parse_events(text: str, path: str, channel: str) -> EventLog:
             if m is None:
                 raise doc.corrupt(no, "expected a '**Field**: value' line")
             # Raw surrounding blanks are a person's typing: rendered values escape their own.
-            key, value = m.group(1).strip(), m.group(2).lstrip()
+            key, value = m.group(1).strip(), m.group(2).strip()
             # The renderer writes Seq and Time first: later fields of those names are the
             # event's own data.
             if not seq_line and key.lower() == "seq":

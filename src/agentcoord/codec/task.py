@@ -29,16 +29,19 @@ from .text import (
 
 NONE = "-"
 _DEP_EMOJI = {"complete": "✅", "failed": "❌", "cancelled": "⛔", "in_progress": "🟡"}
+_MARKS = frozenset([*_DEP_EMOJI.values(), "⏳"])
 _PROGRESS = re.compile(
-    r"(?P<pct>-?[\d.]+(?:e[-+]?\d+)?)%(?:\s*\((?P<cur>-?[\d.e+-]+)/(?P<tot>-?[\d.e+-]+)"
-    r"(?:\s+(?P<unit>[^)]*))?\))?",
+    r"(?P<pct>-?[\d.]+(?:e[-+]?\d+)?)%(?:\s*\((?P<cur>-?[\d.e+-]+)/(?P<tot>-?[\d.e+-]+|\?)"
+    r"(?: (?P<unit>[^)]*))?\))?",
     re.IGNORECASE,
 )
-_DEP = re.compile(
-    r"-\s*(?:(?P<emoji>\S+)\s+)?(?P<title>.*?)\s*\((?P<id>[A-Za-z0-9][A-Za-z0-9._-]{0,63})\)"
-    r"(?:\s*-\s*(?P<status>[A-Za-z_ ]+))?\s*$"
+# The id in parentheses at the end is the truth; the title before it is decoration. Matched from
+# the end (``search`` on a pattern that starts with a literal) so a long line stays linear.
+_DEP_TAIL = re.compile(
+    r"\((?P<id>[A-Za-z0-9][A-Za-z0-9._-]{0,63})\)(?:[ \t]*-[ \t]*(?P<status>[A-Za-z_ ]+))?[ \t]*$"
 )
-_REF = re.compile(r"-\s*(?P<label>.*?):\s*`(?P<ref>.*)`\s*$")
+_REF = re.compile(r"-\s*(?P<label>[^`]*?):\s*`(?P<ref>[^`]*)`\s*$")
+_LEASE = re.compile(r"-?\d+(?:\.\d+)?(?:e[-+]?\d+)?s?", re.IGNORECASE)
 _STEP = re.compile(r"\s*\d+[.)]\s+(.*)$")
 _LOG = re.compile(r"\[(\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}(?:\.\d+)?)\]\s?(.*)$")
 
@@ -82,17 +85,20 @@ def render_task(task: Task, now: float) -> str:
     if task.eta is not None:
         add(f"- **ETA**: {iso(task.eta)} (estimated)")
 
-    pct = task.progress_percent()
-    if pct is not None:
+    if task.percent is not None or task.progress_current is not None:
         add("")
         add("## Progress")
         add("")
-        if task.percent is not None or task.progress_current is None:
-            add(f"- **Current**: {fmt_number(pct)}%")
+        if task.progress_current is None:
+            add(f"- **Current**: {fmt_number(task.percent or 0.0)}%")
         else:
+            pct = task.progress_percent() or 0.0
             cur = fmt_number(task.progress_current)
-            tot = fmt_number(task.progress_total or 0)
-            add(f"- **Current**: {pct:.0f}% ({cur}/{tot} {escape_line(task.progress_unit)})")
+            tot = fmt_number(task.progress_total) if task.progress_total is not None else "?"
+            unit = escape_line(task.progress_unit).replace(")", "\\x29")
+            add(f"- **Current**: {pct:.0f}% ({cur}/{tot}{' ' + unit if unit else ''})")
+            if task.percent is not None:  # reported as a percentage after steps were counted
+                add(f"- **Percent**: {fmt_number(task.percent)}")
         if task.started_at is not None:
             end = task.completed_at if task.completed_at is not None else now
             add(f"- **Duration**: {duration(end - task.started_at)}")
@@ -109,7 +115,7 @@ def render_task(task: Task, now: float) -> str:
         add("## Context References")
         add("")
         for label, ref in task.context_refs:
-            add(f"- {escape_line(label)}: `{escape_line(ref).replace('`', chr(92) + 'x60')}`")
+            add(f"- {escape_line(label, backticks=True)}: `{escape_line(ref, backticks=True)}`")
 
     if task.depends_on:
         add("")
@@ -211,7 +217,9 @@ def parse_task(text: str, path: str) -> Task:
     lease = doc.field("Lease Duration")
     if lease is not None:
         try:
-            task.lease_seconds = parse_duration(lease[0])
+            text = lease[0].strip()
+            exact = _LEASE.fullmatch(text)  # what the renderer writes; else a person's "10m"
+            task.lease_seconds = float(text.rstrip("sS")) if exact else parse_duration(text)
         except ValueError:
             raise doc.corrupt(
                 lease[1], f"**Lease Duration** is not a duration: {lease[0]!r}"
@@ -252,6 +260,8 @@ def _parse_section(doc: Doc, section: Section, task: Task) -> None:
                 data = json.loads("\n".join(lines)) if lines else {}
             except json.JSONDecodeError as exc:
                 raise doc.corrupt(start + exc.lineno, f"metrics json: {exc.msg}") from None
+            except RecursionError:
+                raise doc.corrupt(start + 1, "metrics json is nested too deeply") from None
             if not isinstance(data, dict):
                 raise doc.corrupt(start + 1, "metrics json must be an object")
             task.metrics = data
@@ -264,14 +274,19 @@ def _parse_section(doc: Doc, section: Section, task: Task) -> None:
                 )
     elif heading == "dependencies":
         for no, line in section.lines:
-            if not line.strip():
+            stripped = line.strip()
+            if not stripped:
                 continue
-            m = _DEP.match(line.strip())
-            if m is None:
-                raise doc.corrupt(no, "dependency line must end with '(task-id)'")
+            m = _DEP_TAIL.search(stripped)
+            if m is None or not stripped.startswith("-"):
+                raise doc.corrupt(no, "dependency line must be '- ... (task-id)'")
+            head = stripped[1 : m.start()].strip()
+            mark, _, rest = head.partition(" ")
+            # The renderer always writes a mark first; a person may have left it out.
+            title = rest.strip() if mark in _MARKS else head
             task.depends_on.append(m.group("id"))
-            if m.group("title"):
-                task.dep_titles[m.group("id")] = unescape_line(m.group("title"))
+            if title:
+                task.dep_titles[m.group("id")] = unescape_line(title)
             state = (m.group("status") or "").strip().lower().replace(" ", "_")
             if state in TASK_STATES:
                 task.dep_states[m.group("id")] = state
@@ -286,10 +301,17 @@ def _parse_section(doc: Doc, section: Section, task: Task) -> None:
         setattr(task, attr, text)
     elif heading == "logs":
         block = section.fenced()
-        for line in block[1] if block else []:
+        start, lines = block if block else (0, [])
+        for no, line in enumerate(lines, start=start + 1):
             m = _LOG.match(line)
             if m is not None:
-                task.logs.append(LogLine(parse_iso(m.group(1)), unescape_line(m.group(2))))
+                try:
+                    when = parse_iso(m.group(1))
+                except ValueError:
+                    raise doc.corrupt(
+                        no, f"log line has an impossible time {m.group(1)!r}"
+                    ) from None
+                task.logs.append(LogLine(when, unescape_line(m.group(2))))
         task.logs.reverse()
     else:
         body = "\n".join(section.body())
@@ -307,9 +329,12 @@ def _parse_progress(doc: Doc, section: Section, task: Task) -> None:
     try:
         if m.group("cur") is not None:
             task.progress_current = float(m.group("cur"))
-            task.progress_total = float(m.group("tot"))
-            if m.group("unit"):
-                task.progress_unit = unescape_line(m.group("unit").strip())
+            tot = m.group("tot")
+            task.progress_total = None if tot == "?" else float(tot)
+            task.progress_unit = unescape_line(m.group("unit") or "")
+            explicit = f.get("percent")
+            if explicit is not None:
+                task.percent = float(explicit[0].rstrip("% "))
         else:
             task.percent = float(m.group("pct"))
     except ValueError:
