@@ -70,12 +70,14 @@ def duration(seconds: float) -> str:
     return f"{s}s"
 
 
-_DUR = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*", re.IGNORECASE)
+_NUM = r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?"
+_DUR = re.compile(rf"\s*({_NUM})\s*(ms|s|m|h|d)?\s*", re.IGNORECASE)
 _UNIT = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
 
 
 def parse_duration(text: str) -> float:
-    """Parse ``90``, ``90s``, ``10m``, ``1h``, ``1h 30m`` into seconds. Raises ValueError."""
+    """Parse ``90``, ``90s``, ``10m``, ``1h``, ``1h 30m``, ``1.5e-05s`` into seconds.
+    Raises ValueError. (Callers decide whether a negative duration makes sense.)"""
     pos, total, text = 0, 0.0, text.strip()
     if not text:
         raise ValueError("empty duration")
@@ -87,3 +89,25 @@ def parse_duration(text: str) -> float:
         total += float(m.group(1)) * _UNIT[unit]
         pos = m.end()
     return total
+
+
+def exact_duration(seconds: float) -> str:
+    """A duration the seed's way (``2h 15m``) that parses back to exactly ``seconds``; falls
+    back to plain seconds (``1e-05s``) when the pretty form would round."""
+    from .codec.text import fmt_number
+
+    text = f"{fmt_number(seconds)}s"
+    if 0 <= seconds < 1e15:
+        rest = int(seconds)
+        frac = seconds - rest
+        parts = []
+        for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+            n, rest = divmod(rest, size)
+            if n:
+                parts.append(f"{n}{unit}")
+        if rest or frac or not parts:
+            parts.append(f"{fmt_number(rest + frac)}s")
+        pretty = " ".join(parts)
+        if parse_duration(pretty) == seconds:  # float sums can round; then plain is exact
+            text = pretty
+    return text

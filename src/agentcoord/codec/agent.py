@@ -28,7 +28,7 @@ from __future__ import annotations
 import json
 import re
 
-from ..clock import duration, iso, parse_iso
+from ..clock import duration, exact_duration, iso, parse_duration, parse_iso
 from ..models import AGENT_STATES, BREAKER_STATES, Agent
 from ..names import NAME_PATTERN, is_valid_name
 from .text import (
@@ -60,8 +60,6 @@ _HEAD = re.compile(r"###(?!#)(?:\s*Task\s*:)?(.*)$", re.I)
 _HEAD_PROJECT = re.compile(rf"(?P<title>.*)\((?P<project>{NAME_PATTERN})\)")
 _SUB = re.compile(r"\s+[-*+]\s(?P<key>[^:]*):(?P<val>.*)$")  # "  - Key: value" under an item
 _RECENT = re.compile(r"[-*+]\s+\*\*(?P<title>.*)\*\*\s*\((?P<id>[^()]*)\)\s*$")
-_DUR_PART = re.compile(rf"\s*({_NUM})\s*(ms|s|m|h|d)?", re.I)
-_DUR_UNIT = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 _YES = frozenset({"✅", "✔", "✔️", "✓", "yes", "y", "true", "ok", "success", "succeeded"})
 _NO = frozenset({"❌", "✗", "✘", "no", "n", "false", "fail", "failed", "failure"})
 _UNKNOWN = frozenset({"?", "", NA.lower(), "-", "unknown"})
@@ -95,24 +93,7 @@ def _num(value: float | None) -> str:
 
 
 def _fmt_dur(seconds: float | None) -> str:
-    """Durations the seed's way (``2h 15m``) but exact, so they parse back to the same value."""
-    if seconds is None:
-        return NA
-    text = f"{fmt_number(seconds)}s"
-    if 0 <= seconds < 1e15:
-        rest = int(seconds)
-        frac = seconds - rest
-        parts = []
-        for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-            n, rest = divmod(rest, size)
-            if n:
-                parts.append(f"{n}{unit}")
-        if rest or frac or not parts:
-            parts.append(f"{fmt_number(rest + frac)}s")
-        pretty = " ".join(parts)
-        if _parse_dur(pretty) == seconds:  # float sums can round; then the plain form is exact
-            text = pretty
-    return text
+    return exact_duration(seconds) if seconds is not None else NA
 
 
 def _metric_value(value: object) -> str:
@@ -232,25 +213,12 @@ def _loads(text: str) -> tuple[bool, Any]:
         return False, None
 
 
-def _parse_dur(text: str) -> float:
-    """Inverse of :func:`_fmt_dur`; also reads what people type (``2h 15m``, ``90s``, ``1.5h``)."""
-    text = text.strip()
-    total, pos = 0.0, 0
-    while pos < len(text):
-        m = _DUR_PART.match(text, pos)
-        if m is None or m.end() == pos:
-            raise ValueError(text)
-        total += float(m.group(1)) * _DUR_UNIT[(m.group(2) or "s").lower()]
-        pos = m.end()
-    return total
-
-
 def _time(doc: Doc, got: tuple[str, int] | None, name: str, what: str = "timestamp") -> Any:
     """A timestamp (or, with ``what="duration"``, a duration) field; N/A and the like are None."""
     if got is None or got[0].strip().lower() in _UNKNOWN:
         return None
     try:
-        return (parse_iso if what == "timestamp" else _parse_dur)(got[0].strip())
+        return (parse_iso if what == "timestamp" else parse_duration)(got[0].strip())
     except ValueError:
         raise doc.corrupt(got[1], f"**{name}** is not a {what}: {got[0].strip()!r}") from None
 

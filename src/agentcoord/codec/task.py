@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import re
 
-from ..clock import duration, iso, parse_duration, parse_iso, stamp
+from ..clock import duration, exact_duration, iso, parse_duration, parse_iso, stamp
 from ..models import TASK_STATES, LogLine, Task
 from ..names import is_valid_name
 from .text import (
@@ -41,7 +41,6 @@ _DEP_TAIL = re.compile(
     r"\((?P<id>[A-Za-z0-9][A-Za-z0-9._-]{0,63})\)(?:[ \t]*-[ \t]*(?P<status>[A-Za-z_ ]+))?[ \t]*$"
 )
 _REF = re.compile(r"-\s*(?P<label>[^`]*?):\s*`(?P<ref>[^`]*)`\s*$")
-_LEASE = re.compile(r"-?\d+(?:\.\d+)?(?:e[-+]?\d+)?s?", re.IGNORECASE)
 _STEP = re.compile(r"\s*\d+[.)]\s+(.*)$")
 _LOG = re.compile(r"\[(\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}(?:\.\d+)?)\]\s?(.*)$")
 
@@ -65,7 +64,7 @@ def render_task(task: Task, now: float) -> str:
     add(f"**Priority**: {task.priority}")
     add(f"**Epoch**: {task.epoch}")
     add(f"**Lease Expires**: {_ts(task.lease_expires)}")
-    add(f"**Lease Duration**: {fmt_number(task.lease_seconds)}s")
+    add(f"**Lease Duration**: {exact_duration(task.lease_seconds)}")
     add(f"**Attempts**: {task.attempts}/{task.max_attempts}")
     if task.created_by:
         add(f"**Created By**: {task.created_by}")
@@ -93,6 +92,7 @@ def render_task(task: Task, now: float) -> str:
             add(f"- **Current**: {fmt_number(task.percent or 0.0)}%")
         else:
             pct = task.progress_percent() or 0.0
+            pct = pct if abs(pct) < 1e300 else 0.0  # display only; a tiny total must not print inf
             cur = fmt_number(task.progress_current)
             tot = fmt_number(task.progress_total) if task.progress_total is not None else "?"
             unit = escape_line(task.progress_unit).replace(")", "\\x29")
@@ -217,9 +217,7 @@ def parse_task(text: str, path: str) -> Task:
     lease = doc.field("Lease Duration")
     if lease is not None:
         try:
-            text = lease[0].strip()
-            exact = _LEASE.fullmatch(text)  # what the renderer writes; else a person's "10m"
-            task.lease_seconds = float(text.rstrip("sS")) if exact else parse_duration(text)
+            task.lease_seconds = parse_duration(lease[0])
         except ValueError:
             raise doc.corrupt(
                 lease[1], f"**Lease Duration** is not a duration: {lease[0]!r}"
