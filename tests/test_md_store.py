@@ -130,3 +130,17 @@ def test_lock_survives_unlink_race(tmp_path: Path) -> None:
     second.acquire()  # locks the new inode: allowed, the old one is unreachable
     second.release()
     first.release()
+
+
+@MARKDOWN_ONLY
+def test_claim_skips_a_candidate_another_writer_holds(
+    coord: Coordinator, workspace: Workspace
+) -> None:
+    coord.tasks.create("first", id="a", priority=9)
+    coord.tasks.create("second", id="b")
+    lock = Path(workspace.root) / ".locks" / "task-a.lock"
+    lock.parent.mkdir(exist_ok=True)
+    with open(lock, "a") as held:  # as `flock .locks/task-a.lock ...` in a shell would
+        fcntl.flock(held.fileno(), fcntl.LOCK_EX)
+        assert coord.tasks.claim(agent="x").id == "b"  # did not queue behind the holder
+    assert coord.tasks.claim(agent="y").id == "a"

@@ -314,7 +314,7 @@ class Agents:
                 agent.status = "idle"
             return agent
 
-        self.store.update_agent(name, fn)
+        self.store.update_agent(name, fn, durable=False)
 
     def rebuild_views(self, name: str | None = None) -> Names:
         """Recompute every agent's views from the task records (repair after hand edits)."""
@@ -339,7 +339,7 @@ class Agents:
                 agent.stats = compute_stats(agent.recent)
                 return agent
 
-            self.store.update_agent(agent_name, fn)
+            self.store.update_agent(agent_name, fn, durable=False)
         return names
 
     # -- routing ------------------------------------------------------------------------------

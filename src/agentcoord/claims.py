@@ -11,7 +11,7 @@ import re
 
 from . import deps, leases
 from .errors import Conflict, InvalidTransition, NotFound, NothingToClaim
-from .models import ASSIGNED, BLOCKED, IN_PROGRESS, MAX_LOG_LINES, PENDING
+from .models import ASSIGNED, BLOCKED, IN_PROGRESS, MAX_LOG_LINES, PENDING, Task
 from .names import check_name
 from .validate import number
 
@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from typing import Any
 
     from .api import Coordinator
-    from .models import Task, TaskHead
+    from .models import TaskHead
     from .store.base import Store
 
 
@@ -35,6 +35,9 @@ def natural_key(task_id: str) -> tuple[Any, ...]:
 def order_key(task: Task | TaskHead) -> tuple[Any, ...]:
     """Claim order: highest priority first, then oldest, then id."""
     return (-task.priority, task.created_at, natural_key(task.id))
+
+
+_SKIPPED = object()  # _claim_one without waiting found the task locked by another writer
 
 
 class Claims:
@@ -62,27 +65,39 @@ class Claims:
         self.coord.agents.before_claim(agent)
         if task_id is not None:
             check_name(task_id, "task id")
-            task = self._claim_one(task_id, agent, lease_seconds, explicit=True)
-            assert task is not None
-            return task
+            claimed = self._claim_one(task_id, agent, lease_seconds, explicit=True)
+            assert isinstance(claimed, Task)  # explicit claims raise instead of returning None
+            return claimed
+        heads = self.store.list_task_heads()
+        states = {h.id: h.status for h in heads}
+        now = self.coord.now()
         candidates = [
             h
-            for h in self.store.list_task_heads(statuses=(PENDING, ASSIGNED, IN_PROGRESS))
-            if project is None or h.project == project
+            for h in heads
+            if (project is None or h.project == project)
+            and (
+                h.status == PENDING
+                or (h.status == ASSIGNED and h.agent == agent)
+                or h.lease_expired(now)
+            )
+            # Waiting on a dependency: not claimable. A failed dependency still goes through
+            # _claim_one, which marks the task blocked (repairing a missed propagation).
+            and not (deps.unmet(h, states) and deps.failed_dependency(h, states) is None)
         ]
         candidates.sort(key=order_key)
-        now = self.coord.now()
-        for cand in candidates:
-            if cand.status == ASSIGNED and cand.agent != agent:
-                continue
-            if cand.status == IN_PROGRESS and not cand.lease_expired(now):
-                continue
-            try:
-                task = self._claim_one(cand.id, agent, lease_seconds, explicit=False)
-            except (Conflict, NotFound):
-                continue  # someone else got it first, or it is not ready: try the next one
-            if task is not None:
-                return task
+        # First pass: skip candidates another claimer is writing right now (it will most
+        # likely win them); second pass: wait for those, in order, if nothing else was free.
+        busy: list[TaskHead] = []
+        for wait, batch in ((False, candidates), (True, busy)):
+            for cand in batch:
+                try:
+                    task = self._claim_one(cand.id, agent, lease_seconds, explicit=False, wait=wait)
+                except (Conflict, NotFound):
+                    continue  # someone else got it first, or it is not ready: try the next one
+                if task is _SKIPPED:
+                    busy.append(cand)
+                elif isinstance(task, Task):
+                    return task
         raise NothingToClaim(
             f"no ready task to claim for {agent}" + (f" in project {project}" if project else ""),
             agent=agent,
@@ -98,16 +113,25 @@ class Claims:
         return states
 
     def _claim_one(
-        self, task_id: str, agent: str, lease_seconds: float | None, *, explicit: bool
-    ) -> Task | None:
-        pre = self.store.get_task(task_id)
-        states = self._dep_states(pre) if pre.depends_on else {}
+        self,
+        task_id: str,
+        agent: str,
+        lease_seconds: float | None,
+        *,
+        explicit: bool,
+        wait: bool = True,
+    ) -> Any:
+        """Claim one task; None when it turned out blocked or failed (claim-next moves on),
+        ``_SKIPPED`` when ``wait`` is False and another writer holds it."""
         outcome: dict[str, Any] = {}
 
         def fn(task: Task) -> Task:
             outcome.clear()
             now = self.coord.now()
             outcome["previous"] = task.agent
+            # Dependencies are read here, under this task's lock (reads of other records take
+            # no lock), so the decision uses their state as of now.
+            states = self._dep_states(task) if task.depends_on else {}
             task.dep_states.update(states)
             failed = deps.failed_dependency(task, states)
             if failed is not None and task.status in (PENDING, ASSIGNED):
@@ -154,7 +178,13 @@ class Claims:
             leases.add_log(task, now, f"claimed by {agent} (epoch {task.epoch})", MAX_LOG_LINES)
             return task
 
-        task = self.store.update_task(task_id, fn)
+        if wait:
+            task = self.store.update_task(task_id, fn)
+        else:
+            got = self.store.try_update_task(task_id, fn)
+            if got is None:
+                return _SKIPPED
+            task = got
         if outcome.get("blocked"):
             if explicit:
                 raise InvalidTransition(

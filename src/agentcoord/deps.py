@@ -43,7 +43,7 @@ def unmet(task: Task | TaskHead, states: Mapping[str, str]) -> list[str]:
     return [d for d in task.depends_on if states.get(d, COMPLETE) != COMPLETE]
 
 
-def failed_dependency(task: Task, states: Mapping[str, str]) -> str | None:
+def failed_dependency(task: Task | TaskHead, states: Mapping[str, str]) -> str | None:
     for dep in task.depends_on:
         state = states.get(dep)
         if state in FINISHED_STATES and state != COMPLETE:

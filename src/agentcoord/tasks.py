@@ -13,7 +13,7 @@ import re
 
 from . import deps, leases
 from .claims import Claims, order_key
-from .errors import Conflict, InvalidInput, InvalidTransition, NotFound
+from .errors import Conflict, CorruptData, InvalidInput, InvalidTransition, NotFound
 from .holder import HolderUpdates
 from .models import (
     ASSIGNED,
@@ -24,17 +24,21 @@ from .models import (
     PENDING,
     TASK_STATES,
     Task,
+    TaskHead,
 )
 from .names import check_name
 from .validate import MAX_TITLE, number, text
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    # TaskBoard.list shadows the builtin inside the class body.
+    HeadList = list[TaskHead]
+    TaskList = list[Task]
+    ErrorList = list[CorruptData]
     from collections.abc import Iterable
     from typing import Any
 
     from .api import Coordinator
-    from .errors import CorruptData
 
 
 def _statuses(status: str | Iterable[str] | None) -> list[str] | None:
@@ -80,21 +84,54 @@ class TaskBoard(Claims, HolderUpdates):
     ) -> list[Task]:
         """Tasks in claim order, filtered. Unreadable files are skipped and reported in
         ``errors`` (so one corrupt file never hides the board)."""
-        if agent is not None:
-            check_name(agent, "agent name")
         if limit is not None and limit < 0:
             raise InvalidInput("limit must be >= 0")
-        statuses = _statuses(status)
-        tasks = self.store.list_tasks(statuses=statuses, errors=errors)
-        if ready is not None:
-            states = {h.id: h.status for h in self.store.list_task_heads()}
-            tasks = [t for t in tasks if (not deps.unmet(t, states)) == ready]
+        found = self.heads(status=status, agent=agent, project=project, ready=ready, errors=errors)
+        return self.load(found[:limit] if limit is not None else found, errors=errors)
+
+    def heads(
+        self,
+        *,
+        status: str | Iterable[str] | None = None,
+        agent: str | None = None,
+        project: str | None = None,
+        ready: bool | None = None,
+        errors: ErrorList | None = None,
+    ) -> HeadList:
+        """The heads of the matching tasks in claim order: filters and sorting work on the
+        index, so listing a few of 10,000 tasks reads only those few files."""
         if agent is not None:
-            tasks = [t for t in tasks if t.agent == agent]
+            check_name(agent, "agent name")
+        statuses = _statuses(status)
+        every = self.store.list_task_heads(
+            statuses=statuses if ready is None else None, errors=errors
+        )
+        found = every
+        if ready is not None:
+            states = {h.id: h.status for h in every}
+            found = [h for h in every if (not deps.unmet(h, states)) == ready]
+            if statuses is not None:
+                found = [h for h in found if h.status in statuses]
+        if agent is not None:
+            found = [h for h in found if h.agent == agent]
         if project is not None:
-            tasks = [t for t in tasks if t.project == project]
-        tasks.sort(key=order_key)
-        return tasks[:limit] if limit is not None else tasks
+            found = [h for h in found if h.project == project]
+        found.sort(key=order_key)
+        return found
+
+    def load(self, heads: Iterable[TaskHead], *, errors: ErrorList | None = None) -> TaskList:
+        """The full tasks for ``heads`` (skipping ones deleted or made unreadable since)."""
+        out = []
+        for head in heads:
+            try:
+                out.append(self.store.get_task(head.id))
+            except NotFound:
+                continue
+            except CorruptData as exc:
+                if errors is None:
+                    raise
+                errors.append(exc)
+        return out
 
     # -- creating --------------------------------------------------------------------------
     def create(

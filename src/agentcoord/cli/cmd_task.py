@@ -268,18 +268,20 @@ def _list(ctx: Context, ns: argparse.Namespace) -> int:
     if ns.limit < 0:
         raise InvalidInput("--limit must be >= 0")
     errors: list[CorruptData] = []
-    tasks = ctx.coord.tasks.list(
+    board = ctx.coord.tasks
+    heads = board.heads(
         status=ns.status,
         agent=ns.agent,
         project=ns.project,
         ready=True if ns.ready else None,
         errors=errors,
     )
+    selected = heads[: ns.limit] if ns.limit else heads
+    shown = board.load(selected, errors=errors)
     for err in errors:
         ctx.warn(f"skipped unreadable file: {err.message}")
-    shown = tasks[: ns.limit] if ns.limit else tasks
-    if len(shown) < len(tasks):
-        ctx.warn(f"showing {len(shown)} of {len(tasks)} tasks; use --limit to see more")
+    if len(selected) < len(heads):
+        ctx.warn(f"showing {len(selected)} of {len(heads)} tasks; use --limit to see more")
     fields = parse_fields(ns.fields)
     rows = select((_summary(ctx, t) for t in shown), fields)
 

@@ -100,6 +100,12 @@ class Store(ABC):
     def update_task(self, task_id: str, fn: TaskFn) -> Task:
         """Atomically apply ``fn`` to the task and store the result; return the stored task."""
 
+    def try_update_task(self, task_id: str, fn: TaskFn) -> Task | None:
+        """Like :meth:`update_task`, but return None instead of waiting when another writer is
+        changing the task right now. ``claim`` uses it to move on to the next candidate rather
+        than queue behind a claimer that will most likely win. (Default: just update.)"""
+        return self.update_task(task_id, fn)
+
     @abstractmethod
     def archive_task(self, task_id: str, check: Callable[[Task], bool]) -> bool:
         """Move the task out of the live set if ``check(task)`` holds (under the task's lock)."""
@@ -117,9 +123,10 @@ class Store(ABC):
     def list_agents(self, *, errors: list[CorruptData] | None = None) -> list[Agent]: ...
 
     @abstractmethod
-    def update_agent(self, name: str, fn: AgentFn) -> Agent | None:
+    def update_agent(self, name: str, fn: AgentFn, *, durable: bool = True) -> Agent | None:
         """Atomically apply ``fn`` to the agent (``None`` if it does not exist yet); store and
-        return what ``fn`` returns."""
+        return what ``fn`` returns. ``durable=False`` allows skipping the flush to stable storage
+        for changes that can be rebuilt (the views of task records): still atomic."""
 
     @abstractmethod
     def archive_agent(self, name: str, check: Callable[[Agent], bool]) -> bool: ...

@@ -108,7 +108,8 @@ class FileLock:
         self.timeout = timeout
         self._fd = -1
 
-    def acquire(self) -> None:
+    def acquire(self, *, blocking: bool = True) -> bool:
+        """Take the lock; with ``blocking=False`` return False at once if someone holds it."""
         deadline = time.monotonic() + self.timeout
         delay = 0.0002
         while True:
@@ -117,6 +118,8 @@ class FileLock:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 os.close(fd)
+                if not blocking:
+                    return False
                 if time.monotonic() >= deadline:
                     raise LockTimeout(
                         f"timed out after {self.timeout:g}s waiting for lock {self.path}",
@@ -135,7 +138,7 @@ class FileLock:
                 same = False
             if same:
                 self._fd = fd
-                return
+                return True
             os.close(fd)
 
     def _open(self) -> int:

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from .md_index import TaskIndex
 
 LOCKS = ".locks"
+_BUSY = object()  # _update's answer when wait=False and the record is locked
 STATE = ".state"
 ARCHIVE = "archive"
 
@@ -61,8 +62,8 @@ class MarkdownStore(EventFiles, WatchFiles, Store):
             self._dirs_ready = True
         return FileLock(os.path.join(self.root, LOCKS, name + ".lock"), self.lock_timeout)
 
-    def write(self, name: str, text: str) -> None:
-        atomic_write(self.path(name), text, durable=self.durable)
+    def write(self, name: str, text: str, *, durable: bool = True) -> None:
+        atomic_write(self.path(name), text, durable=self.durable and durable)
 
     def _load(self, name: str, parse: Callable[[str, str], Any]) -> Any:
         path = self.path(name)
@@ -77,14 +78,22 @@ class MarkdownStore(EventFiles, WatchFiles, Store):
         parse: Callable[[str, str], Any],
         render: Callable[[Any], str],
         fn: Callable[[Any], Any],
+        *,
+        wait: bool = True,
+        durable: bool = True,
     ) -> Any:
-        with self.lock(name):
+        lock = self.lock(name)
+        if not lock.acquire(blocking=wait):
+            return _BUSY
+        try:
             current = self._load(name + ".md", parse)
             new = fn(current)
             if new is None:  # "no change"; a mutated-and-returned record is still written
                 return current
-            self.write(name + ".md", render(new))
+            self.write(name + ".md", render(new), durable=durable)
             return new
+        finally:
+            lock.release()
 
     def _scan(
         self,
@@ -221,6 +230,17 @@ class MarkdownStore(EventFiles, WatchFiles, Store):
         task: Task = self._update(f"task-{task_id}", self._parse_task, self._render_task, apply)
         return task
 
+    def try_update_task(self, task_id: str, fn: TaskFn) -> Task | None:
+        def apply(current: Task | None) -> Task | None:
+            if current is None:
+                raise NotFound(f"no task {task_id!r} in {self.root}", task=task_id)
+            return fn(current)
+
+        got = self._update(
+            f"task-{task_id}", self._parse_task, self._render_task, apply, wait=False
+        )
+        return None if got is _BUSY else got
+
     def archive_task(self, task_id: str, check: Callable[[Task], bool]) -> bool:
         return self._archive(f"task-{task_id}", self._parse_task, check)
 
@@ -253,11 +273,15 @@ class MarkdownStore(EventFiles, WatchFiles, Store):
         agents: list[Agent] = self._scan("agent-", parse_agent, errors)
         return agents
 
-    def update_agent(self, name: str, fn: AgentFn) -> Agent | None:
+    def update_agent(self, name: str, fn: AgentFn, *, durable: bool = True) -> Agent | None:
         from ..codec.agent import parse_agent, render_agent
 
         agent: Agent | None = self._update(
-            f"agent-{name}", parse_agent, lambda a: render_agent(a, self.clock()), fn
+            f"agent-{name}",
+            parse_agent,
+            lambda a: render_agent(a, self.clock()),
+            fn,
+            durable=durable,
         )
         return agent
 
