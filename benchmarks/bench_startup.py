@@ -13,6 +13,7 @@ import importlib.util
 from .common import (
     CommandFailed,
     child_env,
+    compile_package,
     coord_argv,
     median,
     ms,
@@ -86,6 +87,7 @@ def run(
     """Rows for every command (or those named in ``only``); ``rounds`` overrides the run count
     (the smoke test uses 1)."""
     rounds = rounds or (7 if quick else 21)
+    compile_package()
     env = child_env()
     base = [python(), "-c", "pass"]
     rows = []

@@ -34,14 +34,47 @@ def _formatter(prog: str) -> argparse.HelpFormatter:
     return argparse.RawDescriptionHelpFormatter(prog, width=_WIDTH[0])
 
 
+class _Skipped:
+    """Stands in for the parser of a subcommand that was not invoked: building every
+    subcommand's parser costs more start-up time than running the one that was asked for."""
+
+    def __getattr__(self, name: str) -> Callable[..., _Skipped]:
+        return lambda *args, **kwargs: self
+
+
+_SKIPPED = _Skipped()
+
+
+class _LazySubParsers(argparse._SubParsersAction):  # type: ignore[type-arg]
+    wanted: str | None = None
+
+    def add_parser(self, name: str, **kwargs: Any) -> Any:
+        if self.wanted is None or name == self.wanted:
+            return super().add_parser(name, **kwargs)
+        if "help" in kwargs:  # still listed in usage and "invalid choice" messages
+            self._choices_actions.append(self._ChoicesPseudoAction(name, (), kwargs["help"]))
+        self._name_parser_map[name] = _SKIPPED
+        return _SKIPPED
+
+
 class Parser(argparse.ArgumentParser):
     """Usage errors raise :class:`InvalidInput`; subparsers (``add_subparsers`` reuses this
-    class) get the same width-aware formatter."""
+    class) get the same width-aware formatter. Set ``wanted`` to the invoked subcommand so that
+    only its parser is built."""
+
+    wanted: str | None = None
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("formatter_class", _formatter)
         kwargs.setdefault("exit_on_error", False)
         super().__init__(*args, **kwargs)
+        self.register("action", "parsers", _LazySubParsers)
+
+    def add_subparsers(self, **kwargs: Any) -> Any:
+        action = super().add_subparsers(**kwargs)
+        if isinstance(action, _LazySubParsers):
+            action.wanted = self.wanted
+        return action
 
     def error(self, message: str) -> NoReturn:
         raise InvalidInput(f"{self.prog}: {message}", usage=self.format_usage().strip())
@@ -104,6 +137,9 @@ def dispatch(
 ) -> int:
     """Build the parser with ``build``, parse ``argv`` and call the chosen handler."""
     parser = new_parser(prog, description)
+    # The subcommand is the first argument unless help is asked for (then build them all).
+    if argv and not argv[0].startswith("-") and "-h" not in argv and "--help" not in argv:
+        parser.wanted = argv[0]
     build(parser)
     ns = parse(parser, argv)
     if ns is None:
