@@ -11,6 +11,8 @@ import time
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from agentcoord.errors import BackendUnavailable, CorruptData, InvalidInput, InvalidName
 from agentcoord.models import Event
@@ -300,3 +302,30 @@ def test_three_processes_and_a_consumer(tmp_path: Path) -> None:
         )
         assert out.stdout.strip() == "100"
     assert store.get_cursor("training", "reader") == 150
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    batches=st.lists(st.integers(1, 4), min_size=1, max_size=12),
+    keep=st.integers(0, 6),
+    text=st.text(max_size=8),
+)
+def test_block_fast_path_writes_what_the_full_renderer_writes(
+    tmp_path_factory: pytest.TempPathFactory, batches: list[int], keep: int, text: str
+) -> None:
+    def run(fast: bool) -> dict[str, str]:
+        root = tmp_path_factory.mktemp("fast" if fast else "full")
+        store = MarkdownStore(str(root), durable=False, clock=lambda: 1_760_000_000.0)
+        if not fast:
+            store._append_blocks = lambda *a: None  # type: ignore[method-assign]
+        t = 1_760_000_000.0
+        for n in batches:
+            events = []
+            for _ in range(n):
+                t += 7_000.0  # crosses archive days now and then
+                events.append(Event("ch", "step", time=t, fields=[("k", text)]))
+            store.append_events("ch", events, keep=keep)
+        assert [e.seq for e in store.read_events("ch")] == list(range(1, sum(batches) + 1))
+        return {str(p.relative_to(root)): p.read_text() for p in root.rglob("*.md")}
+
+    assert run(True) == run(False)

@@ -78,6 +78,10 @@ class EventFiles:
         if not events:
             return []
         with self.lock(f"events-{channel}"):
+            if not explicit:
+                fast = self._append_blocks(channel, events, keep)
+                if fast is not None:
+                    return fast
             log = self._live(channel)
             if log is None:  # a deleted live file must not restart the numbering
                 log = EventLog([], self._archive_last_seq(channel))
@@ -125,6 +129,43 @@ class EventFiles:
             self._archive_events(channel, old)  # archive first: a crash duplicates, never loses
             self.write(f"events-{channel}.md", text)
             return len(old)
+
+    def _append_blocks(self, channel: str, events: list[Event], keep: int) -> list[Event] | None:
+        """The common append, by block edits (see :mod:`agentcoord.codec.event_blocks`): only
+        the blocks that rotate out are parsed. None when the file is absent or not in the shape
+        this module writes; the caller then takes the full path."""
+        from ..codec.event import norm_time, parse_events
+        from ..codec.event_blocks import LiveBlocks
+        from ..models import Event
+
+        path = self.path(f"events-{channel}.md")
+        text = read_text(path)
+        live = LiveBlocks.split(text) if text is not None else None
+        if live is None:
+            return None
+        now = self.clock()
+        added = [
+            Event(
+                channel,
+                e.type,
+                seq=live.last_seq + i,
+                time=norm_time(e.time or now),
+                fields=list(e.fields),
+            )
+            for i, e in enumerate(events, start=1)
+        ]
+        drop = max(0, len(live.blocks) + len(added) - keep)
+        from_file = min(drop, len(live.blocks))
+        old: list[Event] = []
+        if from_file:
+            old = parse_events(live.mini_log(live.blocks[:from_file]), path, channel).events
+        old += added[: drop - from_file]
+        note = self._archive_name(channel, old[-1].time) if old else None
+        new_text = live.render(added, drop, now, note)
+        if old:
+            self._archive_events(channel, old)  # archive first: a crash duplicates, never loses
+        self.write(f"events-{channel}.md", new_text)
+        return added
 
     def _archive_name(self, channel: str, when: float) -> str:
         from ..codec.event import day_of
@@ -224,6 +265,9 @@ class EventFiles:
             _check_count(limit, "limit")
         # The live file first: whatever rotated out of it before this read is already in the
         # archive (archives are written before the live file is shortened).
+        recent = self._read_recent(channel, after)
+        if recent is not None:
+            return recent if limit is None else recent[:limit]
         log = self._live(channel)
         live = log.events if log is not None else []
         if log is not None and (after >= live[0].seq - 1 if live else after >= log.last_seq):
@@ -235,6 +279,22 @@ class EventFiles:
                     merged.setdefault(event.seq, event)
             out = [merged[s] for s in sorted(merged)]
         return out if limit is None else out[:limit]
+
+    def _read_recent(self, channel: str, after: int) -> list[Event] | None:
+        """Events after ``after`` when the live file still holds all of them, parsing only
+        those blocks (a follower's wake-up); None to take the full path."""
+        from bisect import bisect_right
+
+        from ..codec.event import parse_events
+        from ..codec.event_blocks import LiveBlocks
+
+        path = self.path(f"events-{channel}.md")
+        text = read_text(path)
+        live = LiveBlocks.split(text) if text is not None else None
+        if live is None or after < (live.seqs[0] - 1 if live.seqs else live.last_seq):
+            return None
+        fresh = live.blocks[bisect_right(live.seqs, after) :]
+        return parse_events(live.mini_log(fresh), path, channel).events if fresh else []
 
     def last_seq(self, channel: str) -> int:
         check_name(channel, "channel")
