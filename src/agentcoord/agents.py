@@ -26,7 +26,10 @@ if TYPE_CHECKING:
     TaskList = list[Task]
 
 RECENT_WINDOW = 24 * 3600.0
-MAX_RECENT = 100
+#: The agent file lists at most this many recent completions (and its 24 h figures are computed
+#: over them): every claim and completion rewrites the file. ``coord metrics`` gives exact
+#: figures over any window from the task records.
+MAX_RECENT = 25
 VIEW_REFRESH = 5.0
 MAX_NOTE = 2000
 

@@ -68,8 +68,10 @@ class Claims:
             claimed = self._claim_one(task_id, agent, lease_seconds, explicit=True)
             assert isinstance(claimed, Task)  # explicit claims raise instead of returning None
             return claimed
-        heads = self.store.list_task_heads()
+        heads = self.store.list_task_heads(statuses=(PENDING, ASSIGNED, IN_PROGRESS))
         states = {h.id: h.status for h in heads}
+        if any(h.depends_on for h in heads):  # finished dependencies are not among the open
+            states = {h.id: h.status for h in self.store.list_task_heads()}
         now = self.coord.now()
         candidates = [
             h
