@@ -186,3 +186,23 @@ def scalar(value: str) -> Any:
     import math
 
     return number if math.isfinite(number) else value
+
+
+def show_record(
+    ctx: Context, data: dict[str, Any], fields_arg: str | None, render: Callable[[], str]
+) -> int:
+    """``show`` commands: the record's dict under ``--json`` (only ``--fields`` if given), else
+    its markdown as the file holds it (or ``key: value`` lines for the selected fields)."""
+    from .output import parse_fields, select
+
+    fields = parse_fields(fields_arg)
+    if fields:
+        data = select([data], fields)[0]
+
+    def text() -> str:
+        if fields:
+            return "\n".join(f"{k}: {v}" for k, v in data.items())
+        return render()
+
+    ctx.emit(data, text)
+    return 0

@@ -15,7 +15,7 @@ Exit codes: 2 bad input (name, status, workload outside 0-100 or not a number), 
 from __future__ import annotations
 
 from ..errors import InvalidInput
-from .base import dispatch
+from .base import dispatch, show_record
 from .output import parse_fields, select, table
 
 TYPE_CHECKING = False
@@ -121,21 +121,10 @@ def _heartbeat(ctx: Context, ns: argparse.Namespace) -> int:
 
 
 def _show(ctx: Context, ns: argparse.Namespace) -> int:
+    from ..codec.agent import render_agent
+
     agent = ctx.coord.agents.get(ns.name)
-    data = full(agent)
-    fields = parse_fields(ns.fields)
-    if fields:
-        data = select([data], fields)[0]
-
-    def text() -> str:
-        if fields:
-            return "\n".join(f"{k}: {v}" for k, v in data.items())
-        from ..codec.agent import render_agent
-
-        return render_agent(agent, ctx.coord.now())
-
-    ctx.emit(data, text)
-    return 0
+    return show_record(ctx, full(agent), ns.fields, lambda: render_agent(agent, ctx.coord.now()))
 
 
 def _list(ctx: Context, ns: argparse.Namespace) -> int:

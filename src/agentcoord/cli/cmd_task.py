@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..errors import InvalidInput
-from .base import dispatch, key_values, scalar
+from .base import dispatch, key_values, scalar, show_record
 from .output import parse_fields, select, table
 
 TYPE_CHECKING = False
@@ -296,21 +296,10 @@ def _list(ctx: Context, ns: argparse.Namespace) -> int:
 
 
 def _show(ctx: Context, ns: argparse.Namespace) -> int:
+    from ..codec.task import render_task
+
     task = ctx.coord.tasks.get(ns.id)
-    data = full(task)
-    fields = parse_fields(ns.fields)
-    if fields:
-        data = select([data], fields)[0]
-
-    def text() -> str:
-        if fields:
-            return "\n".join(f"{k}: {v}" for k, v in data.items())
-        from ..codec.task import render_task
-
-        return render_task(task, ctx.coord.now())
-
-    ctx.emit(data, text)
-    return 0
+    return show_record(ctx, full(task), ns.fields, lambda: render_task(task, ctx.coord.now()))
 
 
 def _reap(ctx: Context, ns: argparse.Namespace) -> int:
