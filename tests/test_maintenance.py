@@ -249,6 +249,8 @@ def test_stale_lists_old_records_of_every_kind(coord: Coordinator, clock: FakeCl
 
 # -- doctor -------------------------------------------------------------------------------------
 def test_doctor_reports_then_fixes(coord: Coordinator, clock: FakeClock) -> None:
+    from agentcoord import doctor
+
     coord.agents.register("a1")
     coord.tasks.create("t", id="t1")
     coord.tasks.claim("t1", agent="a1", lease_seconds=60)
@@ -258,19 +260,16 @@ def test_doctor_reports_then_fixes(coord: Coordinator, clock: FakeClock) -> None
         return agent
 
     coord.store.update_agent("a1", forget)  # a view out of step with the task records
-    found = coord.maintenance.doctor()
-    assert [(a.kind, a.key, a.what, a.done) for a in found] == [("agent", "a1", "rebuild", False)]
+    assert [(v.kind, v.key) for v in doctor.check(coord)] == [("agent_view", "a1")]
     assert coord.store.get_agent("a1").active == []
-    coord.maintenance.doctor(fix=True)
+    doctor.fix(coord)
     assert [e["id"] for e in coord.store.get_agent("a1").active] == ["t1"]
     clock.advance(120)
-    found = coord.maintenance.doctor()
-    assert [(a.key, a.what, a.done) for a in found] == [("t1", "reap", False)]
+    assert [(v.kind, v.key) for v in doctor.check(coord)] == [("expired_lease", "t1")]
     assert coord.tasks.get("t1").status == "in_progress"
-    fixed = coord.maintenance.doctor(fix=True)
-    assert [(a.key, a.what, a.done) for a in fixed] == [("t1", "reap", True)]
+    doctor.fix(coord)
     assert coord.tasks.get("t1").status == "pending"
-    assert coord.maintenance.doctor() == []
+    assert doctor.check(coord) == []
 
 
 # -- CLI ----------------------------------------------------------------------------------------
@@ -302,13 +301,14 @@ def test_cli_cleanup_stale_doctor(run, workspace: Workspace) -> None:  # type: i
     code, out, _ = run("stale")
     assert (code, out.strip()) == (0, "nothing older than 1h")
     code, out, _ = run("--json", "doctor")
-    assert (code, json.loads(out)) == (0, [])
+    assert (code, json.loads(out)) == (0, {"found": [], "fixed": [], "remaining": []})
     bad = Path(workspace.root) / "task-bad.md"
     bad.write_text("# Task: bad\n\n**Task ID**: bad\n**Status**: exploded\n")
     code, out, _ = run("--json", "doctor", "--fix")
     assert code == 6
-    rows = json.loads(out)
-    assert rows[0]["what"] == "corrupt" and "task-bad.md:4" in rows[0]["detail"]
+    rows = json.loads(out)["remaining"]
+    assert rows[0]["kind"] == "corrupt"
+    assert "task-bad.md:4" in rows[0]["message"]
     assert bad.exists()
     code, out, _ = run("cleanup")
     assert code == 0 and "task-bad.md" in out

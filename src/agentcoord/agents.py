@@ -10,7 +10,7 @@ chatty progress loop costs one write, not two.
 from __future__ import annotations
 
 from . import breaker
-from .errors import BreakerOpen, InvalidInput, NotFound
+from .errors import BreakerOpen, CorruptData, InvalidInput, NotFound
 from .models import AGENT_STATES, COMPLETE, FAILED, IN_PROGRESS, Agent, Task
 from .names import check_name
 
@@ -19,7 +19,6 @@ if TYPE_CHECKING:
     from typing import Any
 
     from .api import Coordinator
-    from .errors import CorruptData
 
     # Agents.list shadows the builtin inside the class body.
     Names = list[str]
@@ -30,7 +29,6 @@ RECENT_WINDOW = 24 * 3600.0
 #: over them): every claim and completion rewrites the file. ``coord metrics`` gives exact
 #: figures over any window from the task records.
 MAX_RECENT = 25
-VIEW_REFRESH = 5.0
 MAX_NOTE = 2000
 
 
@@ -284,22 +282,21 @@ class Agents:
     def _update_view(
         self, name: str, task: Task, now: float, *, holder: bool, progress_only: bool = False
     ) -> None:
-        if progress_only:
-            try:
-                seen = self.store.get_agent(name)
-            except NotFound:
-                seen = None
-            if seen is not None:
-                entry = next((e for e in seen.active if e.get("id") == task.id), None)
-                if entry is not None and now - float(entry.get("updated") or 0) < VIEW_REFRESH:
-                    return
-
         def fn(agent: Agent | None) -> Agent:
             if agent is None:
                 agent = self._new(name, now)
             agent.active = [e for e in agent.active if e.get("id") != task.id]
             if holder and task.status == IN_PROGRESS:
-                agent.active.append(active_entry(task, now))
+                # Under the agent's lock, re-read the task: if another agent took it over since
+                # this update was decided, that agent's update removes it from this view; adding
+                # it back here would leave a task in two agents' views.
+                current = self._current(task.id)
+                if current is not None and (current.agent, current.epoch, current.status) == (
+                    name,
+                    task.epoch,
+                    IN_PROGRESS,
+                ):
+                    agent.active.append(active_entry(current, now))
                 if agent.status == "idle":
                     agent.status = "busy"
             elif holder and task.status in (COMPLETE, FAILED) and not progress_only:
@@ -318,6 +315,12 @@ class Agents:
             return agent
 
         self.store.update_agent(name, fn, durable=False)
+
+    def _current(self, task_id: str) -> Task | None:
+        try:
+            return self.store.get_task(task_id)
+        except (NotFound, CorruptData):
+            return None
 
     def rebuild_views(self, name: str | None = None) -> Names:
         """Recompute every agent's views from the task records (repair after hand edits)."""

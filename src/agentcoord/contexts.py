@@ -13,7 +13,7 @@ import json
 
 from .errors import InvalidInput
 from .names import check_name
-from .validate import MAX_TITLE
+from .validate import MAX_TITLE, json_data
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -122,10 +122,7 @@ class Contexts:
             data = parse_json(data, source=source)
         elif not isinstance(data, dict):
             raise InvalidInput("context data must be a JSON object (a dict)")
-        try:
-            compact = json.dumps(data, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
-        except (TypeError, ValueError) as exc:
-            raise InvalidInput(f"context data is not JSON-serializable: {exc}") from None
+        compact = json_data(data, "context data")
         clean_title = _one_line(title, "title", MAX_TITLE)
         creator = _one_line(created_by, "created by", MAX_CREATOR) or None
         notes = text or ""

@@ -44,9 +44,11 @@ def unmet(task: Task | TaskHead, states: Mapping[str, str]) -> list[str]:
 
 
 def failed_dependency(task: Task | TaskHead, states: Mapping[str, str]) -> str | None:
+    """A dependency that can no longer complete: failed, cancelled, or itself blocked (by a
+    failure further up), so the task would otherwise wait forever."""
     for dep in task.depends_on:
         state = states.get(dep)
-        if state in FINISHED_STATES and state != COMPLETE:
+        if state == BLOCKED or (state in FINISHED_STATES and state != COMPLETE):
             return dep
     return None
 

@@ -10,7 +10,7 @@ from . import leases
 from .errors import InvalidInput
 from .models import COMPLETE, FAILED, MAX_LOG_LINES, PENDING
 from .names import check_name
-from .validate import number, text
+from .validate import json_data, number, text
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -67,6 +67,8 @@ class HolderUpdates:
         if total is not None:
             total = number(total, "total", minimum=1e-9)
         msg = text(message, "message") if message is not None else None
+        if metrics:
+            json_data(metrics, "metrics")
 
         refresh = [False]
 

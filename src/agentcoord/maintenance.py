@@ -1,4 +1,5 @@
-"""Housekeeping: ``cleanup``, ``stale`` and ``doctor`` (SPEC section 4, "Maintenance").
+"""Housekeeping: ``cleanup`` and ``stale`` (SPEC section 4, "Maintenance"); the invariant
+checks of ``coord doctor`` live in :mod:`agentcoord.doctor`.
 
 Everything here goes through the Store interface, one atomic record operation at a time, and
 every decision is re-checked under the record's lock (``archive_task(id, check)``), so a task
@@ -253,59 +254,6 @@ class Maintenance:
             add("context", f"{doc.project}-{doc.domain}", doc.updated_at)
         found.sort(key=lambda r: (-r.age, r.kind, r.key))
         return found
-
-    # -- doctor --------------------------------------------------------------------------------
-    def doctor(self, *, fix: bool = False) -> list[Action]:
-        """Check the workspace: unreadable records (reported, never changed), expired leases
-        (``fix``: reaped), agent views that disagree with the task records (``fix``: rebuilt),
-        orphaned temp files (``fix``: removed). Without ``fix`` nothing is changed."""
-        actions: list[Action] = []
-        errors: list[CorruptData] = []
-        tasks = self.store.list_tasks(errors=errors)
-        actions += [_corrupt("task", e, "corrupt") for e in errors]
-        errors = []
-        agents = self.store.list_agents(errors=errors)
-        actions += [_corrupt("agent", e, "corrupt") for e in errors]
-        errors = []
-        self.store.list_contexts(errors=errors)
-        actions += [_corrupt("context", e, "corrupt") for e in errors]
-        for channel in self.store.list_channels():
-            try:
-                self.store.read_events(channel)
-            except CorruptData as exc:
-                actions.append(_corrupt("event", exc, "corrupt"))
-
-        now = self.coord.now()
-        expired = [t for t in tasks if t.lease_expired(now)]
-        if fix and expired:
-            for task in self.coord.tasks.reap():
-                actions.append(
-                    Action("task", task.id, "reap", f"lease expired -> {task.status}", done=True)
-                )
-        else:
-            for task in expired:
-                detail = f"lease of {task.agent} expired; would go back to pending or fail"
-                actions.append(Action("task", task.id, "reap", detail, done=False))
-
-        holds: dict[str, set[str]] = {}
-        for task in tasks:
-            if task.status == IN_PROGRESS and task.agent:
-                holds.setdefault(task.agent, set()).add(task.id)
-        for agent in agents:
-            shown = {str(e.get("id")) for e in agent.active}
-            truth = holds.get(agent.name, set())
-            if shown == truth:
-                continue
-            detail = (
-                f"view lists {sorted(shown) or 'no tasks'}, task records say "
-                f"{sorted(truth) or 'none'}"
-            )
-            if fix:
-                self.coord.agents.rebuild_views(agent.name)
-            actions.append(Action("agent", agent.name, "rebuild", detail, done=fix))
-
-        actions += self._orphans(dry_run=not fix)
-        return actions
 
 
 def _corrupt(kind: str, exc: CorruptData, what: str) -> Action:

@@ -27,7 +27,7 @@ from .models import (
     TaskHead,
 )
 from .names import check_name
-from .validate import MAX_TITLE, number, text
+from .validate import MAX_TITLE, json_data, number, text
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -183,6 +183,8 @@ class TaskBoard(Claims, HolderUpdates):
             for label, ref in context_refs
         ]
         steps = [text(s, "next step", 500) for s in next_steps]
+        if metrics:
+            json_data(metrics, "metrics")
         now = self.coord.now()
         task = Task(
             id or "",

@@ -28,3 +28,16 @@ def number(value: float, what: str, *, minimum: float = 0.0, maximum: float | No
         bound = f"between {minimum:g} and {maximum:g}" if maximum is not None else f">= {minimum:g}"
         raise InvalidInput(f"{what} must be {bound}, not {value:g}")
     return float(value)
+
+
+def json_data(value: object, what: str) -> str:
+    """``value`` as compact JSON text; :class:`InvalidInput` for anything JSON cannot hold
+    faithfully (NaN, infinities, non-string keys' objects, nesting deep enough to overflow)."""
+    import json
+
+    try:
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    except RecursionError:
+        raise InvalidInput(f"{what} is nested too deeply") from None
+    except (TypeError, ValueError) as exc:
+        raise InvalidInput(f"{what} is not valid JSON data: {exc}") from None

@@ -25,6 +25,7 @@ from __future__ import annotations
 import sys
 
 from ..errors import InvalidInput
+from ..names import check_name
 from .base import dispatch, key_values
 from .output import dumps
 
@@ -154,6 +155,8 @@ def _emit(ctx: Context, ns: argparse.Namespace) -> int:
 
 
 def _tail(ctx: Context, ns: argparse.Namespace) -> int:
+    if ns.consumer is not None:
+        check_name(ns.consumer, "consumer name")  # "" is a mistake, not "no consumer"
     if ns.since is not None and ns.consumer:
         raise InvalidInput("coord event tail: give --since or --consumer, not both")
     if ns.no_ack and not ns.consumer:

@@ -4,12 +4,14 @@
 
 - ``stale``: ``[{"kind", "key", "status", "updated", "age" (seconds), "age_text", "path"}]``,
   oldest first (``path`` is null where the store has no files).
-- ``cleanup`` and ``doctor``: ``[{"kind", "key", "what", "detail", "done"}]``, every action
-  taken (``done``: true), planned (``--dry-run``, or ``doctor`` without ``--fix``) or skipped
-  (``what``: ``skip``, with the reason).
+- ``cleanup``: ``[{"kind", "key", "what", "detail", "done"}]``, every action taken (``done``:
+  true), planned (``--dry-run``) or skipped (``what``: ``skip``, with the reason).
+- ``doctor``: ``{"found": [violation], "fixed": [text], "remaining": [violation]}`` where a
+  violation is ``{"kind", "key", "file", "message", "repairable"}`` (see
+  :mod:`agentcoord.doctor`); without ``--fix`` nothing changes and ``remaining`` = ``found``.
 
-Exit codes: 0 ok; ``doctor``: 1 when it found something it did not fix, 6 when a record does not
-parse (never repaired automatically); 2 bad input.
+Exit codes: 0 ok; ``doctor``: 1 when a violation remains, 6 when a record does not parse (never
+repaired automatically); 2 bad input.
 """
 
 from __future__ import annotations
@@ -148,14 +150,30 @@ def _cleanup(ctx: Context, ns: argparse.Namespace) -> int:
 
 
 def _doctor(ctx: Context, ns: argparse.Namespace) -> int:
-    actions = ctx.coord.maintenance.doctor(fix=ns.fix)
+    from .. import doctor
+
+    coord = ctx.coord
+    found = doctor.check(coord)
+    fixed = doctor.fix(coord) if ns.fix and any(v.repairable for v in found) else []
+    remaining = doctor.check(coord) if fixed else found
 
     def text() -> str:
-        if not actions:
+        if not found:
             return "no problems found"
-        return "\n".join(_action_line(a) for a in actions)
+        lines = [f"{v.kind}: {v.file or v.key}: {v.message}" for v in remaining]
+        lines += [f"fixed: {line}" for line in fixed]
+        if remaining and not ns.fix and any(v.repairable for v in remaining):
+            lines.append("run 'coord doctor --fix' to repair what is marked repairable")
+        return "\n".join(lines)
 
-    ctx.emit([a.to_dict() for a in actions], text)
-    if any(a.what == "corrupt" for a in actions):
+    ctx.emit(
+        {
+            "found": [v.to_dict() for v in found],
+            "fixed": fixed,
+            "remaining": [v.to_dict() for v in remaining],
+        },
+        text,
+    )
+    if any(v.kind == "corrupt" for v in remaining):
         return 6
-    return 1 if any(not a.done for a in actions) else 0
+    return 1 if remaining else 0

@@ -180,6 +180,8 @@ def _data(doc: Doc) -> tuple[dict[str, object], Section | None]:
         data = json.loads("\n".join(lines)) if any(ln.strip() for ln in lines) else {}
     except json.JSONDecodeError as exc:
         raise doc.corrupt(start + exc.lineno, f"json: {exc.msg}") from None
+    except RecursionError:
+        raise doc.corrupt(start + 1, "json: nested too deeply") from None
     if not isinstance(data, dict):
         raise doc.corrupt(start + 1, "the json block must hold an object")
     return data, source

@@ -88,10 +88,30 @@ def read_text(path: str) -> str | None:
 
 
 def ensure_dir(path: str) -> None:
-    try:
-        os.makedirs(path, mode=DIR_MODE, exist_ok=True)
-    except OSError as exc:
-        raise BackendUnavailable(f"cannot create {path}: {exc.strerror}", path=path) from exc
+    """Create ``path`` and any missing parents, each with :data:`DIR_MODE` (``os.makedirs``
+    applies the mode to the last component only, leaving parents at 0o777 minus the umask)."""
+    if os.path.isdir(path):
+        return
+    missing = []
+    head = os.path.abspath(path)
+    while head and not os.path.isdir(head):
+        missing.append(head)
+        parent = os.path.dirname(head)
+        if parent == head:
+            break
+        head = parent
+    for directory in reversed(missing):
+        try:
+            os.mkdir(directory, DIR_MODE)
+        except FileExistsError:
+            if not os.path.isdir(directory):
+                raise BackendUnavailable(
+                    f"cannot create {directory}: a file is in the way", path=directory
+                ) from None
+        except OSError as exc:
+            raise BackendUnavailable(
+                f"cannot create {directory}: {exc.strerror}", path=directory
+            ) from exc
 
 
 class FileLock:

@@ -47,8 +47,9 @@ _SUFFIXES = (".json", ".pid", ".lock", ".log")
 
 
 def check_timer_name(name: str | None, what: str = "timer name") -> str:
-    """The timer's name (``default`` when none is given); exit 2 for anything unsafe."""
-    if name is None or name == "":
+    """The timer's name (``default`` when none is given); exit 2 for anything unsafe,
+    including an empty name (``--name ""`` is a mistake, not "the default timer")."""
+    if name is None:
         return DEFAULT_NAME
     if not isinstance(name, str) or _NAME.fullmatch(name) is None:
         raise InvalidName(
