@@ -22,13 +22,13 @@ import pytest
 
 from agentcoord.api import Coordinator
 from agentcoord.cli import main
+from agentcoord.procs import pid_alive
 from agentcoord.timer import control
 from agentcoord.timer.check import banner, check
 from agentcoord.timer.files import (
     TimerFiles,
     format_checkpoint,
     is_our_timer,
-    proc_running,
     read_checkpoint,
     read_json,
     read_pidfile,
@@ -93,13 +93,13 @@ def _kill_timer(pid: int, files: TimerFiles | None) -> None:
     info = read_pidfile(files.pidfile) if files is not None else None
     if info is not None and info.pid == pid and not is_our_timer(info):
         return
-    if not proc_running(pid) or not _is_daemon(pid):
+    if not pid_alive(pid) or not _is_daemon(pid):
         return
     os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + 10
-    while proc_running(pid) and time.monotonic() < deadline:
+    while pid_alive(pid) and time.monotonic() < deadline:
         time.sleep(0.02)
-    if proc_running(pid):
+    if pid_alive(pid):
         os.kill(pid, signal.SIGKILL)
 
 
@@ -187,7 +187,7 @@ def test_stop_ends_the_process_and_leaves_consistent_files(
     assert code == 0
     result = json.loads(out)
     assert result["stopped"] is True and result["pid"] == pid
-    assert not proc_running(pid)
+    assert not pid_alive(pid)
     files = TimerFiles(project.timer_dir)
     assert not os.path.exists(files.pidfile)
     side = sidecar(project)
@@ -235,9 +235,9 @@ def test_until_done_stops_by_itself_when_the_last_task_completes(
         coord.tasks.claim("t1", agent="eng-a")
         status = start(project, timers, interval=1.0, until_done=True)
         wait_for(lambda: count(project) >= 1, what="a checkpoint while work is open")
-        assert proc_running(status["pid"])
+        assert pid_alive(status["pid"])
         coord.tasks.complete("t1", agent="eng-a")
-    wait_for(lambda: not proc_running(status["pid"]), what="the timer to exit")
+    wait_for(lambda: not pid_alive(status["pid"]), what="the timer to exit")
     side = sidecar(project)
     assert side["state"] == "done"
     assert "no task is pending" in side["stop_reason"]
@@ -283,7 +283,7 @@ def test_named_timers_run_side_by_side_and_stop_all(
     assert code == 1 and "Timer: fast" in out
     code, out, _ = run("--json", "timer", "stop", "--all")
     assert code == 0 and {r["name"] for r in json.loads(out)} == {"fast", "slow"}
-    assert not proc_running(fast["pid"]) and not proc_running(slow["pid"])
+    assert not pid_alive(fast["pid"]) and not pid_alive(slow["pid"])
 
 
 def test_adaptive_backs_off_while_healthy_and_snaps_back_on_trouble(
@@ -321,7 +321,7 @@ def test_on_checkpoint_failures_and_timeouts_never_stop_the_timer(
         project, timers, interval=0.3, on_checkpoint="echo boom; sleep 5", on_checkpoint_timeout=0.2
     )
     wait_for(lambda: count(project) >= 3, what="ticks despite the command")
-    assert proc_running(status["pid"])
+    assert pid_alive(status["pid"])
     last = sidecar(project)["on_checkpoint_last"]
     assert last["timed_out"] is True and "boom" in last["output"]
     assert "on-checkpoint failed: timed out" in Path(TimerFiles(project.timer_dir).log).read_text()
@@ -332,7 +332,7 @@ def test_a_killed_daemon_leaves_a_stale_pid_file_that_is_cleaned(
 ) -> None:
     status = start(project, timers, interval=1.0)
     os.kill(status["pid"], signal.SIGKILL)
-    wait_for(lambda: not proc_running(status["pid"]), what="the kill")
+    wait_for(lambda: not pid_alive(status["pid"]), what="the kill")
     code, out, _ = run("--json", "timer", "status", "--name", "default")
     shown = json.loads(out)
     assert code == 0 and shown["running"] is False and shown["state"] == "dead"
@@ -351,7 +351,7 @@ def test_stop_with_ends_the_timer_with_its_watched_process(
     finally:
         session.kill()
         session.wait()
-    wait_for(lambda: not proc_running(status["pid"]), what="the timer to follow its session")
+    wait_for(lambda: not pid_alive(status["pid"]), what="the timer to follow its session")
     assert "--stop-with" in sidecar(project)["stop_reason"]
 
 
@@ -362,7 +362,7 @@ def test_timer_exits_when_its_directory_is_removed(tmp_path: Path) -> None:
         import shutil
 
         shutil.rmtree(ws.root)
-        wait_for(lambda: not proc_running(status["pid"]), what="the orphaned timer to exit")
+        wait_for(lambda: not pid_alive(status["pid"]), what="the orphaned timer to exit")
     finally:
         _kill_timer(status["pid"], None)
 

@@ -27,6 +27,7 @@ import time
 
 from .errors import CoordError, InvalidInput
 from .models import ASSIGNED, BLOCKED, COMPLETE, FAILED, IN_PROGRESS, PENDING
+from .procs import pid_alive
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -324,7 +325,7 @@ class Demo:
                 self.timer_stopped = True
             except CoordError as exc:
                 self.line(str(exc))
-        return [p for p in self.pids() if _alive(p)]
+        return [p for p in self.pids() if pid_alive(p)]
 
     def pids(self) -> list[int]:
         out = [p.pid for p in self.procs.values()]
@@ -345,22 +346,6 @@ def _expired_holder(task: Any) -> str:
         if m:
             return m.group(1)
     return "its holder"
-
-
-def _alive(pid: int) -> bool:
-    """Whether ``pid`` runs (a zombie waiting for its parent does not count)."""
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as f:
-            state = f.read().rpartition(")")[2].split()[0]
-        return state not in ("Z", "X")
-    except (OSError, IndexError):
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            return True
-        return True
 
 
 def run_demo(

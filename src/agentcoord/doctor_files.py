@@ -13,6 +13,7 @@ import time
 
 from .doctor import Violation
 from .errors import CorruptData
+from .procs import pid_alive
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -78,16 +79,6 @@ def cursors(md: MarkdownStore, out: list[Violation]) -> dict[str, dict[str, int]
     return result
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def orphan_temp_files(md: MarkdownStore, now: float | None = None) -> list[str]:
     """Temp files of atomic writes (``.name.tmp-PID-HEX``) whose writer is gone from this
     machine, or older than :data:`ORPHAN_AGE` (a write never takes that long)."""
@@ -106,7 +97,7 @@ def orphan_temp_files(md: MarkdownStore, now: float | None = None) -> list[str]:
                 age = now - os.lstat(path).st_mtime
             except FileNotFoundError:
                 continue  # the writer finished meanwhile
-            if age > ORPHAN_AGE or not _pid_alive(int(m.group(1))):
+            if age > ORPHAN_AGE or not pid_alive(int(m.group(1))):
                 found.append(path)
     return found
 

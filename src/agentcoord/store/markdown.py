@@ -14,6 +14,7 @@ import re
 import time
 
 from ..errors import AlreadyExists, Conflict, CorruptData, NotFound
+from ..procs import pid_alive
 from .base import Store
 from .fsutil import TMP_MARK, FileLock, atomic_write, ensure_dir, fsync_dir, read_text
 from .md_events import EventFiles
@@ -349,7 +350,7 @@ class MarkdownStore(EventFiles, WatchFiles, Store):
                     st = entry.stat(follow_symlinks=False)
                 except FileNotFoundError:
                     continue
-                if now - st.st_mtime < min_age or _pid_alive(int(m.group(1))):
+                if now - st.st_mtime < min_age or pid_alive(int(m.group(1))):
                     continue
                 out.append(entry.path)
                 if not dry_run:
@@ -372,13 +373,3 @@ _RECORD_FILES = {
     "context": "context-{}.md",
     "metrics": "metrics-{}.md",
 }
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # someone else's process: alive
-        return True
-    return True

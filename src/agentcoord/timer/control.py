@@ -23,11 +23,11 @@ from ..errors import (
     InvalidInput,
     NotFound,
 )
+from ..procs import proc_start_time
 from .files import (
     TimerFiles,
     is_our_timer,
     probe_writable,
-    proc_start_time,
     read_checkpoint,
     read_json,
     read_pidfile,

@@ -27,6 +27,7 @@ import re
 
 from ..clock import stamp
 from ..errors import BackendUnavailable, CorruptData, InvalidName
+from ..procs import pid_alive, proc_start_time
 from ..store.fsutil import atomic_write, read_text
 
 TYPE_CHECKING = False
@@ -212,48 +213,11 @@ def read_pidfile(path: str) -> PidInfo | None:
     return PidInfo(pid, start, token)
 
 
-def _proc_fields(pid: int) -> list[str] | None:
-    """``/proc/PID/stat`` fields from field 3 (state) on; None if there is no such process."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as fh:
-            raw = fh.read().decode("ascii", "replace")
-    except OSError:
-        return None
-    # The command name (field 2) may hold spaces and parentheses: split after the last ')'.
-    return raw[raw.rfind(")") + 2 :].split()
-
-
-def proc_start_time(pid: int) -> int | None:
-    """Field 22 of ``/proc/PID/stat``: when the process started, in clock ticks since boot."""
-    fields = _proc_fields(pid)
-    if fields is None or len(fields) < 20:
-        return None
-    return int(fields[19])
-
-
-def proc_running(pid: int) -> bool:
-    """Whether ``pid`` names a live process (a zombie has already exited)."""
-    if pid <= 0:
-        return False
-    fields = _proc_fields(pid)
-    if fields is not None:
-        return fields[0] not in ("Z", "X")
-    if os.path.isdir("/proc/self"):
-        return False
-    try:  # no procfs (not Linux): the best we can do is "a process with this pid exists"
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def is_our_timer(info: PidInfo | None) -> bool:
     """True only if the pid still belongs to the timer that wrote ``info``: alive, started at
     the recorded time (a reused pid starts later) and carrying the run's token in its command
     line. Without procfs only liveness can be checked."""
-    if info is None or info.pid <= 0 or not proc_running(info.pid):
+    if info is None or info.pid <= 0 or not pid_alive(info.pid):
         return False
     if not os.path.isdir("/proc/self"):
         return True

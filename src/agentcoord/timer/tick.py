@@ -19,12 +19,12 @@ import os
 import time
 
 from ..clock import iso, stamp
+from ..procs import proc_start_time
 from .files import (
     PidInfo,
     append_log,
     checkpoint_message,
     format_checkpoint,
-    proc_start_time,
     read_pidfile,
     write_json,
 )
@@ -215,10 +215,10 @@ class Timer:
         return line
 
     def _watched_alive(self) -> bool:
-        from .files import proc_running
+        from ..procs import pid_alive
 
         pid = self.opts.stop_with or 0
-        if not proc_running(pid):
+        if not pid_alive(pid):
             return False
         start = self.opts.stop_with_start
         return start is None or proc_start_time(pid) in (None, start)
