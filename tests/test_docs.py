@@ -1,0 +1,27 @@
+"""The docs keep up with the code: every command has its section in docs/cli.md, and the pages
+the README links to exist."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from agentcoord.cli import COMMANDS
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_every_command_is_in_the_cli_reference() -> None:
+    text = (ROOT / "docs" / "cli.md").read_text()
+    missing = [c for c in COMMANDS if f"### `coord {c}`" not in text]
+    assert not missing, f"run scripts/gen_cli_docs.py: {missing} missing from docs/cli.md"
+
+
+def test_readme_links_resolve() -> None:
+    readme = (ROOT / "README.md").read_text()
+    assert readme.lstrip().startswith("# agentcoord")
+    first_commands = readme.split("```")[1]
+    assert "make demo" in first_commands
+    assert "make test" in first_commands
+    for target in re.findall(r"\]\(((?:docs/)?[\w./-]+\.(?:md|png))\)", readme):
+        assert (ROOT / target).exists(), target
