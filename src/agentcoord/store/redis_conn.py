@@ -12,7 +12,8 @@
   backoff, then reported as :class:`BackendUnavailable` with the URL (password hidden) and the
   reason. Nothing ever falls back to files. redis-py's own retries are switched off so this is
   the one place that decides how long a command may take;
-- :meth:`RedisBase._watched`: the ``WATCH`` / ``MULTI`` / ``EXEC`` optimistic loop.
+- :meth:`RedisBase._watched`: the ``WATCH`` / ``MULTI`` / ``EXEC`` optimistic loop (the hot
+  paths, task and agent updates, use the compare-and-set loop of :mod:`.redis_cas` instead).
 
 Writes that are not idempotent carry a one-shot *operation key* (``op:{token}``) set in the
 same transaction: when a connection drops after ``EXEC`` was sent, the retry first looks for that
@@ -35,6 +36,7 @@ if TYPE_CHECKING:
     from typing import Any, TypeVar
 
     import redis
+    from redis.commands.core import Script
 
     T = TypeVar("T")
     # redis-py annotates results as ``Awaitable[Any] | Any`` (one signature for sync and async
@@ -140,9 +142,22 @@ class RedisBase:
     _client: Any  # a redis.Redis (see Pipeline above)
     _base: str
     _changes: str
+    _scripts: dict[str, Script]
+
+    def _script(self, name: str, source: str) -> Script:
+        script = self._scripts.get(name)
+        if script is None:  # registered lazily: EVALSHA first, EVAL on NOSCRIPT (redis-py)
+            script = self._scripts[name] = self._client.register_script(source)
+        return script
 
     def _key(self, *parts: str) -> str:
         return ":".join((self._base, *parts))
+
+    @staticmethod
+    def _glob(text: str) -> str:
+        """``text`` with the glob characters of SCAN MATCH escaped (the hash tag's braces are
+        literal there)."""
+        return "".join("\\" + c if c in "*?[]\\" else c for c in text)
 
     @staticmethod
     def _hint(kind: str, action: str, key: str) -> str:
@@ -240,13 +255,16 @@ class RedisBase:
                     if isinstance(cause, (ConnectionError, TimeoutError)):
                         raise cause from None
                     if time.monotonic() > deadline:
-                        raise LockTimeout(
-                            f"Redis at {self.location}: {keys[0]} kept changing under us for "
-                            f"{self.lock_timeout:g}s",
-                            key=keys[0],
-                        ) from None
+                        raise self._contended(keys) from None
                     time.sleep(random.uniform(0, backoff))
                     backoff = min(backoff * 2, 0.05)
+
+    def _contended(self, keys: list[str]) -> LockTimeout:
+        return LockTimeout(
+            f"Redis at {self.location}: {keys[0]} kept changing under us for "
+            f"{self.lock_timeout:g}s",
+            key=keys[0],
+        )
 
     def _committed(self, op_key: str, then: Callable[[], Any]) -> Callable[[], Any]:
         def check() -> Any:
@@ -254,7 +272,16 @@ class RedisBase:
 
         return check
 
-    # -- JSON ---------------------------------------------------------------------------------
+    # -- decoding -----------------------------------------------------------------------------
+    @staticmethod
+    def _int(where: str, raw: Any) -> int:
+        if raw is None:
+            return 0
+        try:
+            return int(raw)
+        except ValueError:
+            raise CorruptData(where, 1, f"not a number: {raw!r}") from None
+
     @staticmethod
     def _dumps(data: dict[str, Any]) -> str:
         return json.dumps(data, ensure_ascii=False, separators=(",", ":"))

@@ -20,13 +20,13 @@ rotation never loses an entry. Cursors move forward only, also in a script.
 from __future__ import annotations
 
 from ..errors import CorruptData, InvalidInput
+from ..names import check_name
 from .redis_conn import RedisBase
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import Any
-
-    from redis.commands.core import Script
 
     from ..models import Event
 
@@ -95,17 +95,46 @@ end
 return cur
 """
 
+# KEYS: live, archive, op.  ARGV: keep, dry-run flag, op ttl (ms), pub/sub channel, hint.
+# Moves all but the newest ``keep`` live entries to the archive; returns how many (would) move.
+_ROTATE = """
+local done = redis.call('GET', KEYS[3])
+if done then return tonumber(done) end
+local keep = tonumber(ARGV[1])
+local len = redis.call('XLEN', KEYS[1])
+if len <= keep then return 0 end
+if ARGV[2] == '1' then return len - keep end
+local old = redis.call('XRANGE', KEYS[1], '-', '+', 'COUNT', len - keep)
+for _, entry in ipairs(old) do
+  redis.call('XADD', KEYS[2], entry[1], unpack(entry[2]))
+end
+redis.call('XTRIM', KEYS[1], 'MAXLEN', keep)
+redis.call('SET', KEYS[3], string.format('%d', len - keep), 'PX', ARGV[3])
+redis.call('PUBLISH', ARGV[4], ARGV[5])
+return len - keep
+"""
+
+# KEYS: seq, channels.  ARGV: seq, channel.  Raise the counter to ARGV[1] (never lower it).
+_RAISE_SEQ = """
+local cur = tonumber(redis.call('GET', KEYS[1]) or '0')
+local new = tonumber(ARGV[1])
+if new > cur then redis.call('SET', KEYS[1], ARGV[1]) else new = cur end
+redis.call('SADD', KEYS[2], ARGV[2])
+return new
+"""
+
+
+def _count(value: object, what: str) -> int:
+    # The same rule (and message) as the markdown backend: exit 2 for a negative or non-integer.
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise InvalidInput(f"{what} must be a whole number >= 0, not {value!r}", field=what)
+    return value
+
 
 class RedisEvents(RedisBase):
     """Event logs and cursors for :class:`~.redis_store.RedisStore`."""
 
-    _scripts: dict[str, Script]
-
-    def _script(self, name: str, source: str) -> Script:
-        script = self._scripts.get(name)
-        if script is None:  # registered lazily: EVALSHA first, EVAL on NOSCRIPT (redis-py)
-            script = self._scripts[name] = self._client.register_script(source)
-        return script
+    clock: Callable[[], float]
 
     def _event_key(self, channel: str, part: str) -> str:
         return self._key("events", channel, part)
@@ -122,16 +151,26 @@ class RedisEvents(RedisBase):
     def _write_events(
         self, channel: str, events: list[Event], *, keep: int, explicit: bool
     ) -> list[Event]:
-        if keep < 0:
-            raise InvalidInput(f"keep must be >= 0, not {keep}")
+        from ..codec.event import norm_time
+
+        check_name(channel, "channel")
+        _count(keep, "keep")
+        for event in events:
+            check_name(event.type, "event type")
+            if any(not key for key, _ in event.fields):
+                raise InvalidInput("event field names must not be empty", field="key")
         if not events:
             return []
+        now = self.clock()
+        # Like the files: no time means the store's clock; times keep milliseconds.
+        times = [norm_time(event.time or now) for event in events]
         args: list[Any] = [keep, channel, self.op_ttl_ms, self._changes]
         args.append(self._hint("event", "created", channel))
-        for event in events:
+        for event, stamp in zip(events, times, strict=True):
             data = event.to_dict()
             del data["seq"]  # the stream id carries it
             data["channel"] = channel
+            data["time"] = stamp
             data["fields"] = [list(pair) for pair in event.fields]  # keeps order and repeats
             args += [event.seq if explicit else 0, self._dumps(data)]
         op_key = self._key("op", self._token())
@@ -156,13 +195,16 @@ class RedisEvents(RedisBase):
             copy: Event = event.copy()
             copy.channel = channel
             copy.seq = event.seq if explicit else first + i
+            copy.time = times[i]
             out.append(copy)
         return out
 
     def read_events(self, channel: str, *, after: int = 0, limit: int | None = None) -> list[Event]:
-        if limit is not None and limit <= 0:
+        check_name(channel, "channel")
+        _count(after, "after")
+        if limit is not None and _count(limit, "limit") == 0:
             return []
-        start = f"{max(after, 0) + 1}-0"
+        start = f"{after + 1}-0"
         archive_key = self._event_key(channel, "archive")
         live_key = self._event_key(channel, "live")
 
@@ -201,6 +243,7 @@ class RedisEvents(RedisBase):
             raise CorruptData(where, 1, f"unreadable event: {exc!r}") from None
 
     def last_seq(self, channel: str) -> int:
+        check_name(channel, "channel")
         key = self._event_key(channel, "seq")
         raw = self._call(lambda: self._client.get(key))
         return self._int(key, raw)
@@ -210,11 +253,16 @@ class RedisEvents(RedisBase):
         return sorted(names)
 
     def get_cursor(self, channel: str, consumer: str) -> int:
+        check_name(channel, "channel")
+        check_name(consumer, "consumer")
         key = self._event_key(channel, "cursors")
         raw = self._call(lambda: self._client.hget(key, consumer))
         return self._int(f"{key}#{consumer}", raw)
 
     def advance_cursor(self, channel: str, consumer: str, seq: int) -> int:
+        check_name(channel, "channel")
+        check_name(consumer, "consumer")
+        _count(seq, "seq")
         key = self._event_key(channel, "cursors")
         script = self._script("advance", _ADVANCE)
         # Idempotent (a maximum), so a retry after a lost reply is harmless.
@@ -223,11 +271,52 @@ class RedisEvents(RedisBase):
             raise CorruptData(f"{key}#{consumer}", 1, "cursor is not a number")
         return cursor
 
-    @staticmethod
-    def _int(where: str, raw: Any) -> int:
-        if raw is None:
-            return 0
-        try:
-            return int(raw)
-        except ValueError:
-            raise CorruptData(where, 1, f"not a number: {raw!r}") from None
+    # -- maintenance and migration --------------------------------------------------------
+    def rotate_events(self, channel: str, *, keep: int, dry_run: bool = False) -> int:
+        """Move all but the newest ``keep`` events of ``channel`` to its archive stream (one
+        script: readers never miss or see twice an event); return how many moved (or would)."""
+        check_name(channel, "channel")
+        _count(keep, "keep")
+        keys = [
+            self._event_key(channel, "live"),
+            self._event_key(channel, "archive"),
+            self._key("op", self._token()),
+        ]
+        args = [keep, "1" if dry_run else "0", self.op_ttl_ms, self._changes]
+        args.append(self._hint("event", "changed", channel))
+        script = self._script("rotate", _ROTATE)
+        return int(self._call(lambda: script(keys=keys, args=args)))
+
+    def live_event_count(self, channel: str) -> int:
+        """How many events sit in the live log (the rest are archived): ``coord migrate``
+        keeps the split."""
+        key = self._event_key(check_name(channel, "channel"), "live")
+        return int(self._call(lambda: self._client.xlen(key)))
+
+    def raise_last_seq(self, channel: str, seq: int) -> int:
+        """Make the channel's next seq at least ``seq + 1`` (``coord migrate`` of a log whose
+        newest events were removed by hand); never lowers it."""
+        keys = [self._event_key(check_name(channel, "channel"), "seq"), self._key("channels")]
+        script = self._script("raise_seq", _RAISE_SEQ)
+        return int(self._call(lambda: script(keys=keys, args=[_count(seq, "seq"), channel])))
+
+    def list_cursors(self) -> dict[str, dict[str, int]]:
+        """Every consumer cursor: channel -> consumer -> seq (``coord migrate``)."""
+        prefix = self._key("events", "")
+        pattern = self._glob(prefix) + "*:cursors"
+
+        def read() -> dict[str, dict[str, str]]:
+            keys = sorted(self._client.scan_iter(match=pattern, count=1000))
+            with self._client.pipeline(transaction=False) as pipe:
+                for key in keys:
+                    pipe.hgetall(key)
+                values: list[dict[str, str]] = pipe.execute()
+            return dict(zip(keys, values, strict=True))
+
+        out: dict[str, dict[str, int]] = {}
+        for key, entries in self._call(read).items():
+            channel = key[len(prefix) : -len(":cursors")]
+            cursors = {c: self._int(f"{key}#{c}", v) for c, v in sorted(entries.items())}
+            if cursors:
+                out[channel] = cursors
+        return out
