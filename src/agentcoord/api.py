@@ -37,8 +37,15 @@ if TYPE_CHECKING:
 REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
 
 
-def open_store(url: str, *, clock: Callable[[], float] = time.time, prefix: str = "coord") -> Store:
-    """A Redis store for ``url`` (the ``[redis]`` extra must be installed)."""
+def open_store(
+    url: str,
+    *,
+    clock: Callable[[], float] = time.time,
+    prefix: str = "coord",
+    config: Config | None = None,
+) -> Store:
+    """A Redis store for ``url`` (the ``[redis]`` extra must be installed), with the lock
+    timeout and retry budget of the workspace ``config`` (``lock_timeout``, ``retry_seconds``)."""
     if not url.startswith(REDIS_SCHEMES):
         raise InvalidInput(
             f"unsupported store URL {url!r}: use redis://, rediss:// or unix:// "
@@ -52,7 +59,14 @@ def open_store(url: str, *, clock: Callable[[], float] = time.time, prefix: str 
         raise BackendUnavailable(
             f"the Redis backend needs redis-py: pip install 'agentcoord[redis]' ({exc})"
         ) from exc
-    return RedisStore(url, clock=clock, prefix=prefix)
+    settings = config if config is not None else Config()
+    return RedisStore(
+        url,
+        clock=clock,
+        prefix=prefix,
+        lock_timeout=settings.float("lock_timeout"),
+        retry_seconds=settings.float("retry_seconds"),
+    )
 
 
 class Coordinator:
@@ -100,7 +114,7 @@ class Coordinator:
         url = url or (config["url"] if config["backend"] == "redis" else None)
         store: Store
         if url:
-            store = open_store(url, clock=clock)
+            store = open_store(url, clock=clock, config=config)
         else:
             assert workspace is not None
             if not os.path.isdir(workspace.root):

@@ -7,6 +7,7 @@ update of the task record, so of any number of concurrent claimers exactly one s
 
 from __future__ import annotations
 
+import os
 import re
 
 from . import deps, leases
@@ -38,6 +39,18 @@ def order_key(task: Task | TaskHead) -> tuple[Any, ...]:
 
 
 _SKIPPED = object()  # _claim_one without waiting found the task locked by another writer
+SPREAD = 8  # how many equal-priority candidates a contended claimer chooses among
+
+
+def _spread(pending: list[TaskHead]) -> int:
+    """A random index among the first :data:`SPREAD` candidates that share the first one's
+    priority (claim order across priorities is kept). ``os.urandom`` instead of ``random``:
+    one fewer import on the CLI's start-up path."""
+    top = pending[0].priority
+    width = 1
+    while width < min(SPREAD, len(pending)) and pending[width].priority == top:
+        width += 1
+    return os.urandom(1)[0] % width
 
 
 class Claims:
@@ -89,14 +102,22 @@ class Claims:
         candidates.sort(key=order_key)
         # First pass: skip candidates another claimer is writing right now (it will most
         # likely win them); second pass: wait for those, in order, if nothing else was free.
+        # A claimer that loses a race is evidently not alone: from then on it picks among the
+        # next few candidates of the same priority at random, so that concurrent claimers
+        # spread out instead of all racing for the same next task.
         busy: list[TaskHead] = []
         for wait, batch in ((False, candidates), (True, busy)):
-            for cand in batch:
+            pending = list(batch)
+            contended = False
+            while pending:
+                cand = pending.pop(_spread(pending) if contended else 0)
                 try:
                     task = self._claim_one(cand.id, agent, lease_seconds, explicit=False, wait=wait)
                 except (Conflict, NotFound):
-                    continue  # someone else got it first, or it is not ready: try the next one
+                    contended = True  # someone else got it first (or it is not ready)
+                    continue
                 if task is _SKIPPED:
+                    contended = True
                     busy.append(cand)
                 elif isinstance(task, Task):
                     return task

@@ -51,6 +51,8 @@ DEFAULTS: dict[str, Any] = {
     "keep_events": 100,
     "durable": True,
     "lock_timeout": 10.0,
+    # Redis: how long transient connection errors are retried before exit 5.
+    "retry_seconds": 2.0,
     "breaker_threshold": 3,
     "breaker_cooldown": 300,
     # Monitor classes (timer seed, "Monitoring Thresholds"): silence below each bound.

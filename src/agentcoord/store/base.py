@@ -13,16 +13,17 @@ operation              markdown directory                   Redis
 =====================  ===================================  ====================================
 get / list             read + parse ``task-{id}.md``;       ``GET`` of a JSON value; list via a
                        list = scan with a stat-keyed cache   per-state ``SET`` index
-update(key, fn)        ``flock`` ``.locks/task-{id}``, read, ``WATCH`` key, read, ``MULTI`` write
-                       fn, atomic replace, unlock           + index moves, ``EXEC``; retry
+update(key, fn)        ``flock`` ``.locks/task-{id}``, read, read, fn, Lua compare-and-set of the
+                       fn, atomic replace, unlock           value + index moves; retry on a
+                                                            lost race (then a short turn)
 create                 lock, refuse if the file exists      Lua: check, ``SET``, index, publish
 append_events          lock the channel, append, rotate     Lua: ``INCR`` seq, ``XADD``, trim to
                                                             an archive stream
 cursors                ``.state/cursors-{channel}.json``    Lua: forward-only ``HSET``
 =====================  ===================================  ====================================
 
-``fn`` passed to an update may be called more than once (optimistic backends retry it on a
-conflicting write), so it must be a pure function of the record it is given; it returns the new
+``fn`` passed to an update may be called more than once (an optimistic backend re-runs it after
+a conflicting write), so it must be a pure function of the record it is given; it returns the new
 record, ``None`` for "no change", or raises a :class:`~agentcoord.errors.CoordError` to abort
 with nothing written.
 """
