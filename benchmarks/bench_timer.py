@@ -106,7 +106,7 @@ def _seed_drift(n: int, base: str) -> float:
 
 def _drift(quick: bool) -> tuple[list[Row], float | None]:
     from agentcoord.timer import control
-    from agentcoord.timer.files import proc_running
+    from agentcoord.procs import pid_alive
 
     n = 100 if quick else 1000
     with scratch_dir("timer-drift") as base:
@@ -117,7 +117,7 @@ def _drift(quick: bool) -> tuple[list[Row], float | None]:
         peak = 0.0
         deadline = time.monotonic() + n * TICK * 20 + 60
         try:
-            while proc_running(pid) and time.monotonic() < deadline:
+            while pid_alive(pid) and time.monotonic() < deadline:
                 rss = _rss_mb(pid)
                 peak = max(peak, rss or 0.0)
                 try:

@@ -144,3 +144,22 @@ def test_claim_skips_a_candidate_another_writer_holds(
         fcntl.flock(held.fileno(), fcntl.LOCK_EX)
         assert coord.tasks.claim(agent="x").id == "b"  # did not queue behind the holder
     assert coord.tasks.claim(agent="y").id == "a"
+
+
+def test_long_lived_index_sees_other_writers(workspace: Workspace) -> None:
+    from agentcoord.store.markdown import MarkdownStore
+
+    mine = Coordinator.open(workspace.root)
+    other = Coordinator(MarkdownStore(workspace.root), workspace=workspace)  # another process
+    for i in range(3):
+        mine.tasks.create(f"t{i}", id=f"t{i}")
+    assert [h.status for h in mine.store.list_task_heads()] == ["pending"] * 3
+    mine.tasks.claim("t0", agent="me")  # noted in memory, no re-parse needed
+    other.tasks.claim("t1", agent="them")  # only visible through the files
+    heads = {h.id: (h.status, h.agent) for h in mine.store.list_task_heads()}
+    assert heads == {
+        "t0": ("in_progress", "me"),
+        "t1": ("in_progress", "them"),
+        "t2": ("pending", None),
+    }
+    assert {h.id for h in other.store.list_task_heads(statuses=["in_progress"])} == {"t0", "t1"}

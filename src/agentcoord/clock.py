@@ -129,6 +129,7 @@ def exact_duration(seconds: float) -> str:
         if rest or frac or not parts:
             parts.append(f"{fmt_number(rest + frac)}s")
         pretty = " ".join(parts)
-        if parse_duration(pretty) == seconds:  # float sums can round; then plain is exact
+        # Whole seconds are always exact; float sums can round, and then plain is exact.
+        if not frac or parse_duration(pretty) == seconds:
             text = pretty
     return text

@@ -131,7 +131,9 @@ def check(coord: Coordinator) -> list[Violation]:
     for task in tasks.values():
         out += _check_task(task, now, set(tasks) | set(archived), _path(md, task.id))
     out += _check_graph(tasks, statuses, md)
-    out += _check_index(store, tasks, md is not None)
+    # Check the index every other process reads (on disk), not this process's copy of it.
+    view = type(md)(md.root, durable=False) if md is not None else store
+    out += _check_index(view, tasks, md is not None)
     out += _check_agents(store, tasks)
     errors = []
     store.list_contexts(errors=errors)

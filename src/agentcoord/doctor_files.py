@@ -204,9 +204,7 @@ def remove_orphans(md: MarkdownStore) -> list[str]:
 
 
 def drop_index(md: MarkdownStore) -> list[str]:
-    try:
-        os.unlink(md.path(".state/index-task.json"))
-    except FileNotFoundError:
+    if not md.drop_index():
         return []
     return ["removed the task index cache (rebuilt by the next listing)"]
 

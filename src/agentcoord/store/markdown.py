@@ -82,6 +82,7 @@ class MarkdownStore(EventFiles, WatchFiles, Store):
         *,
         wait: bool = True,
         durable: bool = True,
+        written: Callable[[str, Any], None] | None = None,
     ) -> Any:
         lock = self.lock(name)
         if not lock.acquire(blocking=wait):
@@ -92,6 +93,8 @@ class MarkdownStore(EventFiles, WatchFiles, Store):
             if new is None:  # "no change"; a mutated-and-returned record is still written
                 return current
             self.write(name + ".md", render(new), durable=durable)
+            if written is not None:  # still under the lock: nobody else has written since
+                written(name, new)
             return new
         finally:
             lock.release()
@@ -170,9 +173,12 @@ class MarkdownStore(EventFiles, WatchFiles, Store):
         return task
 
     def _task_index(self) -> TaskIndex:
-        from .md_index import TaskIndex
+        index: TaskIndex | None = self.__dict__.get("_index")
+        if index is None:
+            from .md_index import TaskIndex
 
-        return TaskIndex(self.root, self.path(STATE))
+            index = self._index = TaskIndex(self.root, self.path(STATE))
+        return index
 
     def list_task_heads(
         self,
@@ -208,19 +214,13 @@ class MarkdownStore(EventFiles, WatchFiles, Store):
 
     def create_task(self, task: Task) -> None:
         name = f"task-{task.id}"
-
-        def create(current: Task | None) -> Task:
-            if current is not None:
-                raise AlreadyExists(f"task {task.id!r} already exists", task=task.id)
-            return task
-
         with self.lock(name):
             if os.path.lexists(self.path(name + ".md")):
-                self._load(
-                    name + ".md", self._parse_task
-                )  # corrupt files are reported, not replaced
+                # An unreadable file is reported (CorruptData), never replaced.
+                self._load(name + ".md", self._parse_task)
                 raise AlreadyExists(f"task {task.id!r} already exists", task=task.id)
-            self.write(name + ".md", self._render_task(create(None)))
+            self.write(name + ".md", self._render_task(task))
+            self._noted(name, task)
 
     def update_task(self, task_id: str, fn: TaskFn) -> Task:
         def apply(current: Task | None) -> Task | None:
@@ -228,8 +228,25 @@ class MarkdownStore(EventFiles, WatchFiles, Store):
                 raise NotFound(f"no task {task_id!r} in {self.root}", task=task_id)
             return fn(current)
 
-        task: Task = self._update(f"task-{task_id}", self._parse_task, self._render_task, apply)
+        task: Task = self._update(
+            f"task-{task_id}", self._parse_task, self._render_task, apply, written=self._noted
+        )
         return task
+
+    def drop_index(self) -> bool:
+        """Forget the task head index (on disk and in this process); the next listing
+        rebuilds it from the files. Returns whether there was one on disk."""
+        self.__dict__.pop("_index", None)
+        try:
+            os.unlink(self.path(os.path.join(STATE, "index-task.json")))
+        except FileNotFoundError:
+            return False
+        return True
+
+    def _noted(self, name: str, task: Task) -> None:
+        index: TaskIndex | None = self.__dict__.get("_index")
+        if index is not None:
+            index.note(name + ".md", task)
 
     def try_update_task(self, task_id: str, fn: TaskFn) -> Task | None:
         def apply(current: Task | None) -> Task | None:
@@ -238,9 +255,17 @@ class MarkdownStore(EventFiles, WatchFiles, Store):
             return fn(current)
 
         got = self._update(
-            f"task-{task_id}", self._parse_task, self._render_task, apply, wait=False
+            f"task-{task_id}",
+            self._parse_task,
+            self._render_task,
+            apply,
+            wait=False,
+            written=self._noted,
         )
-        return None if got is _BUSY else got
+        if got is _BUSY:
+            return None
+        task: Task = got
+        return task
 
     def archive_task(self, task_id: str, check: Callable[[Task], bool]) -> bool:
         return self._archive(f"task-{task_id}", self._parse_task, check)

@@ -38,6 +38,22 @@ class TaskIndex:
         self.root = root
         self.state_dir = state_dir
         self.path = os.path.join(state_dir, "index-task.json")
+        #: The rows as of this process's last scan (and its own writes since): a long-lived
+        #: process re-reads only files that others changed. None until the first scan.
+        self.memory: dict[str, list[Any]] | None = None
+        self._unsaved = 0  # rows that differ from the file on disk
+
+    def note(self, name: str, task: Task) -> None:
+        """Record this process's own write of ``name`` (so its next scan need not parse it)."""
+        if self.memory is None:
+            return
+        try:
+            st = os.stat(os.path.join(self.root, name), follow_symlinks=False)
+        except OSError:
+            self.memory.pop(name, None)
+            return
+        self.memory[name] = [st.st_mtime_ns, st.st_size, st.st_ino, *TaskHead.of(task).to_list()]
+        self._unsaved += 1
 
     def _load(self) -> dict[str, list[Any]]:
         try:
@@ -60,7 +76,7 @@ class TaskIndex:
         plus the tasks it had to parse, so that nothing is parsed twice.
 
         ``parse(name)`` reads and parses one file (None if it vanished)."""
-        cache = self._load()
+        cache = self.memory if self.memory is not None else self._load()
         fresh: dict[str, list[Any]] = {}
         heads: list[tuple[str, TaskHead]] = []
         parsed: dict[str, Task] = {}
@@ -103,9 +119,13 @@ class TaskIndex:
                 if statuses is None or head.status in statuses:
                     heads.append((name, head))
                     parsed[name] = task
-        stale = changed + max(0, len(cache) - len(fresh))
-        if stale > min(REWRITE_AFTER, len(fresh) // 100) or (stale and len(fresh) < 1000):
+        self._unsaved += changed + max(0, len(cache) - len(fresh))
+        self.memory = fresh
+        if self._unsaved > min(REWRITE_AFTER, len(fresh) // 100) or (
+            self._unsaved and len(fresh) < 1000
+        ):
             self._save(fresh)
+            self._unsaved = 0
         return heads, parsed
 
     def _save(self, entries: dict[str, list[Any]]) -> None:
