@@ -105,8 +105,8 @@ def _seed_drift(n: int, base: str) -> float:
 
 
 def _drift(quick: bool) -> tuple[list[Row], float | None]:
-    from agentcoord.timer import control
     from agentcoord.procs import pid_alive
+    from agentcoord.timer import control
 
     n = 100 if quick else 1000
     with scratch_dir("timer-drift") as base:
