@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+from functools import lru_cache
 
 from . import deps, leases
 from .errors import Conflict, InvalidTransition, NotFound, NothingToClaim
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
 _NATURAL = re.compile(r"(\d+)")
 
 
+@lru_cache(maxsize=65536)  # every claim sorts every candidate: ids repeat across calls
 def natural_key(task_id: str) -> tuple[Any, ...]:
     """``task-2`` before ``task-10``."""
     return tuple(int(p) if p.isdigit() else p for p in _NATURAL.split(task_id))
