@@ -19,7 +19,9 @@ _NEEDS_ESCAPE = re.compile(r"[\\\x00-\x1f\x7f\x85\u2028\u2029]|^\s|\s$|^[#`~*\-_
 _CTRL = re.compile(r"[\\\x00-\x1f\x7f\x85\u2028\u2029]")
 _NAMED = {"\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t"}
 _STRUCTURAL = frozenset("#`~*-_=>|+[")
-_UNESCAPE = re.compile(r"\\(x[0-9a-fA-F]{2}|u[0-9a-fA-F]{4}|U[0-9a-fA-F]{8}|.)", re.DOTALL)
+# Compiled on first use (``re``'s own cache): only values holding a backslash or a run of three
+# backticks need them, and every compile at import is start-up time for every CLI call.
+_UNESCAPE = r"\\(x[0-9a-fA-F]{2}|u[0-9a-fA-F]{4}|U[0-9a-fA-F]{8}|.)"
 
 
 def _ctrl(m: re.Match[str]) -> str:
@@ -30,7 +32,7 @@ def _ctrl(m: re.Match[str]) -> str:
     return _hex(ch)
 
 
-_FENCE_RUN = re.compile(r"`(?=``)")  # a backtick that starts a run of three
+_FENCE_RUN = r"`(?=``)"  # a backtick that starts a run of three
 
 
 def escape_line(value: str, *, backticks: bool = False) -> str:
@@ -44,7 +46,7 @@ def escape_line(value: str, *, backticks: bool = False) -> str:
     elif _NEEDS_ESCAPE.search(value) is None:
         return value
     else:
-        out = _FENCE_RUN.sub("\\\\x60", _CTRL.sub(_ctrl, value))
+        out = re.sub(_FENCE_RUN, "\\\\x60", _CTRL.sub(_ctrl, value))
     if out and out[0] in _STRUCTURAL:
         out = "\\" + out
     if out[:1].isspace():
@@ -72,7 +74,7 @@ def _unescape(m: re.Match[str]) -> str:
 def unescape_line(value: str) -> str:
     if "\\" not in value:
         return value
-    return _UNESCAPE.sub(_unescape, value)
+    return re.sub(_UNESCAPE, _unescape, value, flags=re.DOTALL)
 
 
 def escape_block(text: str) -> str:
