@@ -13,7 +13,7 @@ import os
 import re
 import time
 
-from ..errors import AlreadyExists, Conflict, CorruptData, NotFound
+from ..errors import AlreadyExists, BackendUnavailable, Conflict, CorruptData, NotFound
 from ..procs import pid_alive
 from .base import Store
 from .fsutil import TMP_MARK, FileLock, atomic_write, ensure_dir, fsync_dir, read_text
@@ -82,7 +82,7 @@ class MarkdownStore(EventFiles, WatchFiles, Store):
         *,
         wait: bool = True,
         durable: bool = True,
-        written: Callable[[str, Any], None] | None = None,
+        written: Callable[[str, Any, str], None] | None = None,
     ) -> Any:
         lock = self.lock(name)
         if not lock.acquire(blocking=wait):
@@ -92,9 +92,10 @@ class MarkdownStore(EventFiles, WatchFiles, Store):
             new = fn(current)
             if new is None:  # "no change"; a mutated-and-returned record is still written
                 return current
-            self.write(name + ".md", render(new), durable=durable)
+            text = render(new)
+            self.write(name + ".md", text, durable=durable)
             if written is not None:  # still under the lock: nobody else has written since
-                written(name, new)
+                written(name, new, text)
             return new
         finally:
             lock.release()
@@ -168,6 +169,18 @@ class MarkdownStore(EventFiles, WatchFiles, Store):
             )
         return task
 
+    def _task_bytes(self, name: str) -> bytes | None:
+        try:
+            with open(self.path(name), "rb") as fh:
+                return fh.read()
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise BackendUnavailable(f"cannot read {self.path(name)}: {exc.strerror}") from exc
+
+    def _task_from_bytes(self, name: str, raw: bytes) -> Task:
+        return self._parse_task(raw.decode("utf-8", errors="replace"), self.path(name))
+
     def _load_task_file(self, name: str) -> Task | None:
         task: Task | None = self._load(name, self._parse_task)
         return task
@@ -187,7 +200,7 @@ class MarkdownStore(EventFiles, WatchFiles, Store):
         errors: list[CorruptData] | None = None,
     ) -> list[TaskHead]:
         wanted = frozenset(statuses) if statuses is not None else None
-        heads, _ = self._task_index().scan(self._load_task_file, errors, wanted)
+        heads, _ = self._task_index().scan(self._task_bytes, self._task_from_bytes, errors, wanted)
         return [head for _, head in heads]
 
     def list_tasks(
@@ -197,7 +210,9 @@ class MarkdownStore(EventFiles, WatchFiles, Store):
         errors: list[CorruptData] | None = None,
     ) -> list[Task]:
         wanted = frozenset(statuses) if statuses is not None else None
-        heads, parsed = self._task_index().scan(self._load_task_file, errors, wanted)
+        heads, parsed = self._task_index().scan(
+            self._task_bytes, self._task_from_bytes, errors, wanted
+        )
         tasks: list[Task] = []
         for name, _ in heads:
             task = parsed.get(name)
@@ -219,8 +234,9 @@ class MarkdownStore(EventFiles, WatchFiles, Store):
                 # An unreadable file is reported (CorruptData), never replaced.
                 self._load(name + ".md", self._parse_task)
                 raise AlreadyExists(f"task {task.id!r} already exists", task=task.id)
-            self.write(name + ".md", self._render_task(task))
-            self._noted(name, task)
+            text = self._render_task(task)
+            self.write(name + ".md", text)
+            self._noted(name, task, text)
 
     def update_task(self, task_id: str, fn: TaskFn) -> Task:
         def apply(current: Task | None) -> Task | None:
@@ -243,10 +259,10 @@ class MarkdownStore(EventFiles, WatchFiles, Store):
             return False
         return True
 
-    def _noted(self, name: str, task: Task) -> None:
+    def _noted(self, name: str, task: Task, text: str) -> None:
         index: TaskIndex | None = self.__dict__.get("_index")
         if index is not None:
-            index.note(name + ".md", task)
+            index.note(name + ".md", task, text.encode("utf-8"))
 
     def try_update_task(self, task_id: str, fn: TaskFn) -> Task | None:
         def apply(current: Task | None) -> Task | None:

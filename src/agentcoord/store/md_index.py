@@ -3,16 +3,25 @@
 Listing 10,000 task files must not mean parsing 10,000 files (SPEC section 8: ``claim`` and
 ``list --status`` within 150 ms). The files stay the only truth: this index caches each file's
 :class:`~agentcoord.models.TaskHead` keyed by ``(mtime_ns, size, inode)``; a file whose stat
-differs is re-read. Every write replaces the file (new inode), so a changed file can never
-match a stale entry. The cache file is rewritten (without fsync: losing it costs one slow scan)
-whenever a scan found changes; concurrent rewrites are harmless because every entry is
-re-validated by the next reader.
+differs is re-read.
+
+The stat key alone is not enough ("racy git"): file times come from a coarse clock (a few ms)
+and a replaced file's inode number is soon reused, so two versions written within one tick with
+the same size can share a key. A row is therefore trusted on its stat only when the file's mtime
+is clearly older than the moment the row was recorded; a younger one is re-read and its CRC-32
+compared with the recorded one (a cheap read, not a parse) before it is believed.
+
+The cache file is rewritten without fsync (losing it costs one slow scan) when enough rows
+changed; concurrent rewrites are harmless because every row is re-validated by its reader.
+Long-lived processes keep the rows in memory and note their own writes (under the record lock).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import time
+import zlib
 
 from ..errors import CorruptData
 from ..models import TaskHead
@@ -25,8 +34,13 @@ if TYPE_CHECKING:
 
     from ..models import Task
 
-INDEX_VERSION = 1
-_STATUS = 3 + TaskHead.__slots__.index("status")  # position of the status in a cached row
+INDEX_VERSION = 2
+# A row: [mtime_ns, size, inode, crc32, recorded_ns, *TaskHead.to_list()]
+_HEAD = 5
+_STATUS = _HEAD + TaskHead.__slots__.index("status")
+#: Files modified less than this before their row was recorded are verified by CRC: well above
+#: the kernel's file-time granularity (one scheduler tick, 1-10 ms).
+RACY_NS = 100_000_000
 #: Re-parsing a few changed files is cheaper than rewriting a large index after every write.
 REWRITE_AFTER = 32
 
@@ -43,8 +57,9 @@ class TaskIndex:
         self.memory: dict[str, list[Any]] | None = None
         self._unsaved = 0  # rows that differ from the file on disk
 
-    def note(self, name: str, task: Task) -> None:
-        """Record this process's own write of ``name`` (so its next scan need not parse it)."""
+    def note(self, name: str, task: Task, raw: bytes) -> None:
+        """Record this process's own write of ``name`` with content ``raw`` (call it under the
+        record's lock, so that the stat is of this very write)."""
         if self.memory is None:
             return
         try:
@@ -52,7 +67,7 @@ class TaskIndex:
         except OSError:
             self.memory.pop(name, None)
             return
-        self.memory[name] = [st.st_mtime_ns, st.st_size, st.st_ino, *TaskHead.of(task).to_list()]
+        self.memory[name] = _row(st, raw, task)
         self._unsaved += 1
 
     def _load(self) -> dict[str, list[Any]]:
@@ -68,14 +83,16 @@ class TaskIndex:
 
     def scan(
         self,
-        parse: Callable[[str], Task | None],
+        read: Callable[[str], bytes | None],
+        parse: Callable[[str, bytes], Task],
         errors: list[CorruptData] | None,
         statuses: frozenset[str] | None = None,
     ) -> tuple[list[tuple[str, TaskHead]], dict[str, Task]]:
         """(file name, head) of every readable task file in one of ``statuses`` (all if None),
         plus the tasks it had to parse, so that nothing is parsed twice.
 
-        ``parse(name)`` reads and parses one file (None if it vanished)."""
+        ``read(name)`` returns a file's bytes (None if it vanished); ``parse(name, raw)`` turns
+        them into a task or raises :class:`CorruptData`."""
         cache = self.memory if self.memory is not None else self._load()
         fresh: dict[str, list[Any]] = {}
         heads: list[tuple[str, TaskHead]] = []
@@ -96,26 +113,34 @@ class TaskIndex:
                     continue
                 key = [st.st_mtime_ns, st.st_size, st.st_ino]
                 row = cache.get(name)
+                raw: bytes | None = None
                 if row is not None and row[:3] == key and len(row) > _STATUS:
-                    fresh[name] = row
-                    if statuses is not None and row[_STATUS] not in statuses:
-                        continue  # most rows: filtered without building an object
-                    try:
-                        heads.append((name, TaskHead.from_list(row[3:])))
-                        continue
-                    except (TypeError, ValueError):
-                        del fresh[name]
+                    if row[0] >= row[4] - RACY_NS:  # racy: believe the content, not the stat
+                        raw = read(name)
+                        if raw is None:
+                            continue
+                    if raw is None or zlib.crc32(raw) == row[3]:
+                        fresh[name] = row
+                        if statuses is not None and row[_STATUS] not in statuses:
+                            continue  # most rows: filtered without building an object
+                        try:
+                            heads.append((name, TaskHead.from_list(row[_HEAD:])))
+                            continue
+                        except (TypeError, ValueError):
+                            del fresh[name]
                 changed += 1
+                if raw is None:
+                    raw = read(name)
+                    if raw is None:
+                        continue
                 try:
-                    task = parse(name)
+                    task = parse(name, raw)
                 except CorruptData as exc:
                     if errors is not None:
                         errors.append(exc)
                     continue
-                if task is None:
-                    continue
+                fresh[name] = _row(st, raw, task)
                 head = TaskHead.of(task)
-                fresh[name] = key + head.to_list()
                 if statuses is None or head.status in statuses:
                     heads.append((name, head))
                     parsed[name] = task
@@ -137,3 +162,8 @@ class TaskIndex:
             atomic_write(self.path, payload, durable=False)
         except Exception:  # a cache that cannot be written only costs speed
             pass
+
+
+def _row(st: os.stat_result, raw: bytes, task: Task) -> list[Any]:
+    head = TaskHead.of(task).to_list()
+    return [st.st_mtime_ns, st.st_size, st.st_ino, zlib.crc32(raw), time.time_ns(), *head]
