@@ -19,6 +19,7 @@ from .validate import number
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Iterable
     from typing import Any
 
     from .api import Coordinator
@@ -248,13 +249,20 @@ class Claims:
                 continue
         return renewed
 
-    def reap(self) -> list[Task]:
-        """Take back every expired lease (pending with attempts + 1, or failed). Returns the
-        tasks it changed."""
+    def reap(self, ids: Iterable[str] | None = None) -> list[Task]:
+        """Take back every expired lease (pending with attempts + 1, or failed), or only those
+        of ``ids`` (each re-checked under its lock). Returns the tasks it changed."""
         changed = []
-        for cand in self.store.list_task_heads(statuses=[IN_PROGRESS]):
-            if not cand.lease_expired(self.coord.now()):
-                continue
+        if ids is not None:
+            candidates = [check_name(i, "task id") for i in ids]
+        else:
+            now = self.coord.now()
+            candidates = [
+                h.id
+                for h in self.store.list_task_heads(statuses=[IN_PROGRESS])
+                if h.lease_expired(now)
+            ]
+        for cand_id in candidates:
             outcome: dict[str, Any] = {}
 
             def fn(task: Task, outcome: dict[str, Any] = outcome) -> Task | None:
@@ -266,7 +274,7 @@ class Claims:
                 return task
 
             try:
-                task = self.store.update_task(cand.id, fn)
+                task = self.store.update_task(cand_id, fn)
             except NotFound:
                 continue
             if not outcome:

@@ -25,13 +25,18 @@ _ISO = re.compile(
 
 
 def iso(ts: float) -> str:
-    """Format POSIX seconds as the seed's ``YYYY-MM-DDTHH:MM:SSZ``."""
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
+    """Format POSIX seconds as the seed's ``YYYY-MM-DDTHH:MM:SSZ`` (four-digit years always:
+    ``strftime`` writes year 999 as ``999``, which nothing would parse back)."""
+    t = time.gmtime(ts)
+    return (
+        f"{t.tm_year:04d}-{t.tm_mon:02d}-{t.tm_mday:02d}T{t.tm_hour:02d}:{t.tm_min:02d}:"
+        f"{t.tm_sec:02d}Z"
+    )
 
 
 def stamp(ts: float) -> str:
     """The log-line format ``YYYY-MM-DD HH:MM:SS`` (UTC) used in Logs blocks and the timer file."""
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(ts))
+    return iso(ts)[:-1].replace("T", " ")
 
 
 def parse_iso(text: str) -> float:
@@ -45,7 +50,7 @@ def parse_iso(text: str) -> float:
     y, mo, d, h, mi, s, frac, tz = m.groups()
     year, month, day = int(y), int(mo), int(d)
     hour, minute, second = int(h), int(mi), int(s or 0)
-    if not (1 <= month <= 12 and 1 <= day <= _month_days(year, month)):
+    if year < 1 or not (1 <= month <= 12 and 1 <= day <= _month_days(year, month)):
         raise ValueError(f"no such date: {text!r}")
     if hour > 23 or minute > 59 or second > 59:
         raise ValueError(f"no such time: {text!r}")

@@ -359,7 +359,9 @@ def fix(coord: Coordinator) -> list[str]:
 
         actions += drop_index(md)
     if "expired_lease" in kinds:
-        for task in coord.tasks.reap():
+        # Exactly the tasks check() found in the files (each re-checked under its lock).
+        expired = [v.key for v in found if v.kind == "expired_lease"]
+        for task in coord.tasks.reap(ids=expired):
             actions.append(f"reaped task {task.id}: lease expired, now {task.status}")
     if "unblocked" in kinds or "expired_lease" in kinds:
         actions += _block(coord)
