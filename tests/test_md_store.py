@@ -186,3 +186,29 @@ def test_index_is_not_fooled_by_a_reused_stat_key(workspace: Workspace) -> None:
     path.write_text(forged)  # same inode, same size...
     os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))  # ...and the same mtime
     assert [h.status for h in coord.store.list_task_heads()] == ["blocked"]
+
+
+def test_noted_heads_say_what_the_files_say(workspace: Workspace) -> None:
+    """A process's own writes go into its in-memory index; those heads must equal what any
+    other reader parses from the files (found by the torture test: a sub-second lease in the
+    head, whole seconds in the file, made reap skip an expired lease)."""
+    from agentcoord.store.markdown import MarkdownStore
+
+    from .conftest import FakeClock
+
+    clock = FakeClock(1_760_000_000.75)  # fractions on purpose
+    mine = Coordinator(MarkdownStore(workspace.root, clock=clock), workspace=workspace, clock=clock)
+    for i in range(4):
+        mine.tasks.create(f"t{i}", id=f"t{i}")
+    mine.store.list_task_heads()  # loads the index into memory
+    clock.advance(0.4)
+    mine.tasks.claim("t0", agent="a", lease_seconds=2.5)
+    mine.tasks.progress("t0", agent="a", percent=10)
+    fresh = MarkdownStore(workspace.root)
+    assert {h.id: h for h in mine.store.list_task_heads()} == {
+        h.id: h for h in fresh.list_task_heads()
+    }
+    lease = mine.tasks.get("t0").lease_expires
+    assert lease is not None
+    assert lease >= clock.now + 2.5  # never shorter than granted
+    assert lease == int(lease)  # and exactly what the file holds

@@ -8,6 +8,8 @@ passes one) with the same epoch; otherwise it is refused with :class:`LeaseLost`
 
 from __future__ import annotations
 
+import math
+
 from .clock import iso
 from .errors import LeaseLost, StaleEpoch
 from .models import FAILED, IN_PROGRESS, PENDING, LogLine, Task
@@ -43,7 +45,9 @@ def check_holder(task: Task, agent: str, now: float, epoch: int | None = None) -
 
 
 def renew(task: Task, now: float) -> None:
-    task.lease_expires = now + task.lease_seconds
+    # Whole seconds, rounded up: the task file stores second precision, and a lease must never
+    # end earlier than granted because of how it was written down.
+    task.lease_expires = float(math.ceil(now + task.lease_seconds))
     task.updated_at = now
 
 

@@ -19,6 +19,7 @@ Long-lived processes keep the rows in memory and note their own writes (under th
 from __future__ import annotations
 
 import json
+import math
 import os
 import time
 import zlib
@@ -165,5 +166,11 @@ class TaskIndex:
 
 
 def _row(st: os.stat_result, raw: bytes, task: Task) -> list[Any]:
-    head = TaskHead.of(task).to_list()
-    return [st.st_mtime_ns, st.st_size, st.st_ino, zlib.crc32(raw), time.time_ns(), *head]
+    head = TaskHead.of(task)
+    # The head must say what the file says: the file keeps times to the second (floored), and a
+    # noted task still carries the fractions of the clock it was written with.
+    for attr in ("created_at", "updated_at", "lease_expires"):
+        value = getattr(head, attr)
+        if value is not None:
+            setattr(head, attr, float(math.floor(value)))
+    return [st.st_mtime_ns, st.st_size, st.st_ino, zlib.crc32(raw), time.time_ns(), *head.to_list()]
