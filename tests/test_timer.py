@@ -409,7 +409,7 @@ def test_restarted_timer_fires_although_its_count_is_lower(
     [
         (["--interval", "0"], "--interval must be more than 0"),
         (["--interval", "-1"], "--interval must be more than 0"),
-        (["--interval", "soon"], "not a number of seconds"),
+        (["--interval", "soon"], "not a duration"),
         (["--interval", "0.001"], "--interval must be between"),
         (["--max-checks", "0"], "--max-checks must be at least 1"),
         (["--max-checks", "many"], "not a whole number"),

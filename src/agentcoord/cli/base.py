@@ -206,3 +206,38 @@ def show_record(
 
     ctx.emit(data, text)
     return 0
+
+
+def count(flag: str, minimum: int = 0) -> Callable[[str], int]:
+    """An argparse ``type`` for a whole number >= ``minimum`` (exit 2 otherwise)."""
+
+    def parse(value: str) -> int:
+        try:
+            number = int(value)
+        except ValueError:
+            raise InvalidInput(f"{flag}: {value!r} is not a whole number") from None
+        if number < minimum:
+            raise InvalidInput(f"{flag} must be at least {minimum}, not {number}")
+        return number
+
+    return parse
+
+
+def seconds(flag: str, *, positive: bool = False) -> Callable[[str], float]:
+    """An argparse ``type`` for a duration: ``30``, ``0.5``, ``90s``, ``10m``, ``1h 30m``."""
+
+    def parse(value: str) -> float:
+        from ..clock import parse_duration
+
+        try:
+            got = parse_duration(value)
+        except ValueError:
+            raise InvalidInput(
+                f"{flag}: {value!r} is not a duration (e.g. 30, 0.5, 90s, 10m, 1h)"
+            ) from None
+        if got < 0 or (positive and got == 0):
+            bound = "more than 0" if positive else "at least 0"
+            raise InvalidInput(f"{flag} must be {bound} seconds, not {value}")
+        return got
+
+    return parse

@@ -26,7 +26,7 @@ import sys
 
 from ..errors import InvalidInput
 from ..names import check_name
-from .base import dispatch, key_values
+from .base import count, dispatch, key_values, seconds
 from .output import dumps
 
 TYPE_CHECKING = False
@@ -50,25 +50,6 @@ def run(command: str, argv: Sequence[str], g: Globals) -> int:
     return dispatch("event", argv, g, _build, "Emit, read and follow events on channels.")
 
 
-def _count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise InvalidInput(f"not a whole number: {text!r}") from None
-    if value < 0:
-        raise InvalidInput(f"must be >= 0, not {value}")
-    return value
-
-
-def _seconds(text: str) -> float:
-    from ..clock import parse_duration
-
-    try:
-        return parse_duration(text)
-    except ValueError as exc:
-        raise InvalidInput(f"--timeout: {exc}") from None
-
-
 def _build(parser: Parser) -> None:
     sub = parser.add_subparsers(title="commands", metavar="COMMAND")
 
@@ -83,25 +64,27 @@ def _build(parser: Parser) -> None:
     p.add_argument("channel")
     p.add_argument(
         "-n",
-        type=_count,
+        type=count("-n"),
         metavar="N",
         help=f"how many (default {DEFAULT_N}; with --since/--consumer: at most N)",
     )
-    p.add_argument("--since", type=_count, metavar="SEQ", help="events after this seq")
+    p.add_argument("--since", type=count("--since"), metavar="SEQ", help="events after this seq")
     p.add_argument("--consumer", metavar="NAME", help="events after NAME's saved cursor")
     p.add_argument("--no-ack", action="store_true", help="with --consumer: do not move the cursor")
     p.add_argument("-f", "--follow", action="store_true", help="keep printing new events")
-    p.add_argument("--timeout", type=_seconds, metavar="S", help="--follow: stop after S idle")
+    p.add_argument(
+        "--timeout", type=seconds("--timeout"), metavar="S", help="--follow: stop after S idle"
+    )
     p.set_defaults(handler=_tail)
 
     p = sub.add_parser("ack", help="move a consumer's cursor forward to SEQ")
     p.add_argument("channel")
     p.add_argument("consumer")
-    p.add_argument("seq", type=_count)
+    p.add_argument("seq", type=count("SEQ"))
     p.set_defaults(handler=_ack)
 
     p = sub.add_parser("channels", help="list channels and their last seq")
-    p.add_argument("--limit", type=_count, default=50, help="default 50 (0: all)")
+    p.add_argument("--limit", type=count("--limit"), default=50, help="default 50 (0: all)")
     p.set_defaults(handler=_channels)
 
 
@@ -109,7 +92,9 @@ def _build_watch(parser: Parser) -> None:
     parser.add_argument(
         "--kinds", metavar="K,K", help=f"only these kinds ({','.join(WATCH_KINDS)})"
     )
-    parser.add_argument("--timeout", type=_seconds, metavar="S", help="stop after S idle")
+    parser.add_argument(
+        "--timeout", type=seconds("--timeout"), metavar="S", help="stop after S idle"
+    )
     parser.set_defaults(handler=_watch)
 
 

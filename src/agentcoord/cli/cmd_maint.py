@@ -17,7 +17,7 @@ repaired automatically); 2 bad input.
 from __future__ import annotations
 
 from ..errors import InvalidInput
-from .base import dispatch
+from .base import count, dispatch, seconds
 from .output import parse_fields, select, table
 
 TYPE_CHECKING = False
@@ -53,15 +53,6 @@ def run(command: str, argv: Sequence[str], g: Globals) -> int:
     return dispatch(command, argv, g, build, text)
 
 
-def _duration(text: str) -> float:
-    from ..clock import parse_duration
-
-    try:
-        return parse_duration(text)
-    except ValueError as exc:
-        raise InvalidInput(f"--max-age: {exc}") from None
-
-
 def _number(text: str) -> float:
     try:
         value = float(text)
@@ -72,20 +63,12 @@ def _number(text: str) -> float:
     return value
 
 
-def _count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise InvalidInput(f"not a whole number: {text!r}") from None
-    if value < 0:
-        raise InvalidInput(f"must be >= 0, not {value}")
-    return value
-
-
 def _build_stale(parser: Parser) -> None:
-    parser.add_argument("--max-age", type=_duration, default=3600.0, help="e.g. 30m, 1h (1h)")
     parser.add_argument(
-        "--limit", type=_count, default=DEFAULT_LIMIT, help=f"default {DEFAULT_LIMIT}"
+        "--max-age", type=seconds("--max-age"), default=3600.0, help="e.g. 30m, 1h (1h)"
+    )
+    parser.add_argument(
+        "--limit", type=count("--limit"), default=DEFAULT_LIMIT, help=f"default {DEFAULT_LIMIT}"
     )
     parser.add_argument("--fields", help="comma-separated fields to show")
     parser.set_defaults(handler=_stale)
@@ -95,7 +78,9 @@ def _build_cleanup(parser: Parser) -> None:
     parser.add_argument("--dry-run", action="store_true", help="list what would be done")
     parser.add_argument("--stale-hours", type=_number, default=24.0, help="default 24")
     parser.add_argument(
-        "--keep-events", type=_count, help="events kept per live log (default: keep_events, 100)"
+        "--keep-events",
+        type=count("--keep-events"),
+        help="events kept per live log (default: keep_events, 100)",
     )
     parser.set_defaults(handler=_cleanup)
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import sys
 
 from ..errors import InvalidInput
-from .base import dispatch
+from .base import dispatch, seconds
 from .output import dumps, parse_fields, select, table
 
 TYPE_CHECKING = False
@@ -47,26 +47,11 @@ def run(command: str, argv: Sequence[str], g: Globals) -> int:
     )
 
 
-def _seconds(flag: str) -> Any:
-    def parse(value: str) -> float:
-        from ..clock import parse_duration
-
-        try:
-            seconds = parse_duration(value)
-        except ValueError as exc:
-            raise InvalidInput(f"{flag}: {exc}") from None
-        if seconds <= 0:
-            raise InvalidInput(f"{flag} must be more than 0")
-        return seconds
-
-    return parse
-
-
 def _build_monitor(parser: Parser) -> None:
     parser.add_argument("--watch", action="store_true", help="keep the table live (Ctrl-C ends)")
     parser.add_argument(
         "--interval",
-        type=_seconds("--interval"),
+        type=seconds("--interval", positive=True),
         default=DEFAULT_INTERVAL,
         metavar="S",
         help=f"--watch: re-check at least this often (default {DEFAULT_INTERVAL:g}s)",
@@ -80,7 +65,7 @@ def _build_monitor(parser: Parser) -> None:
 def _build_metrics(parser: Parser) -> None:
     parser.add_argument(
         "--window",
-        type=_seconds("--window"),
+        type=seconds("--window", positive=True),
         default=24 * 3600.0,
         metavar="DURATION",
         help="figures over this period ending now (default 24h)",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..errors import InvalidInput
-from .base import dispatch, key_values, scalar, show_record
+from .base import dispatch, key_values, scalar, seconds, show_record
 from .output import parse_fields, select, table
 
 TYPE_CHECKING = False
@@ -41,15 +41,6 @@ def _when(value: str) -> float:
         raise InvalidInput(f"--eta {value!r}: give an ISO time or a duration like 90m") from None
 
 
-def _seconds(value: str) -> float:
-    from ..clock import parse_duration
-
-    try:
-        return parse_duration(value)
-    except ValueError as exc:
-        raise InvalidInput(f"--lease: {exc}") from None
-
-
 def _number(text: str) -> float:
     try:
         return float(text)
@@ -73,14 +64,24 @@ def _build(parser: Parser) -> None:
     p.add_argument("--ref", action="append", default=[], metavar="LABEL=PATH", help="context ref")
     p.add_argument("--next-step", action="append", default=[], metavar="TEXT")
     p.add_argument("--max-attempts", type=int)
-    p.add_argument("--lease", type=_seconds, metavar="SECONDS", help="lease length per claim")
+    p.add_argument(
+        "--lease",
+        type=seconds("--lease", positive=True),
+        metavar="SECONDS",
+        help="lease length per claim",
+    )
     p.add_argument("--by", metavar="AGENT", help="who created it")
     p.set_defaults(handler=_create)
 
     p = sub.add_parser("claim", help="claim a task (by id, or the next ready one)")
     p.add_argument("id", nargs="?")
     p.add_argument("--agent", required=True)
-    p.add_argument("--lease", type=_seconds, metavar="SECONDS", help="default from the task (600)")
+    p.add_argument(
+        "--lease",
+        type=seconds("--lease", positive=True),
+        metavar="SECONDS",
+        help="default from the task (600)",
+    )
     p.add_argument("--project", help="only claim from this project")
     p.set_defaults(handler=_claim)
 

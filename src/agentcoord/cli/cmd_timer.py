@@ -19,7 +19,7 @@ Timer commands never open the store except to summarise a check-in that fired.
 from __future__ import annotations
 
 from ..errors import InvalidInput
-from .base import dispatch
+from .base import count, dispatch, seconds
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -45,39 +45,6 @@ _HOOK_HELP = (
 )
 
 
-def _seconds(flag: str) -> Any:
-    def parse(value: str) -> float:
-        from ..clock import parse_duration
-
-        try:
-            seconds = float(value)
-        except ValueError:
-            try:
-                seconds = parse_duration(value)
-            except ValueError:
-                raise InvalidInput(
-                    f"{flag}: {value!r} is not a number of seconds (e.g. 30, 0.5, 2m)"
-                ) from None
-        if not seconds > 0:
-            raise InvalidInput(f"{flag} must be more than 0 seconds, not {value}")
-        return seconds
-
-    return parse
-
-
-def _count(flag: str) -> Any:
-    def parse(value: str) -> int:
-        try:
-            number = int(value)
-        except ValueError:
-            raise InvalidInput(f"{flag}: {value!r} is not a whole number") from None
-        if number < 1:
-            raise InvalidInput(f"{flag} must be at least 1, not {number}")
-        return number
-
-    return parse
-
-
 def _pid(value: str) -> int:
     try:
         return int(value)
@@ -91,10 +58,18 @@ def _build(parser: Parser) -> None:
     p = sub.add_parser("start", help="start a detached timer")
     p.add_argument("--name", help="run several timers side by side (default: default)")
     p.add_argument(
-        "--interval", type=_seconds("--interval"), default=30.0, metavar="S", help="default 30"
+        "--interval",
+        type=seconds("--interval", positive=True),
+        default=30.0,
+        metavar="S",
+        help="default 30",
     )
     p.add_argument(
-        "--max-checks", type=_count("--max-checks"), default=1200, metavar="N", help="default 1200"
+        "--max-checks",
+        type=count("--max-checks", minimum=1),
+        default=1200,
+        metavar="N",
+        help="default 1200",
     )
     p.add_argument(
         "--until-done", action="store_true", help="stop once no task is pending/assigned/running"
@@ -104,14 +79,14 @@ def _build(parser: Parser) -> None:
     )
     p.add_argument(
         "--max-interval",
-        type=_seconds("--max-interval"),
+        type=seconds("--max-interval", positive=True),
         metavar="S",
         help="--adaptive: longest gap (default 8x interval, at most 10m)",
     )
     p.add_argument("--on-checkpoint", metavar="CMD", help="shell command to run each checkpoint")
     p.add_argument(
         "--on-checkpoint-timeout",
-        type=_seconds("--on-checkpoint-timeout"),
+        type=seconds("--on-checkpoint-timeout", positive=True),
         default=60.0,
         metavar="S",
         help="kill the command after this long (default 60)",
@@ -125,7 +100,7 @@ def _build(parser: Parser) -> None:
     group = p.add_mutually_exclusive_group()
     group.add_argument("--name")
     group.add_argument("--all", action="store_true", help="every timer of this workspace")
-    p.add_argument("--timeout", type=_seconds("--timeout"), default=10.0, metavar="S")
+    p.add_argument("--timeout", type=seconds("--timeout", positive=True), default=10.0, metavar="S")
     p.set_defaults(handler=_stop)
 
     p = sub.add_parser("status", help="running or not, count, next tick, interval")
