@@ -1,10 +1,11 @@
 """``coord timer start|stop|status``: spawn the daemon, end exactly it, report on it.
 
-``stop`` never matches processes by name (the seed kills by command-line pattern). It reads the
-pid file and signals that pid only after checking that it is still *our* timer: alive, with the start time
-the pid file recorded (a reused pid started later) and the run's token in its command line. On
-Linux the check and the signal go through a pidfd, so the process cannot be swapped for another
-between them. A pid file whose process is gone is stale and is removed by ``stop``/``status``.
+``stop`` never matches processes by name (the seed kills by command-line pattern). It reads
+the pid file and signals that pid only after checking that it is still *our* timer: alive, with
+the start time the pid file recorded (a reused pid started later) and the run's token in its
+command line. On Linux the check and the signal go through a pidfd, so the process cannot be
+swapped for another between them. A pid file whose process is gone is stale and is removed by
+``stop``/``status``.
 """
 
 from __future__ import annotations
