@@ -97,3 +97,16 @@ def coord_env(root: str) -> dict[str, str]:
 
 
 COORD = [sys.executable, "-m", "agentcoord"]
+
+
+def dead_pid() -> int:
+    """A pid no process has right now (for temp files "left by a dead writer")."""
+    pid = 4_000_000
+    while True:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return pid
+        except PermissionError:
+            pass
+        pid -= 1

@@ -15,7 +15,7 @@ from agentcoord.errors import NotFound
 from agentcoord.store.markdown import MarkdownStore
 from agentcoord.workspace import Workspace
 
-from .conftest import FakeClock
+from .conftest import FakeClock, dead_pid
 
 HOUR = 3600.0
 
@@ -183,18 +183,6 @@ def test_cleanup_rotates_event_logs_for_real(coord: Coordinator) -> None:
         assert live.count("\n## Event:") == 6
 
 
-def _dead_pid() -> int:
-    pid = 4_000_000
-    while True:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return pid
-        except PermissionError:
-            pass
-        pid -= 1
-
-
 def test_cleanup_removes_orphaned_temp_files(workspace: Workspace, clock: FakeClock) -> None:
     from agentcoord.workspace import Config
 
@@ -202,9 +190,9 @@ def test_cleanup_removes_orphaned_temp_files(workspace: Workspace, clock: FakeCl
     coord = Coordinator(store, config=Config(), workspace=workspace, clock=clock)
     root = Path(workspace.root)
     old = time.time() - 3600
-    orphan = root / f".task-1.md.tmp-{_dead_pid()}-deadbeef"
+    orphan = root / f".task-1.md.tmp-{dead_pid()}-deadbeef"
     live_writer = root / f".task-2.md.tmp-{os.getpid()}-cafebabe"
-    young = root / f".task-3.md.tmp-{_dead_pid()}-0badf00d"
+    young = root / f".task-3.md.tmp-{dead_pid()}-0badf00d"
     for path in (orphan, live_writer, young):
         path.write_text("partial")
     for path in (orphan, live_writer):

@@ -1,4 +1,5 @@
-"""Worker processes for the multi-process tests: ``python -m tests.workers MODE ROOT ...``.
+"""Worker processes for the multi-process tests: ``python -m tests.workers MODE TARGET ...``,
+where TARGET is a workspace directory or a store URL.
 
 Each prints one JSON line with what it did, so the parent can check the invariants.
 """
@@ -12,9 +13,24 @@ import time
 from agentcoord import errors
 from agentcoord.api import Coordinator
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
-def claim_all(root: str, agent: str) -> dict[str, object]:
-    coord = Coordinator.open(root)
+    from agentcoord.models import Task
+
+
+def open_target(target: str) -> Coordinator:
+    """A workspace directory, or a store URL (``redis://...?workspace=...``)."""
+    return Coordinator.open(url=target) if "://" in target else Coordinator.open(target)
+
+
+def claim_all(
+    target: str, agent: str, ready: Callable[[Coordinator], None] | None = None
+) -> dict[str, object]:
+    coord = open_target(target)
+    if ready is not None:
+        ready(coord)
     claimed: list[list[object]] = []
     while True:
         try:
@@ -25,15 +41,26 @@ def claim_all(root: str, agent: str) -> dict[str, object]:
     return {"agent": agent, "claimed": claimed}
 
 
-def progress_loop(root: str, agent: str, task_id: str, n: int, key: str) -> dict[str, object]:
-    coord = Coordinator.open(root)
+def progress_loop(
+    target: str,
+    agent: str,
+    task_id: str,
+    n: int,
+    key: str,
+    ready: Callable[[Coordinator], None] | None = None,
+) -> dict[str, object]:
+    """``n`` progress reports (each its own read-modify-write of ``key``) and ``n`` increments
+    of a shared counter through the store's atomic update: nothing may be lost."""
+    coord = open_target(target)
+
+    def incr(task: Task) -> Task:
+        task.metrics["counter"] = int(task.metrics.get("counter", 0)) + 1
+        return task
+
+    if ready is not None:
+        ready(coord)
     for i in range(1, n + 1):
         coord.tasks.progress(task_id, agent=agent, percent=i % 100, metrics={key: i})
-
-        def incr(task):  # type: ignore[no-untyped-def]
-            task.metrics["counter"] = int(task.metrics.get("counter", 0)) + 1
-            return task
-
         coord.store.update_task(task_id, incr)
     return {"key": key, "n": n}
 

@@ -1,7 +1,6 @@
 """Worker processes for the multi-process Redis tests: ``python -m tests.workers_redis MODE URL
-...`` (the URL names the workspace with ``?workspace=``).
-
-Each worker opens the store through the public API (``Coordinator.open(url=...)``), then waits
+...`` (the URL names the workspace with ``?workspace=``). The claim and progress workers are
+those of :mod:`tests.workers`; here each one, once its store is open, waits
 at a barrier (``test:{workspace}:ready`` / ``:go``, outside the workspace's keys) so that all of
 them start together, and prints one JSON line with what it did.
 """
@@ -15,9 +14,7 @@ import time
 from agentcoord import errors
 from agentcoord.api import Coordinator
 
-TYPE_CHECKING = False
-if TYPE_CHECKING:
-    from agentcoord.models import Task
+from .workers import claim_all, progress_loop
 
 
 def barrier_keys(coord: Coordinator) -> tuple[str, str]:
@@ -34,33 +31,6 @@ def wait_for_go(coord: Coordinator) -> None:
     while client.blpop([go], timeout=1) is None:
         if time.monotonic() > deadline:
             raise SystemExit("no go signal")
-
-
-def claim_all(url: str, agent: str) -> dict[str, object]:
-    coord = Coordinator.open(url=url)
-    wait_for_go(coord)
-    claimed: list[list[object]] = []
-    while True:
-        try:
-            task = coord.tasks.claim(agent=agent)
-        except errors.NothingToClaim:
-            break
-        claimed.append([task.id, task.epoch])
-    return {"agent": agent, "claimed": claimed}
-
-
-def progress_loop(url: str, agent: str, task_id: str, n: int, key: str) -> dict[str, object]:
-    coord = Coordinator.open(url=url)
-
-    def incr(task: Task) -> Task:
-        task.metrics["counter"] = int(task.metrics.get("counter", 0)) + 1
-        return task
-
-    wait_for_go(coord)
-    for i in range(1, n + 1):
-        coord.tasks.progress(task_id, agent=agent, percent=i % 100, metrics={key: i})
-        coord.store.update_task(task_id, incr)
-    return {"key": key, "n": n}
 
 
 def acknowledged_writes(url: str, agent: str) -> dict[str, object]:
@@ -83,9 +53,9 @@ def acknowledged_writes(url: str, agent: str) -> dict[str, object]:
 def main(argv: list[str]) -> int:
     mode, url, *rest = argv
     if mode == "claim":
-        out = claim_all(url, rest[0])
+        out = claim_all(url, rest[0], ready=wait_for_go)
     elif mode == "progress":
-        out = progress_loop(url, rest[0], rest[1], int(rest[2]), rest[3])
+        out = progress_loop(url, rest[0], rest[1], int(rest[2]), rest[3], ready=wait_for_go)
     elif mode == "ack":
         out = acknowledged_writes(url, rest[0])
     else:

@@ -14,7 +14,7 @@ from agentcoord.api import Coordinator
 from agentcoord.models import Event, Task
 from agentcoord.store.markdown import MarkdownStore
 
-from ..conftest import MARKDOWN_ONLY, FakeClock
+from ..conftest import MARKDOWN_ONLY, FakeClock, dead_pid
 
 
 def kinds(coord: Coordinator) -> list[tuple[str, str]]:
@@ -175,16 +175,6 @@ def test_event_gaps_and_cursor_beyond_the_log(coord: Coordinator) -> None:
 
 
 # -- markdown files ------------------------------------------------------------------------------
-def _dead_pid() -> int:
-    pid = 4_000_000
-    while True:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return pid
-        except PermissionError:
-            pass
-        pid -= 1
 
 
 @MARKDOWN_ONLY
@@ -213,7 +203,7 @@ def test_unreadable_files_are_reported_with_path_and_line(coord: Coordinator) ->
 def test_orphaned_temp_files_are_removed_by_fix(coord: Coordinator) -> None:
     root = Path(coord.store.location)
     coord.tasks.create("ok", id="t1")
-    dead = root / f".task-t1.md.tmp-{_dead_pid()}-deadbeef"
+    dead = root / f".task-t1.md.tmp-{dead_pid()}-deadbeef"
     live = root / f".task-t2.md.tmp-{os.getpid()}-cafebabe"
     old = root / ".state" / f".counter-task.tmp-{os.getpid()}-0badf00d"
     old.parent.mkdir(exist_ok=True)

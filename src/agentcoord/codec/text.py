@@ -244,11 +244,6 @@ def parse_int(doc: Doc, value: str, line: int, name: str) -> int:
         raise doc.corrupt(line, f"**{name}** is not a whole number: {value!r}") from None
 
 
-def parse_number(text: str) -> float:
-    value = float(text)
-    return value
-
-
 def fmt_number(value: float) -> str:
     """Numbers as people write them: ``3500`` not ``3500.0``; floats exactly (repr)."""
     if value == int(value) and abs(value) < 1e15:
