@@ -114,9 +114,10 @@ def gather(
     from .status import summary
 
     when = coord.now() if now is None else now
-    data = summary(coord, now=when)
-    tasks = coord.store.list_tasks()  # unreadable ones are already in the summary's alerts
-    records = {a.name: a for a in coord.store.list_agents()}
+    read = coord.monitor.snapshot(when)  # read the workspace once per refresh
+    data = summary(coord, now=when, snap=read)
+    tasks = list(read.tasks)  # unreadable ones are already in the summary's alerts
+    records = {a.name: a for a in read.agents}
     states = {t.id: t.status for t in tasks}
     ready = {t.id for t in tasks if t.status in (PENDING, ASSIGNED) and not deps.unmet(t, states)}
     held: dict[str, list[Any]] = {}

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from typing import Any
 
     from .api import Coordinator
+    from .monitor import Snapshot
 
 STALE_AFTER = 3600.0
 KINDS = (
@@ -37,10 +38,17 @@ KINDS = (
 
 
 def summary(
-    coord: Coordinator, *, now: float | None = None, stale_after: float = STALE_AFTER
+    coord: Coordinator,
+    *,
+    now: float | None = None,
+    stale_after: float = STALE_AFTER,
+    snap: Snapshot | None = None,
 ) -> dict[str, Any]:
+    """The ``coord status`` data. Pass ``snap`` (a :meth:`Monitor.snapshot`) when the caller
+    has already read the workspace, so it is not read twice."""
     monitor = coord.monitor
-    snap = monitor.snapshot(now)
+    if snap is None:
+        snap = monitor.snapshot(now)
     when = snap.now
     rows = monitor.assess(snap)
     alerts: list[dict[str, Any]] = []
