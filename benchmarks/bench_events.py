@@ -53,7 +53,7 @@ REDIS_TARGET_MS = 5.0
 
 def available() -> str | None:
     """Why the scenario cannot run yet (None when it can)."""
-    for module in ("agentcoord.events", "agentcoord.cli.cmd_event"):
+    for module in ("agentcoord.domain.events", "agentcoord.cli.cmd_event"):
         try:
             if importlib.util.find_spec(module) is None:
                 return f"{module} is not written yet"
@@ -65,7 +65,7 @@ def available() -> str | None:
 #: The transport floors: subscribers printing the same NDJSON shape as ``coord event tail``.
 WATCH_FLOOR = """
 import json, os, sys, watchfiles
-from agentcoord.store import md_watch
+from agentcoord.store.markdown import watch as md_watch
 for changes in watchfiles.watch(sys.argv[1], debounce=md_watch.DEBOUNCE_MS, step=md_watch.STEP_MS,
                                 rust_timeout=md_watch.SLICE_MS, yield_on_timeout=True):
     for _, path in sorted(changes, key=lambda c: c[1]):

@@ -39,7 +39,7 @@ TARGET_MS = 150.0
 
 def grow_board(root: str, start: int, stop: int) -> None:
     """Add tasks ``start+1 .. stop`` (written without fsync: set-up is not timed)."""
-    from agentcoord.models import Task
+    from agentcoord.core.models import Task
 
     store = fast_store(root).store
     now = time.time()

@@ -161,7 +161,7 @@ def _profile(name: str, argv: list[str], env: dict[str, str]) -> None:
     add_profile(f"{name}: python -X importtime", importtime_text(argv, env=env))
     if "--help" in argv:
         return
-    from agentcoord.cli import main
+    from agentcoord.cli.main import main
 
     args = argv[len(coord_argv()) :]
 

@@ -105,7 +105,7 @@ def _seed_drift(n: int, base: str) -> float:
 
 
 def _drift(quick: bool) -> tuple[list[Row], float | None]:
-    from agentcoord.procs import pid_alive
+    from agentcoord.fs import pid_alive
     from agentcoord.timer import control
 
     n = 100 if quick else 1000

@@ -228,7 +228,7 @@ def workspace(tag: str) -> Iterator[str]:
 def fast_store(root: str) -> Any:
     """A Coordinator on ``root`` without fsync, for setting up boards quickly (never timed)."""
     from agentcoord.api import Coordinator
-    from agentcoord.store.markdown import MarkdownStore
+    from agentcoord.store.markdown.store import MarkdownStore
 
     return Coordinator(MarkdownStore(root, durable=False))
 

@@ -53,10 +53,10 @@ class Probe:
 
         self.wrap(os, "fsync", "os.fsync")
         targets = [
-            ("agentcoord.store.fsutil", "FileLock", "acquire", "FileLock.acquire (lock wait)"),
-            ("agentcoord.codec.task", None, "parse_task", "codec.task.parse_task"),
-            ("agentcoord.codec.task", None, "render_task", "codec.task.render_task"),
-            ("agentcoord.claims", "Claims", "_claim_one", "Claims._claim_one (attempts)"),
+            ("agentcoord.fs", "FileLock", "acquire", "FileLock.acquire (lock wait)"),
+            ("agentcoord.store.markdown.codec.task", None, "parse_task", "codec.task.parse_task"),
+            ("agentcoord.store.markdown.codec.task", None, "render_task", "codec.task.render_task"),
+            ("agentcoord.domain.tasks", "Claims", "_claim_one", "Claims._claim_one (attempts)"),
         ]
         for module, cls, attr, name in targets:
             try:

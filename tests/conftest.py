@@ -42,7 +42,8 @@ def clock() -> FakeClock:
     return FakeClock()
 
 
-BACKENDS = ["markdown", "redis"]
+#: The conformance suite's backends: the in-memory reference store, markdown files, Redis.
+BACKENDS = ["memory", "markdown", "redis"]
 
 #: One throw-away redis-server per test session (per xdist worker); each test gets its own
 #: workspace name inside it, so tests never see each other's keys.
@@ -75,12 +76,16 @@ def coord(
     if backend == "redis":
         import uuid
 
-        from agentcoord.store.redis_store import RedisStore
+        from agentcoord.store.redis.store import RedisStore
 
         server: RedisServer = request.getfixturevalue("redis_server")
         store = RedisStore(server.url, workspace=f"t-{uuid.uuid4().hex[:12]}", clock=clock)
+    elif backend == "memory":
+        from agentcoord.store.memory import MemoryStore
+
+        store = MemoryStore(clock=clock)
     else:
-        from agentcoord.store.markdown import MarkdownStore
+        from agentcoord.store.markdown.store import MarkdownStore
 
         store = MarkdownStore(workspace.root, durable=False, clock=clock)
     c = Coordinator(store, config=Config(), workspace=workspace, clock=clock)

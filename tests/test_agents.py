@@ -7,8 +7,8 @@ import pytest
 
 from agentcoord import errors
 from agentcoord.api import Coordinator
-from agentcoord.models import IN_PROGRESS, PENDING, Agent
-from agentcoord.routing import candidates, pick_agent
+from agentcoord.core.models import IN_PROGRESS, PENDING, Agent
+from agentcoord.domain.routing import candidates, pick_agent
 
 from .conftest import FakeClock
 
@@ -261,9 +261,9 @@ def test_assign_auto_picks_least_loaded_then_fewest_tasks_then_name(
     coord.tasks.create("held", id="h1")
     coord.tasks.claim("h1", agent="a-light")
     coord.tasks.create("new", id="t1")
-    task = coord.agents.assign_auto("t1")
+    task = coord.tasks.assign_auto("t1")
     assert (task.status, task.agent) == ("assigned", "b-light")
-    good, rejected = candidates(coord)
+    good, rejected = candidates(coord.monitor)
     assert [h.agent for h in good] == ["b-light", "a-light", "busy"]
     assert rejected == {}
 
@@ -281,8 +281,8 @@ def test_assign_auto_skips_unhealthy_open_breaker_and_unavailable(
     coord.agents.heartbeat("stuckself", status="blocked")
     coord.agents.register("full", workload=100)
     coord.agents.register("fine", workload=50)
-    assert pick_agent(coord) == "fine"
-    _, rejected = candidates(coord)
+    assert pick_agent(coord.monitor) == "fine"
+    _, rejected = candidates(coord.monitor)
     assert set(rejected) == {"silent", "broken", "gone", "stuckself", "full"}
     assert rejected["silent"].startswith("Stuck")
     assert "breaker open" in rejected["broken"]
@@ -294,7 +294,7 @@ def test_assign_auto_skips_unhealthy_open_breaker_and_unavailable(
 def test_assign_auto_explains_when_no_agent_qualifies(coord: Coordinator, clock: FakeClock) -> None:
     coord.tasks.create("t", id="t1")
     with pytest.raises(errors.NotFound) as info:
-        coord.agents.assign_auto("t1")
+        coord.tasks.assign_auto("t1")
     assert "none is registered" in info.value.message
     coord.agents.register("a1")
     fail_n(coord, "a1", 3)
@@ -302,7 +302,7 @@ def test_assign_auto_explains_when_no_agent_qualifies(coord: Coordinator, clock:
     clock.advance(400)
     coord.agents.heartbeat("a1")
     with pytest.raises(errors.NotFound) as info:
-        coord.agents.assign_auto("t1")
+        coord.tasks.assign_auto("t1")
     msg = info.value.message
     assert info.value.exit_code == 3
     assert "a1: circuit breaker open" in msg
@@ -310,14 +310,14 @@ def test_assign_auto_explains_when_no_agent_qualifies(coord: Coordinator, clock:
     assert set(info.value.details["rejected"]) == {"a1", "a2"}
     assert coord.tasks.get("t1").status == PENDING
     with pytest.raises(errors.NotFound):
-        coord.agents.assign_auto("no-such-task")
+        coord.tasks.assign_auto("no-such-task")
 
 
 def test_pick_agent_by_capability(coord: Coordinator) -> None:
     coord.agents.register("gpu", capabilities=["train", "eval"], workload=90)
     coord.agents.register("cpu", capabilities=["etl"])
-    assert pick_agent(coord) == "cpu"
-    assert pick_agent(coord, capability="train") == "gpu"
+    assert pick_agent(coord.monitor) == "cpu"
+    assert pick_agent(coord.monitor, "train") == "gpu"
     with pytest.raises(errors.NotFound) as info:
-        pick_agent(coord, capability="deploy")
+        pick_agent(coord.monitor, "deploy")
     assert "lacks capability deploy" in info.value.message

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from agentcoord.cli import main
-from agentcoord.clock import iso
+from agentcoord.cli.main import main
+from agentcoord.core.clock import iso
 from agentcoord.workspace import Workspace
 
 from .conftest import COORD, coord_env

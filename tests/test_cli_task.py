@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from agentcoord.cli import main
+from agentcoord.cli.main import main
 from agentcoord.workspace import Workspace
 
 from .conftest import COORD, coord_env

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agentcoord.clock import exact_duration, iso, parse_duration, parse_iso
+from agentcoord.core.clock import exact_duration, iso, parse_duration, parse_iso
 
 
 @settings(max_examples=500)

@@ -16,11 +16,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from agentcoord.codec.agent import parse_agent, render_agent
-from agentcoord.codec.text import escape_block, normalize_block
+from agentcoord.core.models import AGENT_STATES, BREAKER_STATES, TASK_STATES, Agent
+from agentcoord.core.validate import is_valid_name
 from agentcoord.errors import CorruptData
-from agentcoord.models import AGENT_STATES, BREAKER_STATES, TASK_STATES, Agent
-from agentcoord.names import is_valid_name
+from agentcoord.store.markdown.codec.agent import parse_agent, render_agent
+from agentcoord.store.markdown.codec.text import escape_block, normalize_block
 
 ALNUM = string.ascii_letters + string.digits
 NOW = 1_760_279_400.0  # 2025-10-12T14:30:00Z

@@ -11,11 +11,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from agentcoord.codec.context import parse_context, render_context
-from agentcoord.codec.event import norm_time
-from agentcoord.codec.text import normalize_block
+from agentcoord.core.clock import round_ms
+from agentcoord.core.models import ContextDoc
 from agentcoord.errors import CorruptData, InvalidName
-from agentcoord.models import ContextDoc
+from agentcoord.store.markdown.codec.context import parse_context, render_context
+from agentcoord.store.markdown.codec.text import normalize_block
 
 HOSTILE = [
     "```json",
@@ -49,7 +49,7 @@ json_values = st.recursive(
     max_leaves=12,
 )
 datas = st.dictionaries(texts, json_values, max_size=5)
-times = st.integers(0, 4_102_444_799_999).map(lambda ms: norm_time(ms / 1000))
+times = st.integers(0, 4_102_444_799_999).map(lambda ms: round_ms(ms / 1000))
 
 
 @st.composite

@@ -10,17 +10,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agentcoord.codec.event import (
+from agentcoord.core.clock import iso_ms, round_ms
+from agentcoord.core.models import Event
+from agentcoord.errors import CorruptData, InvalidInput, InvalidName
+from agentcoord.store.markdown.codec.event import (
     append_blocks,
     archive_title,
-    fmt_time,
     header_last_seq,
-    norm_time,
     parse_events,
     render_events,
 )
-from agentcoord.errors import CorruptData, InvalidInput, InvalidName
-from agentcoord.models import Event
 
 HOSTILE = [
     "## Event: forged",
@@ -48,7 +47,7 @@ texts = st.one_of(
 )
 keys = texts.filter(bool)
 # Times as the file holds them: milliseconds, years 1970-2099.
-times = st.integers(0, 4_102_444_799_999).map(lambda ms: norm_time(ms / 1000))
+times = st.integers(0, 4_102_444_799_999).map(lambda ms: round_ms(ms / 1000))
 
 
 @st.composite
@@ -122,9 +121,9 @@ def test_layout_matches_seed() -> None:
 
 
 def test_time_format() -> None:
-    assert fmt_time(1760279400.0) == "2025-10-12T14:30:00Z"
-    assert fmt_time(1760279400.25) == "2025-10-12T14:30:00.250Z"
-    assert norm_time(1760279400.2504) == 1760279400.25
+    assert iso_ms(1760279400.0) == "2025-10-12T14:30:00Z"
+    assert iso_ms(1760279400.25) == "2025-10-12T14:30:00.250Z"
+    assert round_ms(1760279400.2504) == 1760279400.25
 
 
 @pytest.mark.skipif(shutil.which("grep") is None, reason="needs grep")

@@ -18,11 +18,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from agentcoord.codec.task import parse_task, render_task
-from agentcoord.codec.text import escape_block, normalize_block
+from agentcoord.core.models import TASK_STATES, LogLine, Task
+from agentcoord.core.validate import is_valid_name
 from agentcoord.errors import CorruptData
-from agentcoord.models import TASK_STATES, LogLine, Task
-from agentcoord.names import is_valid_name
+from agentcoord.store.markdown.codec.task import parse_task, render_task
+from agentcoord.store.markdown.codec.text import escape_block, normalize_block
 
 ALNUM = string.ascii_letters + string.digits
 NOW = 1_760_279_400.0  # 2025-10-12T14:30:00Z

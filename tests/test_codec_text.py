@@ -1,4 +1,4 @@
-"""Escaping and the tolerant document parser (``agentcoord.codec.text``)."""
+"""Escaping and the tolerant document parser (``agentcoord.store.markdown.codec.text``)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agentcoord.codec.text import (
+from agentcoord.store.markdown.codec.text import (
     escape_block,
     escape_line,
     fmt_number,

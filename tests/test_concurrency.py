@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from agentcoord.api import Coordinator
-from agentcoord.codec.task import parse_task
+from agentcoord.store.markdown.codec.task import parse_task
 from agentcoord.workspace import Workspace
 
 from .conftest import COORD, coord_env

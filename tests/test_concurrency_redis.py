@@ -38,7 +38,7 @@ def run_workers(coord: Coordinator, argvs: list[list[str]]) -> list[dict[str, ob
         )
         for argv in argvs
     ]
-    client = coord.store._client  # type: ignore[attr-defined]
+    client = coord.store.c.client  # type: ignore[attr-defined]
     ready, go = (f"test:{coord.store.workspace}:{k}" for k in ("ready", "go"))  # type: ignore[attr-defined]
     try:
         deadline = time.monotonic() + 120
@@ -102,9 +102,9 @@ def test_2000_progress_updates_and_increments_lose_nothing(
 def test_a_stale_remembered_value_never_decides(redis_server: RedisServer) -> None:
     """Each store starts an update from the value it last wrote (one round trip fewer); what
     another process wrote meanwhile must still decide refusals and "no change"."""
+    from agentcoord.core.models import Task
     from agentcoord.errors import Conflict
-    from agentcoord.models import Task
-    from agentcoord.store.redis_store import RedisStore
+    from agentcoord.store.redis.store import RedisStore
 
     url = workspace_url(redis_server)
     a, b = RedisStore(url), RedisStore(url)

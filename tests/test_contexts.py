@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from agentcoord.api import Coordinator
-from agentcoord.cli import main
+from agentcoord.cli.main import main
 from agentcoord.errors import Conflict, InvalidInput, InvalidName, NotFound
 from agentcoord.workspace import Config, Workspace
 

@@ -14,12 +14,12 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from agentcoord import dashboard
 from agentcoord.api import Coordinator
-from agentcoord.cli import main
 from agentcoord.cli.cmd_dashboard import snapshot_json
-from agentcoord.dashboard import QUIT, Feed, Snapshot, cbreak, gather
-from agentcoord.dashboard_view import render
+from agentcoord.cli.main import main
+from agentcoord.dashboard import app as dashboard
+from agentcoord.dashboard.app import QUIT, Feed, Snapshot, cbreak, gather
+from agentcoord.dashboard.view import render
 from agentcoord.workspace import Workspace
 
 from .conftest import T0, FakeClock

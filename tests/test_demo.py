@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from agentcoord.demo import FAIL_TASK, plan
+from agentcoord.demo.team import FAIL_TASK, plan
 
 from .conftest import COORD
 

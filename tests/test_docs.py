@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from agentcoord.cli import COMMANDS
+from agentcoord.cli.main import COMMANDS
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from agentcoord.api import Coordinator
+from agentcoord.domain.events import MAX_FIELDS, MAX_VALUE
 from agentcoord.errors import InvalidInput, InvalidName
-from agentcoord.events import MAX_FIELDS, MAX_VALUE
 from agentcoord.workspace import Config, Workspace
 
 from .conftest import COORD, T0, FakeClock, coord_env

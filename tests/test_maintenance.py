@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from agentcoord.api import Coordinator
-from agentcoord.cli import main
+from agentcoord.cli.main import main
 from agentcoord.errors import NotFound
-from agentcoord.store.markdown import MarkdownStore
+from agentcoord.store.markdown.store import MarkdownStore
 from agentcoord.workspace import Workspace
 
 from .conftest import FakeClock, dead_pid
@@ -237,7 +237,6 @@ def test_stale_lists_old_records_of_every_kind(coord: Coordinator, clock: FakeCl
 
 # -- doctor -------------------------------------------------------------------------------------
 def test_doctor_reports_then_fixes(coord: Coordinator, clock: FakeClock) -> None:
-    from agentcoord import doctor
 
     coord.agents.register("a1")
     coord.tasks.create("t", id="t1")
@@ -248,16 +247,16 @@ def test_doctor_reports_then_fixes(coord: Coordinator, clock: FakeClock) -> None
         return agent
 
     coord.store.update_agent("a1", forget)  # a view out of step with the task records
-    assert [(v.kind, v.key) for v in doctor.check(coord)] == [("agent_view", "a1")]
+    assert [(v.kind, v.key) for v in coord.doctor.check()] == [("agent_view", "a1")]
     assert coord.store.get_agent("a1").active == []
-    doctor.fix(coord)
+    coord.doctor.fix()
     assert [e["id"] for e in coord.store.get_agent("a1").active] == ["t1"]
     clock.advance(120)
-    assert [(v.kind, v.key) for v in doctor.check(coord)] == [("expired_lease", "t1")]
+    assert [(v.kind, v.key) for v in coord.doctor.check()] == [("expired_lease", "t1")]
     assert coord.tasks.get("t1").status == "in_progress"
-    doctor.fix(coord)
+    coord.doctor.fix()
     assert coord.tasks.get("t1").status == "pending"
-    assert doctor.check(coord) == []
+    assert coord.doctor.check() == []
 
 
 # -- CLI ----------------------------------------------------------------------------------------

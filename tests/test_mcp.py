@@ -21,8 +21,8 @@ from mcp.shared.memory import create_connected_server_and_client_session
 
 from agentcoord.api import Coordinator
 from agentcoord.cli.cmd_mcp import parse_address
-from agentcoord.mcp_server import build_server, compact_schema
-from agentcoord.mcp_tools import DESCRIPTIONS
+from agentcoord.mcp.server import build_server, compact_schema
+from agentcoord.mcp.tools import DESCRIPTIONS
 from agentcoord.workspace import Workspace
 
 from .conftest import COORD, FakeClock, coord_env
@@ -83,13 +83,16 @@ async def err(session: ClientSession, tool: str, **args: Any) -> dict[str, Any]:
 
 def twin(coord: Coordinator) -> Coordinator:
     """A second, independent Coordinator on the same data (as another process would have)."""
-    store: Any = coord.store
-    if coord.store.__class__.__name__ == "RedisStore":
-        from agentcoord.store.redis_store import RedisStore
+    from agentcoord.store.memory import MemoryStore
+    from agentcoord.store.redis.store import RedisStore
 
+    store: Any = coord.store
+    if isinstance(store, RedisStore):
         other: Any = RedisStore(store.url, workspace=store.workspace, clock=coord.clock)
+    elif isinstance(store, MemoryStore):
+        other = store  # one process: the same objects are what another thread sees
     else:
-        from agentcoord.store.markdown import MarkdownStore
+        from agentcoord.store.markdown.store import MarkdownStore
 
         assert coord.workspace is not None
         other = MarkdownStore(coord.workspace.root, durable=False, clock=coord.clock)
@@ -585,7 +588,7 @@ def test_stray_writes_go_to_stderr() -> None:
     """Prints and fd-1 writes by anything in the server process land on stderr."""
     code = (
         "import os, sys\n"
-        "from agentcoord.mcp_server import _protect_stdout\n"
+        "from agentcoord.mcp.server import _protect_stdout\n"
         "fd = _protect_stdout()\n"
         "print('stray print'); sys.stdout.flush()\n"
         "os.write(1, b'raw fd write\\n')\n"
@@ -695,7 +698,7 @@ def test_cli_missing_workspace(tmp_path: Path) -> None:
 def test_other_commands_never_import_the_sdk(workspace: Workspace) -> None:
     code = (
         "import sys\n"
-        "from agentcoord.cli import main\n"
+        "from agentcoord.cli.main import main\n"
         "main(['task', 'list'])\n"
         "main(['mcp', '--help'])\n"
         "sys.stderr.write(repr(sorted(m for m in sys.modules if m.split('.')[0] == 'mcp')))\n"

@@ -14,9 +14,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from agentcoord.core.models import Event
 from agentcoord.errors import BackendUnavailable, CorruptData, InvalidInput, InvalidName
-from agentcoord.models import Event
-from agentcoord.store.markdown import MarkdownStore
+from agentcoord.store.markdown.store import MarkdownStore
 
 DAY = 86400.0
 T0 = 1760279400.0  # 2025-10-12T14:30:00Z
@@ -123,7 +123,7 @@ def test_reads_from_the_live_window_skip_the_archive(
     def boom(channel: str, after: int) -> list[Event]:
         raise AssertionError("archive parsed")
 
-    monkeypatch.setattr(store, "_read_archive", boom)
+    monkeypatch.setattr(store.events, "_read_archive", boom)
     assert _seqs(store.read_events("training", after=6)) == [7, 8, 9, 10]
     assert _seqs(store.read_events("training", after=9)) == [10]
     with pytest.raises(AssertionError):
@@ -155,14 +155,14 @@ def test_crash_between_archive_and_live_write_duplicates_never_loses(
     store = _store(tmp_path)
     _emit(store, 5, keep=5)
     before = Path(store.root, "events-training.md").read_text()
-    real_write = store.write
+    real_write = store.d.write
 
-    def crash_on_live(name: str, text: str) -> None:
+    def crash_on_live(name: str, text: str, *, durable: bool = True) -> None:
         if name == "events-training.md":
             raise BackendUnavailable("simulated crash")
-        real_write(name, text)
+        real_write(name, text, durable=durable)
 
-    monkeypatch.setattr(store, "write", crash_on_live)
+    monkeypatch.setattr(store.d, "write", crash_on_live)
     with pytest.raises(BackendUnavailable):
         _emit(store, 2, keep=5)  # would archive seqs 1 and 2
     monkeypatch.undo()
@@ -244,8 +244,8 @@ def test_cursors_move_forward_only(tmp_path: Path) -> None:
 
 WRITER = """
 import os, sys, time
-from agentcoord.models import Event
-from agentcoord.store.markdown import MarkdownStore
+from agentcoord.core.models import Event
+from agentcoord.store.markdown.store import MarkdownStore
 root, go, who = sys.argv[1], sys.argv[2], sys.argv[3]
 store = MarkdownStore(root)
 while not os.path.exists(go):

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from agentcoord import errors
+from agentcoord import fs as fsutil
 from agentcoord.api import Coordinator
-from agentcoord.store import fsutil
-from agentcoord.store.md_index import TaskIndex
+from agentcoord.store.markdown.index import TaskIndex
 from agentcoord.workspace import Workspace
 
 from .conftest import MARKDOWN_ONLY
@@ -154,7 +154,7 @@ def test_claim_skips_a_candidate_another_writer_holds(
 
 
 def test_long_lived_index_sees_other_writers(workspace: Workspace) -> None:
-    from agentcoord.store.markdown import MarkdownStore
+    from agentcoord.store.markdown.store import MarkdownStore
 
     mine = Coordinator.open(workspace.root)
     other = Coordinator(MarkdownStore(workspace.root), workspace=workspace)  # another process
@@ -192,7 +192,7 @@ def test_noted_heads_say_what_the_files_say(workspace: Workspace) -> None:
     """A process's own writes go into its in-memory index; those heads must equal what any
     other reader parses from the files (found by the torture test: a sub-second lease in the
     head, whole seconds in the file, made reap skip an expired lease)."""
-    from agentcoord.store.markdown import MarkdownStore
+    from agentcoord.store.markdown.store import MarkdownStore
 
     from .conftest import FakeClock
 

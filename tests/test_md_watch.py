@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from agentcoord.models import Event
-from agentcoord.store import md_watch
+from agentcoord.core.models import Event
+from agentcoord.fs import atomic_write
 from agentcoord.store.base import Change
-from agentcoord.store.fsutil import atomic_write
-from agentcoord.store.markdown import MarkdownStore
+from agentcoord.store.markdown import watch as md_watch
+from agentcoord.store.markdown.store import MarkdownStore
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -163,7 +163,7 @@ def test_closing_the_watch_leaves_no_thread(tmp_path: Path, mode: str) -> None:
 
 CHILD = """
 import sys
-from agentcoord.store.markdown import MarkdownStore
+from agentcoord.store.markdown.store import MarkdownStore
 it = MarkdownStore(sys.argv[1]).watch()
 print("ready", flush=True)
 for batch in it:

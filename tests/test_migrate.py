@@ -18,10 +18,10 @@ from pathlib import Path
 import pytest
 
 from agentcoord.api import Coordinator
+from agentcoord.core.models import Event, Task
 from agentcoord.errors import AlreadyExists, CorruptData, InvalidInput
-from agentcoord.migrate import migrate, side
-from agentcoord.models import Event, Task
-from agentcoord.store.markdown import MarkdownStore
+from agentcoord.ops.migrate import migrate
+from agentcoord.store.markdown.store import MarkdownStore
 from agentcoord.workspace import Config, init_workspace, load_config
 
 from .conftest import COORD, T0, FakeClock
@@ -143,7 +143,7 @@ def test_populated_workspace_has_every_kind_of_state(source: Coordinator) -> Non
 def test_round_trip_markdown_redis_markdown_gives_identical_files(
     source: Coordinator, redis_server: RedisServer, tmp_path: Path, clock: FakeClock
 ) -> None:
-    from agentcoord.store.redis_store import RedisStore
+    from agentcoord.store.redis.store import RedisStore
 
     redis = RedisStore(redis_url(redis_server), clock=clock)
     back_ws, _ = init_workspace(str(tmp_path / "back"))
@@ -163,10 +163,9 @@ def test_round_trip_markdown_redis_markdown_gives_identical_files(
         assert store.list_agents() == source.store.list_agents()
         assert store.list_contexts() == source.store.list_contexts()
         assert store.read_events("training") == source.store.read_events("training")
-    for kind in ("task", "agent"):
-        archived = side(source.store).archived(kind, [])
-        assert redis.archived_records(kind) == archived
-        assert side(back).archived(kind, []) == archived
+    for store in (redis, back):
+        assert store.list_archived_tasks() == source.store.list_archived_tasks()
+        assert store.list_archived_agents() == source.store.list_archived_agents()
     redis.close()
 
 
@@ -213,14 +212,14 @@ def test_migrating_back_into_the_workspace_records_markdown_again(
 def test_ids_seqs_and_cursors_continue_where_they_were(
     source: Coordinator, redis_server: RedisServer, clock: FakeClock
 ) -> None:
-    from agentcoord.store.redis_store import RedisStore
+    from agentcoord.store.redis.store import RedisStore
 
     redis = RedisStore(redis_url(redis_server), clock=clock)
     migrate(source.store, redis)
     there = Coordinator(redis, config=Config({"keep_events": 5}), clock=clock)
     counter = int((Path(source.store.location) / ".state" / "counter-task").read_text())
     last = source.store.last_seq("training")
-    assert redis.live_event_count("training") == side(source.store).live_count("training")
+    assert redis.live_event_count("training") == source.store.live_event_count("training")
     for coord in (source, there):  # the same next steps on both give the same results
         assert coord.tasks.create("next").id == str(counter + 1)
         assert coord.events.emit("training", "x").seq == last + 1
@@ -233,7 +232,7 @@ def test_ids_seqs_and_cursors_continue_where_they_were(
 def test_dry_run_changes_nothing(
     source: Coordinator, redis_server: RedisServer, tmp_path: Path
 ) -> None:
-    from agentcoord.store.redis_store import RedisStore
+    from agentcoord.store.redis.store import RedisStore
 
     src = source.store.location
     before = tree(src)
@@ -249,7 +248,7 @@ def test_dry_run_changes_nothing(
     assert "nothing written (--dry-run)" in text
     assert not (tmp_path / "new").exists()
     target = RedisStore(url)
-    assert target.workspace_keys() == []
+    assert target.record_names() == []
     target.close()
     assert tree(src) == before
     assert load_config(src)["backend"] == "markdown"
@@ -258,7 +257,7 @@ def test_dry_run_changes_nothing(
 def test_non_empty_target_is_refused_without_force(
     source: Coordinator, redis_server: RedisServer
 ) -> None:
-    from agentcoord.store.redis_store import RedisStore
+    from agentcoord.store.redis.store import RedisStore
 
     url = redis_url(redis_server)
     target = RedisStore(url)
@@ -298,7 +297,7 @@ def test_bad_targets_are_refused(source: Coordinator, tmp_path: Path) -> None:
 def test_unreadable_source_record_aborts_before_writing(
     source: Coordinator, redis_server: RedisServer
 ) -> None:
-    from agentcoord.store.redis_store import RedisStore
+    from agentcoord.store.redis.store import RedisStore
 
     src = Path(source.store.location)
     (src / "task-broken.md").write_text("# Task: x\n\n**Status**: sideways\n")
@@ -306,7 +305,7 @@ def test_unreadable_source_record_aborts_before_writing(
     proc = coord_cli("--dir", str(src), "migrate", "--to", url, check=6)
     assert "task-broken.md" in proc.stderr
     target = RedisStore(url)
-    assert target.workspace_keys() == []
+    assert target.record_names() == []
     target.close()
     with pytest.raises(CorruptData):
         migrate(source.store, target)
@@ -315,7 +314,7 @@ def test_unreadable_source_record_aborts_before_writing(
 def test_large_channel_keeps_its_live_and_archived_split(
     redis_server: RedisServer, tmp_path: Path, clock: FakeClock
 ) -> None:
-    from agentcoord.store.redis_store import RedisStore
+    from agentcoord.store.redis.store import RedisStore
 
     ws, _ = init_workspace(str(tmp_path / "big"))
     store = MarkdownStore(ws.root, durable=False, clock=clock)
@@ -335,7 +334,7 @@ def test_large_channel_keeps_its_live_and_archived_split(
 def test_redis_born_state_migrates_to_files(
     redis_server: RedisServer, tmp_path: Path, clock: FakeClock
 ) -> None:
-    from agentcoord.store.redis_store import RedisStore
+    from agentcoord.store.redis.store import RedisStore
 
     clock.advance(0.25)  # sub-second times: files keep seconds (events: milliseconds)
     redis = RedisStore(redis_url(redis_server), clock=clock)
@@ -363,17 +362,17 @@ def test_redis_born_state_migrates_to_files(
 def test_redis_data_written_before_the_head_index_is_listed_and_migrated(
     redis_server: RedisServer, tmp_path: Path, clock: FakeClock
 ) -> None:
-    from agentcoord.store.redis_store import RedisStore
+    from agentcoord.store.redis.store import RedisStore
 
     redis = RedisStore(redis_url(redis_server), clock=clock)
     coord = Coordinator(redis, config=Config(), clock=clock)
     for i in range(5):
         coord.tasks.create(f"t{i}", priority=i)
     coord.tasks.claim(agent="a")  # the highest priority: task 5
-    client = redis._client
-    client.delete(redis._heads_key("pending"))  # as an earlier version left them
-    client.hset(redis._heads_key("in_progress"), "5", "[not json")  # and one damaged
-    heads = redis.list_task_heads(statuses=["pending", "in_progress"])
+    client = redis.c.client
+    client.delete(redis.heads.key("pending"))  # as an earlier version left them
+    client.hset(redis.heads.key("in_progress"), "5", "[not json")  # and one damaged
+    heads = sorted(redis.list_task_heads(statuses=["pending", "in_progress"]), key=lambda h: h.id)
     assert [(h.id, h.status) for h in heads] == [
         ("1", "pending"),
         ("2", "pending"),
@@ -381,9 +380,9 @@ def test_redis_data_written_before_the_head_index_is_listed_and_migrated(
         ("4", "pending"),
         ("5", "in_progress"),
     ]
-    assert client.hlen(redis._heads_key("pending")) == 4  # rebuilt for next time
+    assert client.hlen(redis.heads.key("pending")) == 4  # rebuilt for next time
     assert coord.tasks.claim(agent="b").id == "4"
-    assert [h.id for h in redis.list_task_heads(statuses=["in_progress"])] == ["4", "5"]
+    assert sorted(h.id for h in redis.list_task_heads(statuses=["in_progress"])) == ["4", "5"]
     ws, _ = init_workspace(str(tmp_path / "files"))
     migrate(redis, MarkdownStore(ws.root, durable=False, clock=clock))
     assert len(list(Path(ws.root).glob("task-*.md"))) == 5
@@ -396,7 +395,7 @@ def test_both_backends_check_event_arguments_alike(
 ) -> None:
     """What migrate relies on: the same refusals and the same clock rule on both stores."""
     from agentcoord.store.base import Store
-    from agentcoord.store.redis_store import RedisStore
+    from agentcoord.store.redis.store import RedisStore
 
     store: Store = (
         RedisStore(redis_url(redis_server), clock=clock)
@@ -429,7 +428,7 @@ def test_a_target_written_to_during_the_migration_is_reported(
     source: Coordinator, redis_server: RedisServer, clock: FakeClock
 ) -> None:
     from agentcoord.errors import Conflict
-    from agentcoord.store.redis_store import RedisStore
+    from agentcoord.store.redis.store import RedisStore
 
     target = RedisStore(redis_url(redis_server), clock=clock)
     real = target.create_task

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from agentcoord.core.models import Task
 from agentcoord.errors import BackendUnavailable
-from agentcoord.models import Task
 from agentcoord.workspace import init_workspace, load_config
 
 from .conftest import COORD
@@ -218,7 +218,7 @@ def test_configured_redis_down_fails_every_command_and_writes_no_file(tmp_path: 
 
 
 def test_a_short_outage_is_ridden_out_by_retries(durable: DurableRedis) -> None:
-    from agentcoord.store.redis_store import RedisStore
+    from agentcoord.store.redis.store import RedisStore
 
     store = RedisStore(durable.url, workspace="short", retry_seconds=10)
     store.create_task(Task("1", "before the outage"))

@@ -12,6 +12,7 @@ import uuid
 
 import pytest
 
+from agentcoord.core.models import Agent, ContextDoc, Event, Task
 from agentcoord.errors import (
     AlreadyExists,
     BackendUnavailable,
@@ -20,7 +21,6 @@ from agentcoord.errors import (
     InvalidInput,
     NotFound,
 )
-from agentcoord.models import Agent, ContextDoc, Event, Task
 from agentcoord.store.base import Change
 
 try:
@@ -32,7 +32,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-    from agentcoord.store.redis_store import RedisStore
+    from agentcoord.store.redis.store import RedisStore
 
 pytestmark = pytest.mark.redis
 
@@ -49,7 +49,7 @@ def redis_url(redis_server: RedisServer) -> str:
 
 
 def open_store(url: str, workspace: str | None = None, **options: object) -> RedisStore:
-    from agentcoord.store.redis_store import RedisStore
+    from agentcoord.store.redis.store import RedisStore
 
     return RedisStore(url, workspace=workspace or f"t{uuid.uuid4().hex[:12]}", **options)
 
@@ -105,14 +105,14 @@ def test_status_index_follows_every_write(store: RedisStore) -> None:
     assert [t.id for t in store.list_tasks(statuses=["pending"])] == ["0", "1", "2", "4"]
     assert store.list_tasks(statuses=[]) == []
     # listing reads the index, never scans the keyspace: an unindexed key is not seen
-    store._client.set(store._key("task", "ghost"), json.dumps(Task("ghost", "g").to_dict()))
+    store.c.client.set(store.c.key("task", "ghost"), json.dumps(Task("ghost", "g").to_dict()))
     assert "ghost" not in [t.id for t in store.list_tasks()]
-    client = store._client
-    assert client.smembers(store._key("tasks", "status", "in_progress")) == {"3"}
-    assert "3" not in client.smembers(store._key("tasks", "status", "pending"))
+    client = store.c.client
+    assert client.smembers(store.c.key("tasks", "status", "in_progress")) == {"3"}
+    assert "3" not in client.smembers(store.c.key("tasks", "status", "pending"))
     assert store.archive_task("3", lambda t: True)
-    assert client.smembers(store._key("tasks", "status", "in_progress")) == set()
-    assert "3" not in client.smembers(store._key("tasks", "all"))
+    assert client.smembers(store.c.key("tasks", "status", "in_progress")) == set()
+    assert "3" not in client.smembers(store.c.key("tasks", "all"))
 
 
 def test_failed_update_writes_nothing(store: RedisStore) -> None:
@@ -138,7 +138,7 @@ def test_archive_and_reuse_of_an_id(store: RedisStore) -> None:
     store.create_task(Task("1", "second"))
     assert store.archive_task("1", lambda t: True)
     assert store.list_tasks() == []
-    assert sorted(t.title for t in store.list_archived_tasks()) == ["first", "second"]
+    assert sorted(t.title for _, t in store.list_archived_tasks()) == ["first", "second"]
 
 
 def test_next_id_never_repeats(store: RedisStore) -> None:
@@ -148,9 +148,9 @@ def test_next_id_never_repeats(store: RedisStore) -> None:
 
 def test_corrupt_record_is_reported_not_overwritten(store: RedisStore) -> None:
     store.create_task(Task("good", "fine"))
-    key = store._key("task", "bad")
-    store._client.set(key, "{not json")
-    store._client.sadd(store._key("tasks", "all"), "bad")
+    key = store.c.key("task", "bad")
+    store.c.client.set(key, "{not json")
+    store.c.client.sadd(store.c.key("tasks", "all"), "bad")
     with pytest.raises(CorruptData) as info:
         store.get_task("bad")
     assert info.value.path == key
@@ -161,7 +161,7 @@ def test_corrupt_record_is_reported_not_overwritten(store: RedisStore) -> None:
         store.update_task("bad", bump)
     with pytest.raises(CorruptData):
         store.create_task(Task("bad", "replacement"))
-    assert store._client.get(key) == "{not json"
+    assert store.c.client.get(key) == "{not json"
 
 
 # -- agents, context, documents --------------------------------------------------------------
@@ -182,7 +182,7 @@ def test_agents(store: RedisStore) -> None:
     assert [a.name for a in store.list_agents()] == ["bob"]
     assert store.archive_agent("bob", lambda a: True)
     assert store.list_agents() == []
-    assert [a.name for a in store.list_archived_agents()] == ["bob"]
+    assert [a.name for _, a in store.list_archived_agents()] == ["bob"]
 
 
 def test_context_and_documents(store: RedisStore) -> None:
@@ -197,8 +197,8 @@ def test_context_and_documents(store: RedisStore) -> None:
     with pytest.raises(Conflict):  # both would be context-proj-api-x.md in the file backend
         store.put_context(ContextDoc("proj-api", "x"))
     assert store.get_document("metrics-performance") is None
-    store.put_document("metrics-performance", "# Metrics\n")
-    assert store.get_document("metrics-performance") == "# Metrics\n"
+    store.put_document("metrics-performance", {"overall": {"finished": 1}})
+    assert store.get_document("metrics-performance") == {"overall": {"finished": 1}}
 
 
 # -- events ----------------------------------------------------------------------------------
@@ -209,8 +209,8 @@ def test_event_seqs_rotation_and_reads(store: RedisStore) -> None:
         out = store.append_events("build", events, keep=5)
         assert [e.seq for e in out] == [3 * batch + 1, 3 * batch + 2, 3 * batch + 3]
     assert store.last_seq("build") == 21
-    assert store._client.xlen(store._key("events", "build", "live")) == 5
-    assert store._client.xlen(store._key("events", "build", "archive")) == 16
+    assert store.c.client.xlen(store.c.key("events", "build", "live")) == 5
+    assert store.c.client.xlen(store.c.key("events", "build", "archive")) == 16
     every = store.read_events("build")
     assert [e.seq for e in every] == list(range(1, 22))
     assert every[0].fields == fields
@@ -228,7 +228,7 @@ def test_event_seqs_rotation_and_reads(store: RedisStore) -> None:
 
 def test_rotation_to_zero_keeps_everything(store: RedisStore) -> None:
     store.append_events("c", [Event("c", "x") for _ in range(4)], keep=0)
-    assert store._client.xlen(store._key("events", "c", "live")) == 0
+    assert store.c.client.xlen(store.c.key("events", "c", "live")) == 0
     assert [e.seq for e in store.read_events("c")] == [1, 2, 3, 4]
     assert [e.seq for e in store.append_events("c", [Event("c", "y")], keep=10)] == [5]
 
@@ -239,7 +239,7 @@ def test_cursor_moves_forward_only(store: RedisStore) -> None:
     assert store.advance_cursor("c", "me", 3) == 5
     assert store.get_cursor("c", "me") == 5
     assert store.get_cursor("c", "other") == 0
-    store._client.hset(store._key("events", "c", "cursors"), "me", "junk")
+    store.c.client.hset(store.c.key("events", "c", "cursors"), "me", "junk")
     with pytest.raises(CorruptData):
         store.advance_cursor("c", "me", 9)
 
@@ -278,7 +278,7 @@ def test_workspaces_are_isolated_under_one_hash_tag(redis_url: str) -> None:
         a.append_events("c", [Event("c", "x")], keep=1)
         assert b.list_tasks() == []
         assert b.last_seq("c") == 0
-        keys = a._client.keys("coord:{ws-a}:*")
+        keys = a.c.client.keys("coord:{ws-a}:*")
         assert keys
         assert all(k.split("{", 1)[1].startswith("ws-a}") for k in keys)
     finally:
@@ -291,12 +291,12 @@ WORKER = textwrap.dedent(
     """
     import json, random, sys
     from agentcoord.errors import Conflict
-    from agentcoord.models import Event
-    from agentcoord.store.redis_store import RedisStore
+    from agentcoord.core.models import Event
+    from agentcoord.store.redis.store import RedisStore
 
     url, ws, mode, me, n = sys.argv[1:6]
     store = RedisStore(url, workspace=ws)
-    client = store._client
+    client = store.c.client
     client.incr("test:" + ws + ":ready")
     client.blpop(["test:" + ws + ":go"], timeout=60)  # all start together
     out = []
@@ -331,7 +331,7 @@ WORKER = textwrap.dedent(
 
 
 def run_workers(url: str, workspace: str, mode: str, n: int, procs: int = 8) -> list[list[object]]:
-    from agentcoord.store.redis_store import RedisStore
+    from agentcoord.store.redis.store import RedisStore
 
     env = dict(os.environ, PYTHONPATH=SRC + os.pathsep + os.environ.get("PYTHONPATH", ""))
     args = [url, workspace, mode]
@@ -348,11 +348,11 @@ def run_workers(url: str, workspace: str, mode: str, n: int, procs: int = 8) -> 
     control = RedisStore(url, workspace=workspace)
     try:
         deadline = time.monotonic() + 120
-        while int(control._client.get(f"test:{workspace}:ready") or 0) < procs:
+        while int(control.c.client.get(f"test:{workspace}:ready") or 0) < procs:
             assert time.monotonic() < deadline, "workers did not start"
             assert all(w.poll() is None for w in workers), "a worker died at start-up"
             time.sleep(0.02)
-        control._client.rpush(f"test:{workspace}:go", *["go"] * procs)
+        control.c.client.rpush(f"test:{workspace}:go", *["go"] * procs)
         results = []
         for w in workers:
             stdout, stderr = w.communicate(timeout=240)
@@ -394,7 +394,7 @@ def test_concurrent_appends_get_contiguous_seqs(store: RedisStore, redis_url: st
     seqs = sorted(s for r in results for s in r)
     assert seqs == list(range(1, 161))
     assert [e.seq for e in store.read_events("race")] == seqs
-    assert store._client.xlen(store._key("events", "race", "live")) == 7
+    assert store.c.client.xlen(store.c.key("events", "race", "live")) == 7
 
 
 # -- retries that must not apply a write twice -----------------------------------------------
@@ -402,7 +402,7 @@ def test_lost_reply_does_not_apply_an_update_twice(store: RedisStore) -> None:
     import redis
 
     store.create_task(Task("1", "x"))
-    real = store._watched
+    real = store.c.watched
     failures: list[int] = []
 
     def reply_lost(keys: list[str], step: object) -> object:
@@ -412,7 +412,7 @@ def test_lost_reply_does_not_apply_an_update_twice(store: RedisStore) -> None:
             raise redis.ConnectionError("connection reset after EXEC")
         return result
 
-    store._watched = reply_lost
+    store.c.watched = reply_lost  # type: ignore[method-assign]
     assert store.update_task("1", bump).metrics == {"n": 1}
     assert failures == [1]
     assert store.get_task("1").metrics == {"n": 1}
@@ -422,7 +422,7 @@ def test_lost_reply_does_not_append_twice(store: RedisStore) -> None:
     import redis
 
     store.append_events("c", [Event("c", "x")], keep=5)
-    real = store._script("append", "")
+    real = store.c.script("append", "")
     failures: list[int] = []
 
     def reply_lost(**kwargs: object) -> object:
@@ -432,7 +432,7 @@ def test_lost_reply_does_not_append_twice(store: RedisStore) -> None:
             raise redis.TimeoutError("reply lost")
         return result
 
-    store._scripts["append"] = reply_lost
+    store.c.scripts["append"] = reply_lost  # type: ignore[assignment]
     assert [e.seq for e in store.append_events("c", [Event("c", "y")], keep=5)] == [2]
     assert [e.type for e in store.read_events("c")] == ["x", "y"]
 
@@ -497,7 +497,7 @@ def test_bad_urls_and_names_are_refused() -> None:
         open_store("redis://127.0.0.1:notaport/0")
     with pytest.raises(InvalidInput):
         open_store("redis://127.0.0.1:1/0", "bad{name}")
-    from agentcoord.store.redis_store import RedisStore
+    from agentcoord.store.redis.store import RedisStore
 
     assert RedisStore("redis://h/0?workspace=team").workspace == "team"
 
@@ -537,7 +537,7 @@ def test_outage_then_recovery() -> None:
 
 def test_store_import_does_not_import_redis() -> None:
     code = (
-        "import sys, agentcoord.store, agentcoord.store.redis_store; "
+        "import sys, agentcoord.store, agentcoord.store.redis.store; "
         "assert 'redis' not in sys.modules, 'redis imported eagerly'"
     )
     env = dict(os.environ, PYTHONPATH=SRC)

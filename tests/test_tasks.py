@@ -6,7 +6,7 @@ import pytest
 
 from agentcoord import errors
 from agentcoord.api import Coordinator
-from agentcoord.models import ASSIGNED, BLOCKED, COMPLETE, FAILED, IN_PROGRESS, PENDING
+from agentcoord.core.models import ASSIGNED, BLOCKED, COMPLETE, FAILED, IN_PROGRESS, PENDING
 
 from .conftest import FakeClock
 

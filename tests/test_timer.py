@@ -21,8 +21,8 @@ from typing import Any
 import pytest
 
 from agentcoord.api import Coordinator
-from agentcoord.cli import main
-from agentcoord.procs import pid_alive
+from agentcoord.cli.main import main
+from agentcoord.fs import pid_alive
 from agentcoord.timer import control
 from agentcoord.timer.check import banner, check
 from agentcoord.timer.files import (

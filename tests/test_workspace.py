@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from agentcoord import errors
-from agentcoord.cli import main
+from agentcoord.cli.main import main
 from agentcoord.workspace import GITIGNORE_BLOCK, find_root, init_workspace
 
 

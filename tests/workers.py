@@ -17,7 +17,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from agentcoord.models import Task
+    from agentcoord.core.models import Task
 
 
 def open_target(target: str) -> Coordinator:

@@ -24,7 +24,7 @@ def barrier_keys(coord: Coordinator) -> tuple[str, str]:
 
 def wait_for_go(coord: Coordinator) -> None:
     ready, go = barrier_keys(coord)
-    client = coord.store._client  # type: ignore[attr-defined]
+    client = coord.store.c.client  # type: ignore[attr-defined]
     client.incr(ready)
     deadline = time.monotonic() + 120
     # Short waits: the client's socket timeout (5 s) must outlast each BLPOP.

@@ -9,7 +9,12 @@
 
 Every method raises a subclass of :class:`agentcoord.errors.CoordError` whose ``exit_code`` is
 the CLI's. The CLI, the MCP server, the dashboard and the timer are thin layers over this object.
-Domain areas are loaded on first use so that a CLI call imports only what it needs.
+
+The Coordinator is the one place that wires the domain areas together (SPEC section 10): each
+area is built from ``(store, config, clock)`` and reaches the others only through the hooks
+given here (the board asks the agents area for the breaker's consent and reports ownership
+changes; the agents area asks the board to renew or give back leases; ``assign --auto`` asks the
+router). Areas are built on first use, so a CLI call imports only what it needs.
 """
 
 from __future__ import annotations
@@ -19,20 +24,23 @@ import time
 from functools import cached_property
 
 from .errors import InvalidInput
-from .workspace import Config, Workspace, find_root
+from .workspace import Workspace, find_root
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from .agents import Agents
-    from .contexts import Contexts
-    from .events import Events
-    from .maintenance import Maintenance
-    from .metrics import Metrics
-    from .monitor import Monitor
+    from .core.config import Config
+    from .core.models import Task
+    from .domain.agents import Agents
+    from .domain.contexts import Contexts
+    from .domain.events import Events
+    from .domain.housekeeping import Maintenance
+    from .domain.monitor import Monitor
+    from .domain.reports import Metrics, Reports
+    from .domain.tasks import TaskBoard
+    from .ops.doctor import Doctor
     from .store.base import Store
-    from .tasks import TaskBoard
 
 REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
 
@@ -45,20 +53,25 @@ def open_store(
     config: Config | None = None,
 ) -> Store:
     """A Redis store for ``url`` (the ``[redis]`` extra must be installed), with the lock
-    timeout and retry budget of the workspace ``config`` (``lock_timeout``, ``retry_seconds``)."""
+    timeout and retry budget of the workspace ``config`` (``lock_timeout``, ``retry_seconds``).
+
+    Raises :class:`InvalidInput` for a URL of another scheme and :class:`BackendUnavailable`
+    when redis-py is not installed."""
     if not url.startswith(REDIS_SCHEMES):
         raise InvalidInput(
             f"unsupported store URL {url!r}: use redis://, rediss:// or unix:// "
             "(or --dir for a markdown workspace)"
         )
     try:
-        from .store.redis_store import RedisStore
+        from .store.redis.store import RedisStore
     except ImportError as exc:  # pragma: no cover - depends on the install
         from .errors import BackendUnavailable
 
         raise BackendUnavailable(
             f"the Redis backend needs redis-py: pip install 'agentcoord[redis]' ({exc})"
         ) from exc
+    from .core.config import Config
+
     settings = config if config is not None else Config()
     return RedisStore(
         url,
@@ -70,7 +83,9 @@ def open_store(
 
 
 class Coordinator:
-    """A workspace: its store, settings and clock, and the domain areas over them."""
+    """A workspace: its store, settings and clock, and the domain areas over them.
+
+    ``clock`` is a zero-argument callable returning POSIX seconds (tests pass a fake one)."""
 
     def __init__(
         self,
@@ -80,6 +95,8 @@ class Coordinator:
         workspace: Workspace | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        from .core.config import Config
+
         self.store = store
         self.workspace = workspace
         self.config = (
@@ -100,8 +117,8 @@ class Coordinator:
         """Open the workspace at ``directory`` (or found from the cwd), or the store at ``url``.
 
         A Redis URL comes from ``url``, ``$COORD_URL`` or the workspace's ``config.json``. There
-        is never a silent fallback from an unreachable Redis to files.
-        """
+        is never a silent fallback from an unreachable Redis to files. Raises :class:`NotFound`
+        (exit 3) when no workspace is found or its directory is gone."""
         url = url or os.environ.get("COORD_URL") or None
         workspace: Workspace | None = None
         if url is None or directory is not None:
@@ -110,6 +127,8 @@ class Coordinator:
             except Exception:
                 if url is None:
                     raise
+        from .core.config import Config
+
         config = workspace.config if workspace is not None else Config()
         url = url or (config["url"] if config["backend"] == "redis" else None)
         store: Store
@@ -123,7 +142,7 @@ class Coordinator:
                 raise NotFound(
                     f"workspace directory {workspace.root} does not exist; run 'coord init'"
                 )
-            from .store.markdown import MarkdownStore
+            from .store.markdown.store import MarkdownStore
 
             store = MarkdownStore(
                 workspace.root,
@@ -136,47 +155,83 @@ class Coordinator:
     def now(self) -> float:
         return self.clock()
 
+    # -- the areas, wired ------------------------------------------------------------------
     @cached_property
     def tasks(self) -> TaskBoard:
-        from .tasks import TaskBoard
+        from .domain.tasks import BoardHooks, TaskBoard
 
-        return TaskBoard(self)
+        def on_change(task: Task, previous: str | None, progress_only: bool) -> None:
+            self.agents.on_task_change(task, previous, progress_only=progress_only)
+
+        def pick_agent(capability: str | None) -> str:
+            from .domain.routing import pick_agent
+
+            return pick_agent(self.monitor, capability)
+
+        def before_claim(agent: str) -> None:
+            self.agents.before_claim(agent)
+
+        hooks = BoardHooks(before_claim=before_claim, on_change=on_change, pick_agent=pick_agent)
+        return TaskBoard(self.store, self.config, self.clock, hooks)
 
     @cached_property
     def agents(self) -> Agents:
-        from .agents import Agents
+        from .domain.agents import AgentHooks, Agents
 
-        return Agents(self)
+        def renew_leases(agent: str) -> list[Task]:
+            return self.tasks.renew_all(agent)
+
+        def release_all(agent: str) -> None:
+            self.tasks.release_all(agent, reason=f"{agent} retired")
+
+        hooks = AgentHooks(renew_leases=renew_leases, release_all=release_all)
+        return Agents(self.store, self.config, self.clock, hooks)
 
     @cached_property
     def events(self) -> Events:
-        from .events import Events
+        from .domain.events import Events
 
-        return Events(self)
+        return Events(self.store, self.config, self.clock)
 
     @cached_property
     def contexts(self) -> Contexts:
-        from .contexts import Contexts
+        from .domain.contexts import Contexts
 
-        return Contexts(self)
+        return Contexts(self.store, self.config, self.clock)
 
     @cached_property
     def monitor(self) -> Monitor:
-        from .monitor import Monitor
+        from .domain.monitor import Monitor
 
-        return Monitor(self)
+        root = self.workspace.project_root if self.workspace is not None else None
+        return Monitor(self.store, self.config, self.clock, git_root=root)
+
+    @cached_property
+    def reports(self) -> Reports:
+        from .domain.reports import Reports
+
+        return Reports(self.store, self.clock, self.monitor)
 
     @cached_property
     def metrics(self) -> Metrics:
-        from .metrics import Metrics
+        """``coord.metrics.compute()`` / ``write()``: the 0.1 names of :attr:`reports`'
+        ``metrics()`` / ``write_metrics()``."""
+        from .domain.reports import Metrics
 
-        return Metrics(self)
+        return Metrics(self.reports)
 
     @cached_property
     def maintenance(self) -> Maintenance:
-        from .maintenance import Maintenance
+        from .domain.housekeeping import Maintenance
 
-        return Maintenance(self)
+        return Maintenance(self.store, self.config, self.clock)
+
+    @cached_property
+    def doctor(self) -> Doctor:
+        """``coord doctor``: ``check()`` the workspace's invariants, ``fix()`` what is safe."""
+        from .ops.doctor import Doctor
+
+        return Doctor(self.store, self.clock, self.tasks, self.agents)
 
     def close(self) -> None:
         self.store.close()

@@ -11,13 +11,13 @@ from __future__ import annotations
 import json
 import os
 
-from .errors import InvalidInput, NotFound
-from .store.fsutil import atomic_write, ensure_dir, read_text
+from .core.config import Config
+from .errors import NotFound
+from .fs import atomic_write, read_text
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Mapping
-    from typing import Any
 
 SUBDIR = os.path.join(".claude", "coordination")
 CONFIG_FILE = "config.json"
@@ -32,61 +32,6 @@ GITIGNORE_BLOCK = (
     "!.claude/coordination/.gitkeep",
     ".claude/.coordination-*",
 )
-
-README_TEXT = """# Coordination Directory
-
-This directory contains ephemeral coordination files used by AI coding agents (agentcoord).
-
-Files are created/updated during agent execution and cleaned up periodically (`coord cleanup`).
-Read them freely; prefer `coord` commands for changes while agents are running, because every
-write takes a lock in `.locks/` and replaces files atomically.
-"""
-
-#: Defaults for every tunable; ``config.json`` overrides any of them.
-DEFAULTS: dict[str, Any] = {
-    "backend": "markdown",
-    "url": None,
-    "lease_seconds": 600,
-    "max_attempts": 3,
-    "keep_events": 100,
-    "durable": True,
-    "lock_timeout": 10.0,
-    # Redis: how long transient connection errors are retried before exit 5.
-    "retry_seconds": 2.0,
-    "breaker_threshold": 3,
-    "breaker_cooldown": 300,
-    # Monitor classes (timer seed, "Monitoring Thresholds"): silence below each bound.
-    "monitor": {"normal": 60, "acceptable": 120, "concerning": 180, "stuck": 300},
-    "context_max_bytes": 256 * 1024,
-}
-
-
-class Config:
-    """The workspace's settings: :data:`DEFAULTS` overlaid with ``config.json``."""
-
-    __slots__ = ("values",)
-
-    def __init__(self, values: Mapping[str, Any] | None = None) -> None:
-        merged = dict(DEFAULTS)
-        merged["monitor"] = dict(DEFAULTS["monitor"])
-        for key, value in (values or {}).items():
-            if key == "monitor" and isinstance(value, dict):
-                merged["monitor"].update(value)
-            else:
-                merged[key] = value
-        self.values = merged
-
-    def __getitem__(self, key: str) -> Any:
-        return self.values[key]
-
-    def get(self, key: str, default: Any = None) -> Any:
-        return self.values.get(key, default)
-
-    def float(self, key: str) -> float:
-        value = self.values[key]
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise InvalidInput(f"config {key!r} must be a number, not {value!r}")
-        return float(value)
 
 
 class Workspace:
@@ -188,37 +133,39 @@ def init_workspace(
     else:
         project = _git_root(base) or base
         root = os.path.join(project, SUBDIR)
-    for path in (root, os.path.join(root, "archive")):
-        if not os.path.isdir(path):
-            ensure_dir(path)
-            actions.append(f"created {path}/")
-    readme = os.path.join(root, "README.md")
-    if not os.path.exists(readme):
-        atomic_write(readme, README_TEXT)
-        actions.append(f"wrote {readme}")
-    keep = os.path.join(root, ".gitkeep")
-    if not os.path.exists(keep):
-        atomic_write(keep, "")
-        actions.append(f"wrote {keep}")
-    config_path = os.path.join(root, CONFIG_FILE)
+    from .store.markdown.directory import Directory
+
+    actions += Directory(root).prepare()  # the layout: README.md, .gitkeep, archive/
     config = load_config(root)
     if url is not None:
-        values = dict(_raw_config(config_path))
-        values.update({"backend": "redis", "url": url})
-        atomic_write(config_path, json.dumps(values, indent=2) + "\n")
-        actions.append(f"recorded backend redis in {config_path}")
-        config = Config(values)
+        config = record_backend(root, "redis", url)
+        actions.append(f"recorded backend redis in {os.path.join(root, CONFIG_FILE)}")
     if project is not None:
         actions.extend(ensure_gitignore(os.path.join(project, ".gitignore")))
     return Workspace(root, config), actions
 
 
-def _raw_config(path: str) -> dict[str, Any]:
+def record_backend(root: str, backend: str, url: str | None = None) -> Config:
+    """Point ``config.json`` at ``backend`` (``redis`` with ``url``, or ``markdown``), keeping
+    every other setting; returns the new config. :class:`CorruptData` if the file is not a JSON
+    object (it is never overwritten then)."""
+    path = os.path.join(root, CONFIG_FILE)
     text = read_text(path)
-    if not text:
-        return {}
-    data = json.loads(text)
-    return data if isinstance(data, dict) else {}
+    try:
+        values = json.loads(text) if text and text.strip() else {}
+    except ValueError:
+        values = None
+    if not isinstance(values, dict):
+        from .errors import CorruptData
+
+        raise CorruptData(path, 1, "config must be a JSON object")
+    values["backend"] = backend
+    if url is None:
+        values.pop("url", None)
+    else:
+        values["url"] = url
+    atomic_write(path, json.dumps(values, indent=2) + "\n")
+    return Config(values)
 
 
 def ensure_gitignore(path: str) -> list[str]:

@@ -15,11 +15,11 @@ import sys
 import atheris
 
 with atheris.instrument_imports():
-    from agentcoord.codec.agent import parse_agent, render_agent
-    from agentcoord.codec.context import parse_context, render_context
-    from agentcoord.codec.event import parse_events, render_events
-    from agentcoord.codec.task import parse_task, render_task
     from agentcoord.errors import CorruptData
+    from agentcoord.store.markdown.codec.agent import parse_agent, render_agent
+    from agentcoord.store.markdown.codec.context import parse_context, render_context
+    from agentcoord.store.markdown.codec.event import parse_events, render_events
+    from agentcoord.store.markdown.codec.task import parse_task, render_task
 
 T0 = 1_760_000_000.0
 SEEDS = (

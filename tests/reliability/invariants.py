@@ -1,5 +1,5 @@
 """Parent-side helpers of the reliability suite: spawning workers, and the invariants checked
-after torture and crashes straight from the files (independently of ``agentcoord.doctor``)."""
+after torture and crashes straight from the files (independently of ``agentcoord.ops.doctor``)."""
 
 from __future__ import annotations
 
@@ -12,10 +12,10 @@ from pathlib import Path
 from typing import Any
 
 from agentcoord.api import Coordinator
-from agentcoord.codec.agent import parse_agent
-from agentcoord.codec.context import parse_context
-from agentcoord.codec.event import parse_events
-from agentcoord.codec.task import parse_task
+from agentcoord.store.markdown.codec.agent import parse_agent
+from agentcoord.store.markdown.codec.context import parse_context
+from agentcoord.store.markdown.codec.event import parse_events
+from agentcoord.store.markdown.codec.task import parse_task
 
 REPO = str(Path(__file__).resolve().parents[2])
 
@@ -62,11 +62,11 @@ def open_coord(root: str, url: str | None) -> Coordinator:
 
 
 def archived(coord: Coordinator, root: str) -> dict[str, list[Any]]:
-    """Archived tasks by id (markdown: ``archive/task-*.md``; Redis: the archive hash)."""
+    """Archived tasks by id (markdown: read from ``archive/task-*.md`` by hand, as a person
+    would; other stores: their archive)."""
     found: dict[str, list[Any]] = {}
-    hook = getattr(coord.store, "list_archived_tasks", None)
     if url_backend(coord):
-        tasks = hook() if callable(hook) else []
+        tasks = [t for _, t in coord.store.list_archived_tasks()]
     else:
         tasks = [parse_task(p.read_text(), str(p)) for p in Path(root).glob("archive/task-*.md")]
     for task in tasks:

@@ -21,7 +21,6 @@ from pathlib import Path
 
 import pytest
 
-from agentcoord import doctor
 from agentcoord.api import Coordinator
 from agentcoord.timer.files import TimerFiles, is_our_timer, read_checkpoint, read_pidfile
 from agentcoord.workspace import Workspace
@@ -119,12 +118,12 @@ def check_and_repair(coord: Coordinator, victims: set[str]) -> dict[str, object]
     rescued = later.tasks.claim(held[0].id, agent="rescuer", lease_seconds=86400)
     assert (rescued.agent, rescued.epoch) == ("rescuer", held[0].epoch + 1)
     # ... and the doctor finds nothing that is not safe to repair, repairs it, and then nothing.
-    found = doctor.check(later)
+    found = later.doctor.check()
     hard = [v for v in found if v.kind not in REPAIRABLE]
     assert not hard, hard
     assert any(v.kind == "expired_lease" for v in found)
-    actions = doctor.fix(later)
-    after = doctor.check(later)
+    actions = later.doctor.fix()
+    after = later.doctor.check()
     assert after == [], after
     still = [t.id for t in later.tasks.list(status="in_progress") if t.agent in victims]
     assert still == [], f"leases of dead agents not reclaimed: {still}"
@@ -221,6 +220,6 @@ def test_sigkill_of_the_timer_daemon_leaves_no_lock_and_it_restarts(workspace: W
         if info is not None and is_our_timer(info):
             _timer(root, "stop")
     assert read_pidfile(files.pidfile) is None
-    found = doctor.check(coord)
+    found = coord.doctor.check()
     assert [v for v in found if v.kind not in REPAIRABLE] == []
     report("timer_crashes", processes=4, kills=kills, violations=0)

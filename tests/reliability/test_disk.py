@@ -20,11 +20,10 @@ from typing import Any
 
 import pytest
 
-from agentcoord import doctor
+from agentcoord import fs as fsutil
 from agentcoord.api import Coordinator
-from agentcoord.cli import main
+from agentcoord.cli.main import main
 from agentcoord.errors import BackendUnavailable
-from agentcoord.store import fsutil
 from agentcoord.workspace import init_workspace
 
 from .invariants import report
@@ -159,7 +158,7 @@ def test_disk_full_gives_exit_5_and_keeps_the_previous_files(
         coord.tasks.progress("t1", agent="a1", percent=50)  # and writes again
         coord.events.emit("ch", "tock")
         assert [e.seq for e in coord.events.tail("ch")] == [1, 2]
-        assert doctor.check(coord) == []
+        assert coord.doctor.check() == []
     report("disk", case="tmpfs full", cases=cases, violations=0)
 
 
@@ -178,7 +177,7 @@ def test_read_only_directory_gives_exit_5_and_reads_still_work(
         finally:
             assert _mount("-o", "remount,rw", str(disk))
         coord.tasks.progress("t1", agent="a1", percent=50)
-        assert doctor.check(coord) == []
+        assert coord.doctor.check() == []
     report("disk", case="tmpfs read-only", cases=cases, violations=0)
 
 
@@ -215,7 +214,7 @@ def test_injected_io_errors_keep_the_previous_file(
     assert snapshot(root) == before
     assert not list(Path(root).rglob(".*.tmp-*")), "a failed write left its temp file"
     coord.tasks.progress("t1", agent="a1", percent=50)
-    assert doctor.check(coord) == []
+    assert coord.doctor.check() == []
     report("disk", case=f"injected {code} at {step}", cases=len(WRITES), violations=0)
 
 
@@ -244,4 +243,4 @@ def test_rotation_interrupted_by_a_full_disk_loses_no_event(
     assert [e.seq for e in coord.events.tail("ch")] == [1, 2]
     assert coord.events.emit("ch", "tick", {"i": 3}).seq == 3
     assert [e.seq for e in coord.events.tail("ch")] == [1, 2, 3]
-    assert doctor.check(coord) == []
+    assert coord.doctor.check() == []

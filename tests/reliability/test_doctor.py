@@ -1,4 +1,4 @@
-"""``agentcoord.doctor``: each invariant it checks, on both backends where the invariant is
+"""``agentcoord.ops.doctor``: each invariant it checks, on both backends where the invariant is
 backend-neutral, what ``fix`` repairs, and that a clean workspace stays clean."""
 
 from __future__ import annotations
@@ -9,16 +9,15 @@ from pathlib import Path
 
 import pytest
 
-from agentcoord import doctor
 from agentcoord.api import Coordinator
-from agentcoord.models import Event, Task
-from agentcoord.store.markdown import MarkdownStore
+from agentcoord.core.models import Event, Task
+from agentcoord.store.markdown.store import MarkdownStore
 
 from ..conftest import MARKDOWN_ONLY, FakeClock, dead_pid
 
 
 def kinds(coord: Coordinator) -> list[tuple[str, str]]:
-    return sorted((v.kind, v.key) for v in doctor.check(coord))
+    return sorted((v.kind, v.key) for v in coord.doctor.check())
 
 
 def forge(coord: Coordinator, task_id: str, **fields: object) -> None:
@@ -46,14 +45,14 @@ def busy_board(coord: Coordinator, clock: FakeClock) -> None:
 
 def test_a_healthy_workspace_has_no_violation(coord: Coordinator, clock: FakeClock) -> None:
     busy_board(coord, clock)
-    assert doctor.check(coord) == []
-    assert doctor.fix(coord) == []
+    assert coord.doctor.check() == []
+    assert coord.doctor.fix() == []
 
 
 def test_violation_to_dict_shape(coord: Coordinator) -> None:
     coord.tasks.create("one", id="t1")
     forge(coord, "t1", attempts=7, max_attempts=3)
-    (v,) = doctor.check(coord)
+    (v,) = coord.doctor.check()
     data = v.to_dict()
     assert set(data) == {"kind", "key", "file", "message", "repairable"}
     assert (data["kind"], data["key"], data["repairable"]) == ("attempts", "t1", False)
@@ -66,8 +65,8 @@ def test_expired_lease_is_repaired_by_reaping(coord: Coordinator, clock: FakeClo
     busy_board(coord, clock)
     clock.advance(3600)
     assert kinds(coord) == [("expired_lease", "t1")]
-    assert doctor.fix(coord) == ["reaped task t1: lease expired, now pending"]
-    assert doctor.check(coord) == []
+    assert coord.doctor.fix() == ["reaped task t1: lease expired, now pending"]
+    assert coord.doctor.check() == []
     assert coord.agents.get("a1").active == []
 
 
@@ -78,7 +77,7 @@ def test_lease_fields_must_match_the_state(coord: Coordinator, clock: FakeClock)
     forge(coord, "t3", lease_expires=clock.now + 60)
     found = kinds(coord)
     assert ("lease", "t1") in found and ("lease", "t3") in found
-    assert not [v for v in doctor.check(coord) if v.kind == "lease" and v.repairable]
+    assert not [v for v in coord.doctor.check() if v.kind == "lease" and v.repairable]
 
 
 def test_epoch_of_a_granted_task(coord: Coordinator, clock: FakeClock) -> None:
@@ -101,7 +100,7 @@ def test_missing_dependency_and_cycle(coord: Coordinator) -> None:
     forge(coord, "a", depends_on=["b"])
     coord.tasks.create("c", id="c")
     forge(coord, "c", depends_on=["ghost"])
-    found = doctor.check(coord)
+    found = coord.doctor.check()
     assert ("dependency", "c") in [(v.kind, v.key) for v in found]
     (cycle,) = [v for v in found if v.kind == "cycle"]
     assert cycle.key == "a" and "a -> b -> a" in cycle.message
@@ -116,7 +115,7 @@ def test_archived_dependencies_count_as_present(coord: Coordinator, clock: FakeC
     coord.maintenance.cleanup()
     with pytest.raises(Exception, match="no task"):
         coord.tasks.get("a")
-    assert doctor.check(coord) == []
+    assert coord.doctor.check() == []
 
 
 def test_blocked_needs_a_failed_dependency(coord: Coordinator) -> None:
@@ -131,11 +130,11 @@ def test_dependents_of_a_failed_task_are_blocked_by_fix(coord: Coordinator) -> N
     coord.tasks.create("c", id="c", depends_on=["b"])
     forge(coord, "a", status="failed")  # failed, but its dependents were never blocked
     assert kinds(coord) == [("unblocked", "b"), ("unblocked", "c")]
-    assert doctor.fix(coord) == [
+    assert coord.doctor.fix() == [
         "blocked task b: dependency a is failed",
         "blocked task c: dependency a is failed",
     ]
-    assert doctor.check(coord) == []
+    assert coord.doctor.check() == []
     assert coord.tasks.get("c").blocked_reason == "dependency a is failed"
 
 
@@ -157,8 +156,8 @@ def test_agent_views_are_rebuilt_by_fix(coord: Coordinator, clock: FakeClock) ->
 
     coord.store.update_agent("a1", wrong)
     assert kinds(coord) == [("agent_view", "a1")]
-    assert doctor.fix(coord) == ["rebuilt the task views of agent a1"]
-    assert doctor.check(coord) == []
+    assert coord.doctor.fix() == ["rebuilt the task views of agent a1"]
+    assert coord.doctor.check() == []
     assert [e["id"] for e in coord.agents.get("a1").active] == ["t1"]
 
 
@@ -168,7 +167,7 @@ def test_event_gaps_and_cursor_beyond_the_log(coord: Coordinator) -> None:
         pytest.skip("this store cannot import events with their seqs")
     importer("ch", [Event("ch", "t", seq=1, time=1.0), Event("ch", "t", seq=3, time=2.0)], keep=10)
     coord.store.advance_cursor("ch", "me", 7)
-    found = {v.kind: v for v in doctor.check(coord)}
+    found = {v.kind: v for v in coord.doctor.check()}
     assert set(found) == {"event_seq", "cursor"}
     assert "2..2 missing" in found["event_seq"].message
     assert "cursor of me is 7 > last seq 3" in found["cursor"].message
@@ -186,7 +185,7 @@ def test_unreadable_files_are_reported_with_path_and_line(coord: Coordinator) ->
     (root / ".state").mkdir(exist_ok=True)
     (root / ".state" / "cursors-ch.json").write_text("{nope")
     (root / ".state" / "counter-task").write_text("many\n")
-    found = {v.key: v for v in doctor.check(coord)}
+    found = {v.key: v for v in coord.doctor.check()}
     assert {k: v.kind for k, v in found.items()} == {
         "task-bad.md": "corrupt",
         "agent-zed.md": "corrupt",
@@ -195,7 +194,7 @@ def test_unreadable_files_are_reported_with_path_and_line(coord: Coordinator) ->
     }
     assert found["task-bad.md"].message.startswith(f"{root}/task-bad.md:4: unknown status")
     assert not any(v.repairable for v in found.values())
-    assert doctor.fix(coord) == []  # never "repaired": a person decides
+    assert coord.doctor.fix() == []  # never "repaired": a person decides
     assert (root / "task-bad.md").read_text().endswith("weird\n")
 
 
@@ -211,12 +210,12 @@ def test_orphaned_temp_files_are_removed_by_fix(coord: Coordinator) -> None:
         path.write_text("partial")
     os.utime(old, (1, 1))  # a live pid, but far older than any write takes
     assert kinds(coord) == sorted([("temp_file", dead.name), ("temp_file", old.name)])
-    assert sorted(doctor.fix(coord)) == sorted(
+    assert sorted(coord.doctor.fix()) == sorted(
         f"removed orphaned temp file {p}" for p in (dead, old)
     )
     assert not dead.exists() and not old.exists() and live.exists()
     live.unlink()
-    assert doctor.check(coord) == []
+    assert coord.doctor.check() == []
 
 
 @MARKDOWN_ONLY
@@ -225,10 +224,10 @@ def test_a_held_lock_is_reported_with_its_holder(coord: Coordinator) -> None:
     lock = Path(coord.store.location) / ".locks" / "task-t1.lock"
     with open(lock, "rb") as fh:
         fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
-        found = doctor.check(coord)
+        found = coord.doctor.check()
     assert [(v.kind, v.key) for v in found] == [("lock_held", "task-t1.lock")]
     assert f"process {os.getpid()}" in found[0].message
-    assert doctor.check(coord) == []  # released with the fd
+    assert coord.doctor.check() == []  # released with the fd
 
 
 @MARKDOWN_ONLY
@@ -245,5 +244,5 @@ def test_a_stale_index_entry_is_reported(coord: Coordinator) -> None:
     row[3 + row[3:].index("pending")] = "complete"
     index.write_text(json.dumps(data))
     assert kinds(coord) == [("index", "t1")]
-    assert doctor.fix(coord) == ["removed the task index cache (rebuilt by the next listing)"]
-    assert doctor.check(coord) == []
+    assert coord.doctor.fix() == ["rebuilt the task index (from the task records)"]
+    assert coord.doctor.check() == []

@@ -21,11 +21,10 @@ from typing import Any
 
 import pytest
 
-from agentcoord import doctor
 from agentcoord.api import Coordinator
-from agentcoord.cli import main
-from agentcoord.codec.task import parse_task
+from agentcoord.cli.main import main
 from agentcoord.errors import BackendUnavailable, InvalidInput
+from agentcoord.store.markdown.codec.task import parse_task
 from agentcoord.workspace import Workspace, init_workspace
 
 from .invariants import report
@@ -113,7 +112,7 @@ def test_writes_replace_a_symlinked_record_and_never_write_through_it(
     outside.parent.mkdir(exist_ok=True)
     plant(link, outside)
     before = outside.read_text()
-    assert any(v.kind == "symlink" for v in doctor.check(coord))  # reported while it is there
+    assert any(v.kind == "symlink" for v in coord.doctor.check())  # reported while it is there
     write(coord)
     assert outside.read_text() == before, "a write went through the symlink"
     assert link.exists() and not link.is_symlink(), "the link was not replaced by the record"
@@ -162,7 +161,7 @@ def test_doctor_reports_a_symlinked_directory(
     outside = tmp_path / "elsewhere"
     path.rename(outside)
     path.symlink_to(outside, target_is_directory=True)
-    found = [v for v in doctor.check(coord) if v.kind == "symlink"]
+    found = [v for v in coord.doctor.check() if v.kind == "symlink"]
     assert [v.key for v in found] == [directory] and found[0].file == str(path)
     assert not found[0].repairable
 
@@ -170,7 +169,7 @@ def test_doctor_reports_a_symlinked_directory(
 def test_doctor_reports_a_record_read_through_a_symlink(coord: Coordinator, tmp_path: Path) -> None:
     coord.agents.register("a1")
     plant(Path(coord.store.location) / "agent-a1.md", tmp_path / "a.md")
-    found = doctor.check(coord)
+    found = coord.doctor.check()
     assert [(v.kind, v.key) for v in found] == [("symlink", "agent-a1.md")]
     assert "a.md" in found[0].message
 
@@ -238,11 +237,11 @@ def test_doctor_fix_removes_world_write_permission(coord: Coordinator) -> None:
     coord.tasks.create("t", id="t1")
     path = Path(coord.store.location) / "task-t1.md"
     path.chmod(0o666)
-    found = [v for v in doctor.check(coord) if v.kind == "permissions"]
+    found = [v for v in coord.doctor.check() if v.kind == "permissions"]
     assert [(v.key, v.repairable) for v in found] == [("task-t1.md", True)]
-    assert doctor.fix(coord) == [f"removed world write permission from {path}"]
+    assert coord.doctor.fix() == [f"removed world write permission from {path}"]
     assert stat.S_IMODE(path.stat().st_mode) == 0o664
-    assert doctor.check(coord) == []
+    assert coord.doctor.check() == []
 
 
 # -- names ---------------------------------------------------------------------------------------
@@ -373,7 +372,7 @@ def test_bad_names_are_refused_by_the_api_and_touch_nothing(board: Workspace) ->
 async def test_bad_names_are_refused_by_mcp_and_touch_nothing(board: Workspace) -> None:
     from mcp.shared.memory import create_connected_server_and_client_session
 
-    from agentcoord.mcp_server import build_server
+    from agentcoord.mcp.server import build_server
 
     coord = Coordinator.open(board.root)
     before = files(board.root)

@@ -23,12 +23,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from agentcoord.codec.agent import parse_agent, render_agent
-from agentcoord.codec.context import parse_context, render_context
-from agentcoord.codec.event import parse_events, render_events
-from agentcoord.codec.task import parse_task, render_task
+from agentcoord.core.models import Agent, ContextDoc, Event, LogLine, Task
 from agentcoord.errors import CorruptData
-from agentcoord.models import Agent, ContextDoc, Event, LogLine, Task
+from agentcoord.store.markdown.codec.agent import parse_agent, render_agent
+from agentcoord.store.markdown.codec.context import parse_context, render_context
+from agentcoord.store.markdown.codec.event import parse_events, render_events
+from agentcoord.store.markdown.codec.task import parse_task, render_task
 
 from .invariants import REPO, report
 
@@ -432,7 +432,7 @@ def test_hostile_event_fields_cannot_forge_events(key: str, value: str) -> None:
 
 # -- through the store: invalid UTF-8 on disk, file-name mismatch -----------------------------
 def test_store_reads_arbitrary_bytes(tmp_path: Path) -> None:
-    from agentcoord.store.markdown import MarkdownStore
+    from agentcoord.store.markdown.store import MarkdownStore
 
     store = MarkdownStore(str(tmp_path), durable=False)
     path = tmp_path / "task-t1.md"

@@ -26,7 +26,6 @@ from typing import Any
 
 import pytest
 
-from agentcoord import doctor
 from agentcoord.api import Coordinator
 from agentcoord.workspace import Workspace
 
@@ -107,11 +106,11 @@ def check_run(coord: Coordinator, root: str, results: list[dict[str, Any]]) -> d
     if markdown:
         assert parse_every_file(root) > 0
     now = frozen(coord, time.time())
-    found = doctor.check(now)
+    found = now.doctor.check()
     hard = [v for v in found if v.kind not in REPAIRABLE]
     assert not hard, hard
-    doctor.fix(now)
-    after = doctor.check(now)
+    now.doctor.fix()
+    after = now.doctor.check()
     assert after == [], after
     coord.maintenance.cleanup()
     if markdown:

@@ -21,7 +21,7 @@ import traceback
 from collections import Counter
 from typing import Any, ClassVar
 
-from agentcoord import doctor, errors
+from agentcoord import errors
 from agentcoord.api import Coordinator
 
 CHANNELS = ("alpha", "beta", "gamma")
@@ -198,7 +198,7 @@ class Torture:
         self.coord.contexts.put(self.rng.choice(PROJECTS), "shared", {"by": self.agent})
 
     def op_doctor(self) -> None:
-        doctor.check(self.coord)  # under load: may report lag, must not crash
+        self.coord.doctor.check()  # under load: may report lag, must not crash
 
     WEIGHTS: ClassVar[dict[str, int]] = {
         "claim": 16,

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from typing import Any, NoReturn
 
     from ..api import Coordinator
-    from . import Globals
+    from .main import Globals
 
 
 _WIDTH: list[int] = []
@@ -227,7 +227,7 @@ def seconds(flag: str, *, positive: bool = False) -> Callable[[str], float]:
     """An argparse ``type`` for a duration: ``30``, ``0.5``, ``90s``, ``10m``, ``1h 30m``."""
 
     def parse(value: str) -> float:
-        from ..clock import parse_duration
+        from ..core.clock import parse_duration
 
         try:
             got = parse_duration(value)

@@ -2,11 +2,10 @@
 
 ``--json`` shapes:
 
-- ``register``, ``heartbeat``, ``retire`` and each ``list`` row: the agent summary
-  ``{"name", "status", "workload", "last_seen" (ISO), "capabilities", "active" (task ids),
-  "breaker", "breaker_failures"}``; ``heartbeat`` adds ``"renewed"`` (task ids whose lease it
-  renewed).
-- ``show``: every field of the agent record (``Agent.to_dict``) with timestamps as ISO strings.
+- ``register``, ``heartbeat``, ``retire`` and each ``list`` row:
+  :func:`agentcoord.shapes.agent_summary`; ``heartbeat`` adds ``"renewed"`` (task ids whose lease
+  it renewed).
+- ``show``: :func:`agentcoord.shapes.agent_full`.
 
 Exit codes: 2 bad input (name, status, workload outside 0-100 or not a number), 3 unknown agent,
 6 the agent's file does not parse (``agent list`` skips it with a warning and lists the others).
@@ -15,6 +14,7 @@ Exit codes: 2 bad input (name, status, workload outside 0-100 or not a number), 
 from __future__ import annotations
 
 from ..errors import InvalidInput
+from ..shapes import agent_full, agent_summary
 from .base import dispatch, show_record
 from .output import parse_fields, select, table
 
@@ -22,11 +22,10 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     import argparse
     from collections.abc import Sequence
-    from typing import Any
 
-    from ..models import Agent
-    from . import Globals
+    from ..core.models import Agent
     from .base import Context, Parser
+    from .main import Globals
 
 DEFAULT_LIMIT = 50
 
@@ -70,31 +69,6 @@ def _build(parser: Parser) -> None:
     p.set_defaults(handler=_retire)
 
 
-def summary(agent: Agent) -> dict[str, Any]:
-    from ..clock import iso
-
-    return {
-        "name": agent.name,
-        "status": agent.status,
-        "workload": agent.workload,
-        "last_seen": iso(agent.last_seen) if agent.last_seen else None,
-        "capabilities": list(agent.capabilities),
-        "active": [str(e.get("id")) for e in agent.active],
-        "breaker": agent.breaker_state,
-        "breaker_failures": agent.breaker_failures,
-    }
-
-
-def full(agent: Agent) -> dict[str, Any]:
-    from ..clock import iso
-
-    data = agent.to_dict()
-    for key in ("last_seen", "registered_at", "breaker_opened_at", "last_failure"):
-        value = data.get(key)
-        data[key] = iso(value) if value else None
-    return data
-
-
 def _line(agent: Agent, verb: str) -> str:
     return f"{verb} agent {agent.name} ({agent.status.upper()}, {agent.workload}%)"
 
@@ -103,7 +77,7 @@ def _register(ctx: Context, ns: argparse.Namespace) -> int:
     agent = ctx.coord.agents.register(
         ns.name, capabilities=ns.capability, note=ns.note, workload=ns.workload
     )
-    ctx.emit(summary(agent), _line(agent, "registered"))
+    ctx.emit(agent_summary(agent), _line(agent, "registered"))
     return 0
 
 
@@ -111,7 +85,7 @@ def _heartbeat(ctx: Context, ns: argparse.Namespace) -> int:
     agent, renewed = ctx.coord.agents.heartbeat(
         ns.name, status=ns.status, workload=ns.workload, note=ns.note
     )
-    data = summary(agent)
+    data = agent_summary(agent)
     data["renewed"] = [t.id for t in renewed]
     text = _line(agent, "heartbeat from")
     if renewed:
@@ -121,10 +95,11 @@ def _heartbeat(ctx: Context, ns: argparse.Namespace) -> int:
 
 
 def _show(ctx: Context, ns: argparse.Namespace) -> int:
-    from ..codec.agent import render_agent
+    from ..store.markdown.codec.agent import render_agent
 
     agent = ctx.coord.agents.get(ns.name)
-    return show_record(ctx, full(agent), ns.fields, lambda: render_agent(agent, ctx.coord.now()))
+    now = ctx.coord.now()
+    return show_record(ctx, agent_full(agent), ns.fields, lambda: render_agent(agent, now))
 
 
 def _list(ctx: Context, ns: argparse.Namespace) -> int:
@@ -145,7 +120,7 @@ def _list(ctx: Context, ns: argparse.Namespace) -> int:
     if len(shown) < len(agents):
         ctx.warn(f"showing {len(shown)} of {len(agents)} agents; use --limit to see more")
     fields = parse_fields(ns.fields)
-    rows = select((summary(a) for a in shown), fields)
+    rows = select((agent_summary(a) for a in shown), fields)
 
     def text() -> str:
         if not rows:
@@ -159,5 +134,5 @@ def _list(ctx: Context, ns: argparse.Namespace) -> int:
 
 def _retire(ctx: Context, ns: argparse.Namespace) -> int:
     agent = ctx.coord.agents.retire(ns.name)
-    ctx.emit(summary(agent), _line(agent, "retired"))
+    ctx.emit(agent_summary(agent), _line(agent, "retired"))
     return 0

@@ -24,8 +24,8 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
     from typing import IO
 
-    from . import Globals
     from .base import Context, Parser
+    from .main import Globals
 
 DEFAULT_LIMIT = 50
 
@@ -90,7 +90,8 @@ def _read_source(path: str | None, cap: int, limit: int, what: str) -> tuple[str
 
 
 def _put(ctx: Context, ns: argparse.Namespace) -> int:
-    from ..contexts import RAW_FACTOR, context_row
+    from ..domain.contexts import RAW_FACTOR
+    from ..shapes import context_row
 
     contexts = ctx.coord.contexts
     limit = contexts.max_bytes
@@ -120,10 +121,9 @@ def _get(ctx: Context, ns: argparse.Namespace) -> int:
 
     doc = ctx.coord.contexts.get(ns.project, ns.domain)
     if ns.full:
-        from ..clock import iso
+        from ..shapes import context_full
 
-        data = doc.to_dict()
-        data["updated_at"] = iso(doc.updated_at) if doc.updated_at else None
+        data = context_full(doc)
     else:
         data = doc.data
     if ctx.json:
@@ -134,8 +134,8 @@ def _get(ctx: Context, ns: argparse.Namespace) -> int:
 
 
 def _list(ctx: Context, ns: argparse.Namespace) -> int:
-    from ..contexts import context_row
     from ..errors import CorruptData
+    from ..shapes import context_row
 
     if ns.limit < 0:
         raise InvalidInput("--limit must be >= 0")

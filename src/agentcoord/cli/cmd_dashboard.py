@@ -20,9 +20,9 @@ if TYPE_CHECKING:
 
     from rich.console import Console
 
-    from ..dashboard import Snapshot
-    from . import Globals
+    from ..dashboard.app import Snapshot
     from .base import Context, Parser
+    from .main import Globals
 
 DEFAULT_SIZE = (100, 30)
 MIN_SIZE = (40, 12)
@@ -62,9 +62,9 @@ def _size(ns: argparse.Namespace, tty: bool) -> tuple[int, int]:
 def snapshot_json(snap: Snapshot) -> dict[str, Any]:
     """The ``--json`` shape of a snapshot (tasks in the ``task list --json`` shape, plus
     ``ready``, ``eta_in`` and ``metrics``)."""
-    from ..clock import iso
-    from ..events import event_row
-    from ..models import IN_PROGRESS, task_summary
+    from ..core.clock import iso
+    from ..core.models import IN_PROGRESS
+    from ..shapes import event_row, task_summary
 
     tasks = []
     for task in snap.tasks:
@@ -85,7 +85,7 @@ def snapshot_json(snap: Snapshot) -> dict[str, Any]:
 
 
 def _print(console: Console, snap: Snapshot, width: int, height: int) -> None:
-    from ..dashboard_view import render
+    from ..dashboard.view import render
 
     console.print(render(snap, width, height, now=snap.now))
 
@@ -99,7 +99,7 @@ def _dashboard(ctx: Context, ns: argparse.Namespace) -> int:
     width, height = _size(ns, tty)
     if ns.svg and not ns.once:
         raise InvalidInput("--svg needs --once")
-    from ..dashboard import gather
+    from ..dashboard.app import gather
 
     coord = ctx.coord
     if ctx.json:
@@ -124,7 +124,7 @@ def _dashboard(ctx: Context, ns: argparse.Namespace) -> int:
             _print(rec, snap, width, height)
             rec.save_svg(ns.svg, title="coord dashboard")
         return 0
-    from ..dashboard import run as live
+    from ..dashboard.app import run as live
 
     how = live(coord)
     return 130 if how == "interrupted" else 0

@@ -19,9 +19,9 @@ if TYPE_CHECKING:
     from typing import Any
 
     from ..api import Coordinator
-    from ..demo import Demo
-    from . import Globals
+    from ..demo.team import Demo
     from .base import Context, Parser
+    from .main import Globals
 
 
 def run(command: str, argv: Sequence[str], g: Globals) -> int:
@@ -55,9 +55,9 @@ def summarize(demo: Demo, leftover: list[int], stopped_early: str | None) -> dic
     reclaimed and completed by another agent, no double claim, no process left running."""
     import os
 
-    from ..demo import FAIL_TASK, OPEN, plan
-    from ..demo_agent import double_claims, read_journal
-    from ..models import BLOCKED, COMPLETE, FAILED
+    from ..core.models import BLOCKED, COMPLETE, FAILED
+    from ..demo.agent import double_claims, read_journal
+    from ..demo.team import FAIL_TASK, OPEN, plan
 
     assert demo.coord is not None
     tasks = {t.id: t for t in demo.coord.tasks.list()}
@@ -120,7 +120,7 @@ def _dependents(root: str, tasks: list[tuple[str, str, tuple[str, ...], int, int
 
 
 def _timer(coord: Coordinator) -> dict[str, Any]:
-    from ..dashboard import timer_status
+    from ..dashboard.app import timer_status
 
     found = timer_status(coord, coord.now())
     return found[0] if found else {}
@@ -174,7 +174,7 @@ def summary_text(s: dict[str, Any]) -> str:
 def _demo(ctx: Context, ns: argparse.Namespace) -> int:
     import sys
 
-    from ..demo import Demo, run_demo
+    from ..demo.team import Demo, run_demo
 
     live = sys.stdout.isatty() and not ctx.json and not ns.no_dashboard
 

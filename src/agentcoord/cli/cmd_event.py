@@ -24,8 +24,8 @@ from __future__ import annotations
 
 import sys
 
+from ..core.validate import check_name
 from ..errors import InvalidInput
-from ..names import check_name
 from .base import count, dispatch, key_values, seconds
 from .output import dumps
 
@@ -34,9 +34,9 @@ if TYPE_CHECKING:
     import argparse
     from collections.abc import Iterable, Sequence
 
-    from ..models import Event
-    from . import Globals
+    from ..core.models import Event
     from .base import Context, Parser
+    from .main import Globals
 
 DEFAULT_N = 20
 WATCH_KINDS = ("task", "agent", "event", "context", "metrics")
@@ -106,16 +106,16 @@ def _value(text: str) -> str:
 
 
 def line(event: Event) -> str:
-    from ..codec.event import fmt_time
+    from ..core.clock import iso_ms
 
-    parts = [f"[{event.seq}]", fmt_time(event.time), event.type]
+    parts = [f"[{event.seq}]", iso_ms(event.time), event.type]
     parts += [f"{_value(k)}={_value(v)}" for k, v in event.fields]
     return " ".join(parts)
 
 
 def _print_events(ctx: Context, events: Iterable[Event]) -> int:
     """Write events, one per line, flushing each; returns the last seq written (0 if none)."""
-    from ..events import event_row
+    from ..shapes import event_row
 
     last = 0
     out = sys.stdout
@@ -131,7 +131,7 @@ def _print_events(ctx: Context, events: Iterable[Event]) -> int:
 
 # -- handlers ----------------------------------------------------------------------------------
 def _emit(ctx: Context, ns: argparse.Namespace) -> int:
-    from ..events import event_row
+    from ..shapes import event_row
 
     fields = key_values(ns.fields)
     event = ctx.coord.events.emit(ns.channel, ns.type, fields, agent=ns.agent)
@@ -214,7 +214,7 @@ def _channels(ctx: Context, ns: argparse.Namespace) -> int:
 
 
 def _watch(ctx: Context, ns: argparse.Namespace) -> int:
-    from ..codec.event import fmt_time
+    from ..core.clock import iso_ms
 
     kinds: set[str] | None = None
     if ns.kinds:
@@ -230,7 +230,7 @@ def _watch(ctx: Context, ns: argparse.Namespace) -> int:
     hints = ctx.coord.store.watch(timeout=ns.timeout)
     try:
         for batch in hints:
-            stamp = fmt_time(time.time())
+            stamp = iso_ms(time.time())
             for change in batch:
                 if kinds is not None and change.kind not in kinds and change.kind != "store":
                     continue

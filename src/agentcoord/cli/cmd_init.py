@@ -9,8 +9,8 @@ if TYPE_CHECKING:
     import argparse
     from collections.abc import Sequence
 
-    from . import Globals
     from .base import Context, Parser
+    from .main import Globals
 
 
 def run(command: str, argv: Sequence[str], g: Globals) -> int:

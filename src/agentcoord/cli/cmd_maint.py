@@ -8,7 +8,7 @@
   true), planned (``--dry-run``) or skipped (``what``: ``skip``, with the reason).
 - ``doctor``: ``{"found": [violation], "fixed": [text], "remaining": [violation]}`` where a
   violation is ``{"kind", "key", "file", "message", "repairable"}`` (see
-  :mod:`agentcoord.doctor`); without ``--fix`` nothing changes and ``remaining`` = ``found``.
+  :mod:`agentcoord.ops.doctor`); without ``--fix`` nothing changes and ``remaining`` = ``found``.
 
 Exit codes: 0 ok; ``doctor``: 1 when a violation remains, 6 when a record does not parse (never
 repaired automatically); 2 bad input.
@@ -25,9 +25,9 @@ if TYPE_CHECKING:
     import argparse
     from collections.abc import Sequence
 
-    from ..maintenance import Action
-    from . import Globals
+    from ..domain.housekeeping import Action
     from .base import Context, Parser
+    from .main import Globals
 
 DEFAULT_LIMIT = 50
 _DONE = {
@@ -111,7 +111,7 @@ def _stale(ctx: Context, ns: argparse.Namespace) -> int:
 
     def text() -> str:
         if not rows:
-            from ..clock import duration
+            from ..core.clock import duration
 
             return f"nothing older than {duration(ns.max_age)}"
         return table(rows, fields or ["kind", "key", "status", "age_text", "updated", "path"])
@@ -135,12 +135,10 @@ def _cleanup(ctx: Context, ns: argparse.Namespace) -> int:
 
 
 def _doctor(ctx: Context, ns: argparse.Namespace) -> int:
-    from .. import doctor
-
-    coord = ctx.coord
-    found = doctor.check(coord)
-    fixed = doctor.fix(coord) if ns.fix and any(v.repairable for v in found) else []
-    remaining = doctor.check(coord) if fixed else found
+    doctor = ctx.coord.doctor
+    found = doctor.check()
+    fixed = doctor.fix() if ns.fix and any(v.repairable for v in found) else []
+    remaining = doctor.check() if fixed else found
 
     def text() -> str:
         if not found:

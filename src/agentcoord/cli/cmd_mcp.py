@@ -13,8 +13,8 @@ if TYPE_CHECKING:
     import argparse
     from collections.abc import Sequence
 
-    from . import Globals
     from .base import Context, Parser
+    from .main import Globals
 
 DESCRIPTION = """Run an MCP server over stdio (or streamable HTTP with --http).
 
@@ -42,15 +42,15 @@ def _build(parser: Parser) -> None:
 
 
 def _serve(ctx: Context, ns: argparse.Namespace) -> int:
+    from ..core.validate import check_name
     from ..errors import BackendUnavailable
-    from ..names import check_name
 
     if ns.agent is not None:
         check_name(ns.agent, "agent name")
     address = parse_address(ns.http) if ns.http else None
     coord = ctx.coord  # open (and check) the workspace before the SDK is loaded
     try:
-        from .. import mcp_server
+        from ..mcp import server as mcp_server
     except ImportError as exc:
         raise BackendUnavailable(
             f"coord mcp needs the MCP SDK: pip install 'agentcoord[mcp]' ({exc})"

@@ -28,8 +28,8 @@ if TYPE_CHECKING:
     from typing import Any
 
     from ..store.base import Store
-    from . import Globals
     from .base import Context, Parser
+    from .main import Globals
 
 DEFAULT_LIMIT = 10
 REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
@@ -74,14 +74,14 @@ def open_target(to: str) -> tuple[Store, str]:
         )
     if not to.strip():
         raise InvalidInput("--to needs a Redis URL or a directory")
-    from ..store.markdown import MarkdownStore
+    from ..store.markdown.store import MarkdownStore
 
     durable = os.environ.get("COORD_FSYNC") != "0"
     return MarkdownStore(os.path.abspath(to), durable=durable), "markdown"
 
 
 def _migrate(ctx: Context, ns: argparse.Namespace) -> int:
-    from ..migrate import plan
+    from ..ops.migrate import plan
 
     if ns.limit < 0:
         raise InvalidInput(f"--limit must be >= 0, not {ns.limit}")
@@ -119,30 +119,12 @@ def _record(ctx: Context, to: str, backend: str, location: str) -> str | None:
 
         init_workspace(ws.root, url=to)
     elif os.path.realpath(location) == os.path.realpath(ws.root):
-        _record_markdown(ws.root)
+        from ..workspace import record_backend
+
+        record_backend(ws.root, "markdown")
     else:
         return None
     return os.path.join(ws.root, "config.json")
-
-
-def _record_markdown(root: str) -> None:
-    import json
-
-    from ..store.fsutil import atomic_write, read_text
-    from ..workspace import CONFIG_FILE
-
-    path = os.path.join(root, CONFIG_FILE)
-    try:
-        values = json.loads(read_text(path) or "{}")
-    except ValueError:
-        values = None
-    if not isinstance(values, dict):
-        from ..errors import CorruptData
-
-        raise CorruptData(path, 1, "config must be a JSON object")
-    values["backend"] = "markdown"
-    values.pop("url", None)
-    atomic_write(path, json.dumps(values, indent=2) + "\n")
 
 
 def render(report: dict[str, Any], limit: int) -> str:

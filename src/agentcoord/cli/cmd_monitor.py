@@ -8,7 +8,7 @@
 is printed as NDJSON each time it changes. Exit 1 when any agent is Stuck or Blocked (for
 ``--watch``: in the last state shown, when it ends by Ctrl-C or ``--count``), else 0.
 
-``metrics --json`` prints the figures of :mod:`agentcoord.metrics` plus ``"written"`` (the
+``metrics --json`` prints the figures of :mod:`agentcoord.domain.reports` plus ``"written"`` (the
 document name, or null with ``--no-write``).
 """
 
@@ -27,8 +27,8 @@ if TYPE_CHECKING:
     from typing import Any
 
     from ..store.base import Store
-    from . import Globals
     from .base import Context, Parser
+    from .main import Globals
 
 DEFAULT_LIMIT = 50
 DEFAULT_INTERVAL = 5.0
@@ -76,9 +76,9 @@ def _build_metrics(parser: Parser) -> None:
 
 # -- monitor ---------------------------------------------------------------------------------
 def report(ctx: Context, limit: int, fields: list[str] | None) -> dict[str, Any]:
-    from ..clock import iso
+    from ..core.clock import iso
+    from ..domain.monitor import BOUND_KEYS, needs_attention
     from ..errors import CorruptData
-    from ..monitor import BOUND_KEYS, needs_attention
 
     coord = ctx.coord
     errors: list[CorruptData] = []
@@ -97,7 +97,7 @@ def report(ctx: Context, limit: int, fields: list[str] | None) -> dict[str, Any]
 
 
 def render(data: dict[str, Any], fields: list[str] | None) -> str:
-    from ..clock import duration
+    from ..core.clock import duration
 
     if not data["agents"]:
         return "no agents to monitor"
@@ -201,14 +201,15 @@ def _close(feed: Iterator[Any] | None) -> None:
 
 # -- metrics ---------------------------------------------------------------------------------
 def _metrics(ctx: Context, ns: argparse.Namespace) -> int:
-    from ..metrics import DOCUMENT
+    from ..domain.reports import DOCUMENT
 
     coord = ctx.coord
-    data = coord.metrics.compute(ns.window) if ns.no_write else coord.metrics.write(ns.window)
+    reports = coord.reports
+    data = reports.metrics(ns.window) if ns.no_write else reports.write_metrics(ns.window)
     data["written"] = None if ns.no_write else f"{DOCUMENT}.md"
 
     def text() -> str:
-        from ..clock import duration
+        from ..core.clock import duration
 
         overall = data["overall"]
         rows = [{"agent": name, **fig} for name, fig in data["agents"].items()]

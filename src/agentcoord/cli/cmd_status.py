@@ -1,6 +1,6 @@
 """``coord status``: one screen with agents (monitor class), tasks by state and alerts.
 
-``--json`` prints the object documented in :mod:`agentcoord.status` (``time``, ``agents``,
+``--json`` prints the object documented in :mod:`agentcoord.domain.reports` (``time``, ``agents``,
 ``attention``, ``tasks``, ``total_tasks``, ``alerts``), with ``agents`` and ``alerts`` cut to
 ``--limit`` (``"more_agents"``/``"more_alerts"`` count what was cut). Exit 0: status reports; use
 ``coord monitor`` for an exit code that says "attention needed".
@@ -18,8 +18,8 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
     from typing import Any
 
-    from . import Globals
     from .base import Context, Parser
+    from .main import Globals
 
 DEFAULT_LIMIT = 20
 
@@ -36,7 +36,7 @@ def _build(parser: Parser) -> None:
 
 
 def render(data: dict[str, Any]) -> str:
-    from ..clock import duration
+    from ..core.clock import duration
 
     out = [f"coord status at {data['time']}", ""]
     agents = data["agents"]
@@ -72,11 +72,9 @@ def render(data: dict[str, Any]) -> str:
 
 
 def _status(ctx: Context, ns: argparse.Namespace) -> int:
-    from ..status import summary
-
     if ns.limit < 0:
         raise InvalidInput("--limit must be >= 0")
-    data = summary(ctx.coord)
+    data = ctx.coord.reports.status()
     if ns.limit:
         for key in ("agents", "alerts"):
             extra = len(data[key]) - ns.limit

@@ -12,9 +12,9 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
     from typing import Any
 
-    from ..models import Task
-    from . import Globals
+    from ..core.models import Task
     from .base import Context, Parser
+    from .main import Globals
 
 DEFAULT_LIMIT = 50
 
@@ -27,7 +27,7 @@ def run(command: str, argv: Sequence[str], g: Globals) -> int:
 
 def _when(value: str) -> float:
     """``--eta``: an ISO timestamp, or a duration from now (``90m``, ``2h``)."""
-    from ..clock import parse_duration, parse_iso
+    from ..core.clock import parse_duration, parse_iso
 
     try:
         return parse_iso(value)
@@ -154,22 +154,9 @@ def _build_reap(parser: Parser) -> None:
 
 # -- output shapes ---------------------------------------------------------------------------
 def _summary(ctx: Context, task: Task) -> dict[str, Any]:
-    from ..models import task_summary
+    from ..shapes import task_summary
 
     return task_summary(task, ctx.coord.now())
-
-
-def full(task: Task) -> dict[str, Any]:
-    """The ``task show --json`` shape: every field, timestamps as ISO strings."""
-    from ..clock import iso
-
-    data = task.to_dict()
-    for key, value in list(data.items()):
-        if key.endswith(("_at", "_expires")) or key == "eta":
-            data[key] = iso(value) if value is not None else None
-    data["logs"] = [{"time": iso(ln.time), "message": ln.message} for ln in task.logs]
-    data["percent"] = task.progress_percent()
-    return data
 
 
 def _line(task: Task, verb: str) -> str:
@@ -212,7 +199,7 @@ def _assign(ctx: Context, ns: argparse.Namespace) -> int:
     if ns.capability and not ns.auto:
         raise InvalidInput("coord task assign: --capability only applies with --auto")
     if ns.auto:
-        task = ctx.coord.agents.assign_auto(ns.id, capability=ns.capability)
+        task = ctx.coord.tasks.assign_auto(ns.id, capability=ns.capability)
     else:
         task = ctx.coord.tasks.assign(ns.id, ns.agent)
     ctx.emit(_summary(ctx, task), _line(task, "assigned"))
@@ -297,10 +284,11 @@ def _list(ctx: Context, ns: argparse.Namespace) -> int:
 
 
 def _show(ctx: Context, ns: argparse.Namespace) -> int:
-    from ..codec.task import render_task
+    from ..shapes import task_full
+    from ..store.markdown.codec.task import render_task
 
     task = ctx.coord.tasks.get(ns.id)
-    return show_record(ctx, full(task), ns.fields, lambda: render_task(task, ctx.coord.now()))
+    return show_record(ctx, task_full(task), ns.fields, lambda: render_task(task, ctx.coord.now()))
 
 
 def _reap(ctx: Context, ns: argparse.Namespace) -> int:

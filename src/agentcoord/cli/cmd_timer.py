@@ -28,8 +28,8 @@ if TYPE_CHECKING:
     from typing import Any
 
     from ..workspace import Workspace
-    from . import Globals
     from .base import Context, Parser
+    from .main import Globals
 
 
 def run(command: str, argv: Sequence[str], g: Globals) -> int:
@@ -146,7 +146,7 @@ def _files(ws: Workspace, name: str | None) -> Any:
 
 
 def _status_line(s: dict[str, Any]) -> str:
-    from ..clock import duration
+    from ..core.clock import duration
 
     every = f"every {s['interval']:g}s" if isinstance(s.get("interval"), (int, float)) else ""
     if s.get("adaptive") and s.get("base_interval") != s.get("interval"):

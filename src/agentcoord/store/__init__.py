@@ -1,1 +1,0 @@
-"""Storage: the interface the domain logic uses (:mod:`.base`) and its backends."""

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import time
 
-from ..clock import iso
+from ..core.clock import iso
 from ..errors import CorruptData, NotFound
 from .files import TimerFiles, read_checkpoint, read_count, read_json
 
@@ -123,7 +123,7 @@ def check(files: TimerFiles, *, consumer: str | None = None) -> CheckResult:
     if not _is_new(cp, run, last, meta):
         result.previous = last
         return result
-    from ..store.fsutil import FileLock, atomic_write
+    from ..fs import FileLock, atomic_write
     from .files import write_json
 
     with FileLock(path + ".lock", timeout=5.0):
@@ -169,15 +169,13 @@ def summarize(
 ) -> dict[str, Any]:
     """The bounded summary after the banner: workspace health since the last check (``coord``
     None: the store could not be opened, ``error`` says why)."""
-    from .health import gather
-
     data: dict[str, Any]
     if coord is None:
         data = {"since": iso(result.since) if result.since else None}
         data["errors"] = [f"cannot read the workspace: {error or 'unavailable'}"]
     else:
         try:
-            data = gather(coord, since=result.since)
+            data = coord.reports.check_in(since=result.since)
         except Exception as exc:  # the check fired; a read problem must not hide the banner
             data = {"since": iso(result.since) if result.since else None}
             data["errors"] = [f"{type(exc).__name__}: {exc}"]
@@ -190,8 +188,6 @@ def summarize(
 
 
 def report_text(result: CheckResult, summary: dict[str, Any]) -> str:
-    from .health import summary_lines
-
     assert result.checkpoint is not None
     lines = [banner(result.checkpoint, result.files.name), ""]
     if result.missed:
@@ -219,3 +215,46 @@ def report_json(result: CheckResult, summary: dict[str, Any] | None) -> dict[str
             summary=summary,
         )
     return out
+
+
+def _more(items: list[str], total: int, shown: int = 5) -> str:
+    text = ", ".join(items[:shown])
+    return text + (f" (+{total - shown} more)" if total > shown else "")
+
+
+def summary_lines(data: dict[str, Any]) -> list[str]:
+    """The bounded plain-text summary printed under the seed's banner."""
+    since = data.get("since")
+    lines = [f"SUMMARY (since {since}):" if since else "SUMMARY:"]
+    agents = data.get("agents")
+    if agents is None:
+        lines.append("Agents: unknown")
+    elif not agents["total"]:
+        lines.append("Agents: none registered")
+    else:
+        parts = [f"{c} {n}" for c, n in agents["by_class"].items()]
+        lines.append(f"Agents: {agents['total']} ({', '.join(parts)})")
+        stuck = [f"{a['agent']} ({a['class']})" for a in agents["attention"]]
+        if stuck:
+            lines.append("Needs attention: " + _more(stuck, len(stuck)))
+        else:
+            lines.append("Stuck agents: none")
+    reclaimed = data.get("reclaimed") or {"count": 0, "tasks": []}
+    if reclaimed["count"]:
+        items = [f"{t['id']} from {t['holder']} -> {t['status']}" for t in reclaimed["tasks"]]
+        lines.append(f"Tasks reclaimed: {reclaimed['count']} ({_more(items, reclaimed['count'])})")
+    else:
+        lines.append("Tasks reclaimed: none")
+    tasks = data.get("tasks") or {}
+    by_status = tasks.get("by_status") or {}
+    if by_status:
+        lines.append("Tasks: " + ", ".join(f"{n} {s}" for s, n in by_status.items()))
+    commits = data.get("commits") or {"count": 0, "recent": []}
+    if commits["count"]:
+        items = [f"{c['sha'][:7]} {c['subject'][:60]}" for c in commits["recent"]]
+        lines.append(f"Git commits: {commits['count']} ({_more(items, commits['count'], 3)})")
+    else:
+        lines.append("Git commits: none")
+    for err in (data.get("errors") or [])[:3]:
+        lines.append(f"Warning: {err}")
+    return lines

@@ -15,7 +15,7 @@ import signal
 import sys
 import time
 
-from ..clock import duration, iso
+from ..core.clock import duration, iso
 from ..errors import (
     AlreadyRunning,
     BackendUnavailable,
@@ -24,7 +24,7 @@ from ..errors import (
     InvalidInput,
     NotFound,
 )
-from ..procs import proc_start_time
+from ..fs import proc_start_time
 from .files import (
     TimerFiles,
     is_our_timer,

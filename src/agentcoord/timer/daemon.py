@@ -73,7 +73,7 @@ class Daemon:
         """Take the lock, open the store, write pid file and checkpoint 0. Raises CoordError."""
         from ..api import Coordinator
         from ..errors import AlreadyRunning, LockTimeout
-        from ..store.fsutil import FileLock
+        from ..fs import FileLock
         from ..workspace import Workspace
 
         ns = self.ns

@@ -16,7 +16,7 @@ All of them live in the workspace's timer directory (``.claude/`` for the defaul
 A named timer inserts ``-NAME`` after the base name (``.coordination-checkpoint-quality``), and a
 separate check-in consumer appends ``@CONSUMER`` to the last-check files. Every file is covered
 by the workspace's ``.claude/.coordination-*`` ignore line. Writes are atomic
-(:func:`~agentcoord.store.fsutil.atomic_write`), so a reader never sees half a checkpoint.
+(:func:`~agentcoord.fs.atomic_write`), so a reader never sees half a checkpoint.
 """
 
 from __future__ import annotations
@@ -25,10 +25,9 @@ import json
 import os
 import re
 
-from ..clock import stamp
+from ..core.clock import stamp
 from ..errors import BackendUnavailable, CorruptData, InvalidName
-from ..procs import pid_alive, proc_start_time
-from ..store.fsutil import atomic_write, read_text
+from ..fs import atomic_write, pid_alive, proc_start_time, read_text
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

@@ -18,8 +18,8 @@ from __future__ import annotations
 import os
 import time
 
-from ..clock import iso, stamp
-from ..procs import proc_start_time
+from ..core.clock import iso, stamp
+from ..fs import proc_start_time
 from .files import (
     PidInfo,
     append_log,
@@ -28,7 +28,6 @@ from .files import (
     read_pidfile,
     write_json,
 )
-from .health import gather
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -134,7 +133,7 @@ class Timer:
         self.t0 = self.last_emit = t0
         pid = os.getpid()
         info = PidInfo(pid, proc_start_time(pid), self.opts.token)
-        from ..store.fsutil import atomic_write
+        from ..fs import atomic_write
 
         atomic_write(self.files.pidfile, info.render(), durable=self.durable)
         self._write(t0)
@@ -178,7 +177,7 @@ class Timer:
             return False
         reaped = self._reap(now)
         try:
-            health = gather(self.coord, since=self.last_emit, now=now)
+            health = self.coord.reports.check_in(since=self.last_emit, now=now)
         except Exception as exc:  # never let a read problem stop the timer
             health = {"errors": [f"{type(exc).__name__}: {exc}"]}
         agents = health.get("agents") or {}
@@ -215,7 +214,7 @@ class Timer:
         return line
 
     def _watched_alive(self) -> bool:
-        from ..procs import pid_alive
+        from ..fs import pid_alive
 
         pid = self.opts.stop_with or 0
         if not pid_alive(pid):
@@ -274,7 +273,7 @@ class Timer:
         if next_tick is None and self.state == RUNNING:
             next_tick = self.next_tick()
         self._write_sidecar(now, next_tick=next_tick, tick_time=now)
-        from ..store.fsutil import atomic_write
+        from ..fs import atomic_write
 
         atomic_write(
             self.files.checkpoint, format_checkpoint(self.count, now), durable=self.durable

@@ -1,0 +1,97 @@
+"""Task dependencies and claim order (SPEC section 4): a DAG with cycle refusal, readiness,
+blocking on failure, and which ready task comes first.
+
+Pure functions over tasks or their heads; no I/O.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+
+from ..errors import DependencyCycle
+from .models import BLOCKED, COMPLETE, FINISHED_STATES, Task, TaskHead
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping
+    from typing import Any
+
+_NATURAL = re.compile(r"(\d+)")
+
+
+@lru_cache(maxsize=65536)  # every claim sorts every candidate: ids repeat across calls
+def natural_key(task_id: str) -> tuple[Any, ...]:
+    """``task-2`` before ``task-10``."""
+    return tuple(int(p) if p.isdigit() else p for p in _NATURAL.split(task_id))
+
+
+def order_key(task: Task | TaskHead) -> tuple[Any, ...]:
+    """Claim order: highest priority first, then oldest, then id (naturally sorted)."""
+    return (-task.priority, task.created_at, natural_key(task.id))
+
+
+def check_acyclic(
+    new_id: str, depends_on: Iterable[str], tasks: Mapping[str, Task | TaskHead]
+) -> None:
+    """Refuse ``new_id -> depends_on`` if it would close a cycle through existing tasks (which a
+    person may have hand-edited into any shape). The error names the whole cycle."""
+    parent: dict[str, str] = {}  # node -> the node that depends on it (for the message)
+    stack: list[str] = []
+    for dep in depends_on:
+        if dep not in parent:
+            parent[dep] = new_id
+            stack.append(dep)
+    while stack:
+        tid = stack.pop()
+        if tid == new_id:
+            chain, node = [new_id], parent[new_id]
+            while node != new_id:
+                chain.append(node)
+                node = parent[node]
+            chain.append(new_id)
+            raise DependencyCycle("dependency cycle: " + " -> ".join(reversed(chain)), task=new_id)
+        task = tasks.get(tid)
+        for nxt in task.depends_on if task is not None else ():
+            if nxt not in parent:
+                parent[nxt] = tid
+                stack.append(nxt)
+
+
+def unmet(task: Task | TaskHead, states: Mapping[str, str]) -> list[str]:
+    """Dependencies of ``task`` that are not complete. A dependency no longer on the board counts
+    as complete: only finished tasks are archived, and a failed one blocks its dependents first."""
+    return [d for d in task.depends_on if states.get(d, COMPLETE) != COMPLETE]
+
+
+def failed_dependency(task: Task | TaskHead, states: Mapping[str, str]) -> str | None:
+    """A dependency that can no longer complete: failed, cancelled, or itself blocked (by a
+    failure further up), so the task would otherwise wait forever."""
+    for dep in task.depends_on:
+        state = states.get(dep)
+        if state == BLOCKED or (state in FINISHED_STATES and state != COMPLETE):
+            return dep
+    return None
+
+
+def dependents_closure(root: str, tasks: Iterable[Task | TaskHead]) -> list[str]:
+    """Every task that depends on ``root`` directly or transitively, not yet finished."""
+    children: dict[str, list[str]] = {}
+    live: set[str] = set()
+    for t in tasks:
+        for dep in t.depends_on:
+            children.setdefault(dep, []).append(t.id)
+        if t.status not in FINISHED_STATES and t.status != BLOCKED:
+            live.add(t.id)
+    out: list[str] = []
+    stack = list(children.get(root, ()))
+    seen: set[str] = set()
+    while stack:
+        tid = stack.pop()
+        if tid in seen:
+            continue
+        seen.add(tid)
+        if tid in live:
+            out.append(tid)
+        stack.extend(children.get(tid, ()))
+    return out

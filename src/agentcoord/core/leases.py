@@ -1,0 +1,97 @@
+"""Lease and fencing rules: who may change a task, and what an expired lease turns into.
+
+A claim grants a lease (``lease_expires``) and bumps the task's fencing ``epoch``. Every later
+write by the holder must come from the same agent, before the lease expires, and (when the caller
+passes one) with the same epoch; otherwise it is refused with :class:`LeaseLost` or
+:class:`StaleEpoch` (exit 4). These functions run inside the store's atomic update.
+"""
+
+from __future__ import annotations
+
+import math
+
+from ..errors import LeaseLost, StaleEpoch
+from .clock import iso
+from .models import FAILED, IN_PROGRESS, PENDING, LogLine, Task
+
+
+def check_holder(task: Task, agent: str, now: float, epoch: int | None = None) -> None:
+    """Raise unless ``agent`` holds a live lease on ``task`` (at ``epoch`` if given)."""
+    if task.status != IN_PROGRESS:
+        raise LeaseLost(
+            f"task {task.id} is {task.status}, not in progress: {agent} holds no lease on it",
+            task=task.id,
+            status=task.status,
+        )
+    if task.agent != agent:
+        raise LeaseLost(
+            f"task {task.id} is held by {task.agent}, not {agent}",
+            task=task.id,
+            holder=task.agent,
+        )
+    if epoch is not None and epoch != task.epoch:
+        raise StaleEpoch(
+            f"stale epoch {epoch} for task {task.id}: the current grant is epoch {task.epoch}",
+            task=task.id,
+            epoch=task.epoch,
+        )
+    if task.lease_expires is not None and task.lease_expires <= now:
+        raise LeaseLost(
+            f"{agent}'s lease on task {task.id} expired at {iso(task.lease_expires)}; "
+            "claim it again to continue",
+            task=task.id,
+            expired=iso(task.lease_expires),
+        )
+
+
+def renew(task: Task, now: float) -> None:
+    # Whole seconds, rounded up: the task file stores second precision, and a lease must never
+    # end earlier than granted because of how it was written down.
+    task.lease_expires = float(math.ceil(now + task.lease_seconds))
+    task.updated_at = now
+
+
+def grant(task: Task, agent: str, now: float, lease_seconds: float | None) -> None:
+    if lease_seconds is not None:
+        task.lease_seconds = lease_seconds
+    task.status = IN_PROGRESS
+    task.agent = agent
+    task.epoch += 1
+    task.started_at = now
+    if task.assigned_at is None:
+        task.assigned_at = now
+    task.blocked_reason = None
+    renew(task, now)
+
+
+def add_log(task: Task, now: float, message: str, limit: int) -> None:
+    task.logs.append(LogLine(now, message))
+    if len(task.logs) > limit:
+        del task.logs[: len(task.logs) - limit]
+
+
+def expire(task: Task, now: float, log_limit: int) -> bool:
+    """Take back an expired lease: pending again with ``attempts + 1``, or failed once
+    ``max_attempts`` leases have expired. Returns True when the task failed."""
+    holder = task.agent
+    task.attempts += 1
+    task.lease_expires = None
+    task.updated_at = now
+    if task.attempts >= task.max_attempts:
+        task.status = FAILED
+        task.completed_at = now
+        task.error = (
+            f"lease expired {task.attempts} time(s) (max_attempts {task.max_attempts}); "
+            f"last holder {holder}"
+        )
+        add_log(
+            task,
+            now,
+            f"lease of {holder} expired; failed after {task.attempts} attempts",
+            log_limit,
+        )
+        return True
+    task.status = PENDING
+    task.agent = None
+    add_log(task, now, f"lease of {holder} expired; requeued (attempt {task.attempts})", log_limit)
+    return False

@@ -1,0 +1,275 @@
+"""Event channels: emit, tail, consumer cursors and live follow (SPEC section 4, issue 4).
+
+Each channel is an append-only log with store-assigned sequence numbers (``**Seq**`` in
+``events-{channel}.md``) that never repeat, also across rotation. Readers address events by seq,
+never by position in a file, so rotation (which moves old events to the archive) is invisible
+to them.
+
+Consumers (``coord event tail --consumer NAME``) get **at-least-once, in-order** delivery:
+:meth:`Events.consume` returns the events after the consumer's saved cursor without moving it;
+the caller delivers them and then calls :meth:`Events.ack` with the last seq it delivered. A
+consumer that crashes between delivery and ack gets the unacknowledged events again on its next
+read (never a gap; at most that batch twice). The cursor only moves forward, so two readers
+sharing one consumer name cannot move it back, but they may both deliver the same events: use
+one reader per consumer name.
+
+:meth:`Events.follow` is driven by the store's change feed (inotify on markdown, pub/sub on
+Redis). A hint only says "channel C changed": the log itself is re-read after the last seq seen,
+so a lost or merged hint costs nothing but latency, and a bounded poll (:data:`SAFETY_POLL`)
+catches anything a hint never announced.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+
+from ..core.models import Event
+from ..core.validate import check_name
+from ..errors import InvalidInput
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Iterator
+
+    from ..core.config import Config
+    from ..store.base import Change, Store
+
+#: Bounds on what one event may carry, so a log stays readable and a runaway emitter small.
+MAX_FIELDS = 64
+MAX_KEY = 100
+MAX_VALUE = 4000
+MAX_EVENT_CHARS = 16 * 1024
+#: Seconds between re-reads when no hint arrives: a safety net, not the delivery path.
+SAFETY_POLL = 1.0
+#: Key under which ``emit(agent=...)`` records the emitting agent.
+AGENT_KEY = "Agent"
+
+
+def check_fields(fields: Iterable[tuple[str, str]] | Mapping[str, object]) -> list[tuple[str, str]]:
+    """Validate and normalize event fields: keys non-empty, one line, bounded; values text."""
+    pairs: list[tuple[object, object]] = (
+        list(fields.items()) if isinstance(fields, Mapping) else list(fields)
+    )
+    if len(pairs) > MAX_FIELDS:
+        raise InvalidInput(f"an event may carry at most {MAX_FIELDS} fields, not {len(pairs)}")
+    out: list[tuple[str, str]] = []
+    total = 0
+    for pair in pairs:
+        try:
+            raw_key, raw_value = pair
+        except (TypeError, ValueError):
+            raise InvalidInput(f"event fields must be key/value pairs, not {pair!r}") from None
+        if not isinstance(raw_key, str):
+            raise InvalidInput(f"event field names must be text, not {raw_key!r}")
+        key = raw_key.strip()
+        if not key:
+            raise InvalidInput("event field names must not be empty", field="key")
+        if any(ch in key for ch in "\n\r") or not key.isprintable():
+            raise InvalidInput(
+                f"event field name {key[:40]!r} must be one line of printable text", field="key"
+            )
+        if len(key) > MAX_KEY:
+            raise InvalidInput(
+                f"event field name {key[:40]!r}... is {len(key)} characters; the limit is "
+                f"{MAX_KEY}",
+                field="key",
+            )
+        if raw_value is None:
+            value = ""
+        elif isinstance(raw_value, str):
+            value = raw_value
+        elif isinstance(raw_value, (bool, int, float)):
+            value = str(raw_value).lower() if isinstance(raw_value, bool) else str(raw_value)
+        else:
+            raise InvalidInput(f"event field {key!r} must be text or a number")
+        if len(value) > MAX_VALUE:
+            raise InvalidInput(
+                f"event field {key!r} is {len(value)} characters; the limit is {MAX_VALUE}",
+                field=key,
+            )
+        total += len(key) + len(value)
+        out.append((key, value))
+    if total > MAX_EVENT_CHARS:
+        raise InvalidInput(f"event is {total} characters; the limit is {MAX_EVENT_CHARS}")
+    return out
+
+
+def keep_events(config: Config) -> int:
+    """Config ``keep_events`` (default 100), checked: :class:`InvalidInput` unless a whole
+    number >= 1."""
+    value = config.get("keep_events", 100)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise InvalidInput(f"config keep_events must be a whole number >= 1, not {value!r}")
+    return value
+
+
+def _count(value: int | None, what: str) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise InvalidInput(f"{what} must be a whole number >= 0, not {value!r}", field=what)
+    return value
+
+
+class Events:
+    """The event operations (``coord.events``), over a :class:`~agentcoord.store.base.Store`."""
+
+    def __init__(self, store: Store, config: Config, clock: Callable[[], float]) -> None:
+        self.store = store
+        self.config = config
+        self.clock = clock
+
+    @property
+    def keep(self) -> int:
+        """How many events the live log keeps (config ``keep_events``, default 100)."""
+        return keep_events(self.config)
+
+    # -- writing -------------------------------------------------------------------------------
+    def emit(
+        self,
+        channel: str,
+        type: str,
+        fields: Iterable[tuple[str, str]] | Mapping[str, object] = (),
+        *,
+        agent: str | None = None,
+    ) -> Event:
+        """Append one event; returns it with its ``seq`` and ``time``."""
+        check_name(channel, "channel")
+        check_name(type, "event type")
+        pairs = check_fields(fields)
+        if agent is not None:
+            pairs.insert(0, (AGENT_KEY, check_name(agent, "agent name")))
+        event = Event(channel, type, time=self.clock(), fields=pairs)
+        return self.store.append_events(channel, [event], keep=self.keep)[0]
+
+    # -- reading -------------------------------------------------------------------------------
+    def channels(self) -> list[str]:
+        return self.store.list_channels()
+
+    def last_seq(self, channel: str) -> int:
+        return self.store.last_seq(check_name(channel, "channel"))
+
+    def tail(self, channel: str, *, n: int | None = None, since: int | None = None) -> list[Event]:
+        """Without ``since``: the newest ``n`` events (all when ``n`` is None), oldest first.
+        With ``since``: the first ``n`` events after seq ``since``, so that paging with
+        ``since=<last seq shown>`` never skips one."""
+        check_name(channel, "channel")
+        n = _count(n, "n")
+        since = _count(since, "since")
+        if since is not None:
+            return self.store.read_events(channel, after=since, limit=n)
+        if n is None:
+            return self.store.read_events(channel)
+        if n == 0:
+            return []
+        last = self.store.last_seq(channel)
+        start = max(0, last - n)
+        found = self.store.read_events(channel, after=start)
+        if len(found) < n and start > 0:  # seqs with gaps (imported logs): look further back
+            found = self.store.read_events(channel)
+        return found[-n:]
+
+    def cursor(self, channel: str, consumer: str) -> int:
+        return self.store.get_cursor(
+            check_name(channel, "channel"), check_name(consumer, "consumer")
+        )
+
+    def consume(self, channel: str, consumer: str, *, limit: int | None = None) -> list[Event]:
+        """The events after ``consumer``'s cursor, in order (at most ``limit``). The cursor does
+        not move: call :meth:`ack` with the last seq once they are delivered."""
+        check_name(channel, "channel")
+        check_name(consumer, "consumer")
+        limit = _count(limit, "limit")
+        after = self.store.get_cursor(channel, consumer)
+        return self.store.read_events(channel, after=after, limit=limit)
+
+    def ack(self, channel: str, consumer: str, seq: int) -> int:
+        """Record that ``consumer`` has handled every event up to ``seq``; returns the cursor
+        (which never moves back)."""
+        check_name(channel, "channel")
+        check_name(consumer, "consumer")
+        if _count(seq, "seq") and seq > self.store.last_seq(channel):
+            raise InvalidInput(
+                f"cannot acknowledge seq {seq} on channel {channel!r}: its last event is "
+                f"{self.store.last_seq(channel)}",
+                field="seq",
+            )
+        return self.store.advance_cursor(channel, consumer, seq)
+
+    # -- following -----------------------------------------------------------------------------
+    def follow(
+        self,
+        channel: str,
+        *,
+        since: int | None = None,
+        consumer: str | None = None,
+        timeout: float | None = None,
+    ) -> Iterator[Event]:
+        """Yield the events after ``since`` (default: the consumer's cursor, else the channel's
+        last seq, i.e. only new ones), then every new event as it is appended. Ends after
+        ``timeout`` seconds without a new event, if given. Nothing is acknowledged here: a
+        consumer calls :meth:`ack` after handling each event (or batch)."""
+        check_name(channel, "channel")
+        if consumer is not None:
+            check_name(consumer, "consumer")
+        since = _count(since, "since")
+        if timeout is not None and not timeout >= 0:
+            raise InvalidInput(f"timeout must be >= 0 seconds, not {timeout!r}")
+        return self._follow(channel, since, consumer, timeout)
+
+    def _follow(
+        self, channel: str, since: int | None, consumer: str | None, timeout: float | None
+    ) -> Iterator[Event]:
+        # The first watch is opened before the starting point is read: a change in between is
+        # then both in the read and in the feed, never in neither.
+        hints = self.store.watch(timeout=self._slice(timeout, None))
+        try:
+            if since is not None:
+                last = since
+            elif consumer is not None:
+                last = self.store.get_cursor(channel, consumer)
+            else:
+                last = self.store.last_seq(channel)
+            deadline = None if timeout is None else time.monotonic() + timeout
+            while True:
+                polled = time.monotonic()
+                for event in self.store.read_events(channel, after=last):
+                    last = event.seq
+                    yield event
+                    if timeout is not None:
+                        deadline = time.monotonic() + timeout
+                for batch in hints:
+                    if _concerns(batch, channel) or time.monotonic() - polled >= SAFETY_POLL:
+                        polled = time.monotonic()
+                        for event in self.store.read_events(channel, after=last):
+                            last = event.seq
+                            yield event
+                            if timeout is not None:
+                                deadline = time.monotonic() + timeout
+                    if deadline is not None and time.monotonic() >= deadline:
+                        return
+                # The feed went quiet for a slice: poll once (above), and watch again.
+                if deadline is not None and time.monotonic() >= deadline:
+                    return
+                _close(hints)
+                hints = self.store.watch(timeout=self._slice(timeout, deadline))
+        finally:
+            _close(hints)
+
+    @staticmethod
+    def _slice(timeout: float | None, deadline: float | None) -> float:
+        if deadline is not None:
+            return max(0.0, min(SAFETY_POLL, deadline - time.monotonic()))
+        return SAFETY_POLL if timeout is None else min(SAFETY_POLL, timeout)
+
+
+def _concerns(batch: list[Change], channel: str) -> bool:
+    # "store" hints (a Redis reconnect) mean "anything may have changed".
+    return any((c.kind == "event" and c.key == channel) or c.kind == "store" for c in batch)
+
+
+def _close(it: object) -> None:
+    close = getattr(it, "close", None)
+    if close is not None:
+        close()

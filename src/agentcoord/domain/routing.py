@@ -1,0 +1,85 @@
+"""Routing: which agent should take the next task (``coord task assign ID --auto``).
+
+An agent qualifies when it is healthy (monitor class Normal or Acceptable), its status is not
+``retired``, ``offline`` or ``blocked``, its circuit breaker is closed, it is below 100 % workload
+and (when asked) it has the capability. Among those the least-loaded wins (reported workload, then
+fewest tasks held, then name). When none qualifies, :class:`NotFound` (exit 3) says why for each.
+"""
+
+from __future__ import annotations
+
+import os
+
+from ..core.models import BREAKER_CLOSED
+from ..core.validate import check_name
+from ..errors import NotFound
+from .monitor import HEALTHY, AgentHealth
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from ..core.models import Agent
+    from .monitor import Monitor
+
+UNAVAILABLE = ("retired", "offline", "blocked")
+
+
+def rejection(
+    agent: Agent, health: AgentHealth | None, capability: str | None = None
+) -> str | None:
+    """Why ``agent`` cannot take new work, or None if it can."""
+    if agent.status in UNAVAILABLE:
+        return f"status {agent.status.upper()}"
+    if capability is not None and capability not in agent.capabilities:
+        have = ", ".join(agent.capabilities) or "none"
+        return f"lacks capability {capability} (has: {have})"
+    if health is None:
+        return "not monitored"
+    if health.health not in HEALTHY:
+        return f"{health.health}: {health.reason}"
+    if agent.breaker_state != BREAKER_CLOSED:
+        failures = f"{agent.breaker_failures}/{agent.breaker_threshold} failures"
+        return f"circuit breaker {agent.breaker_state} ({failures})"
+    if agent.workload >= 100:
+        return "at 100% workload"
+    return None
+
+
+def candidates(
+    monitor: Monitor, *, capability: str | None = None, now: float | None = None
+) -> tuple[list[AgentHealth], dict[str, str]]:
+    """The qualifying agents, best first, and the reason for each one rejected."""
+    if capability is not None:
+        check_name(capability, "capability")
+    snap = monitor.snapshot(now)
+    rows = {h.agent: h for h in monitor.assess(snap, include_inactive=True)}
+    rejected: dict[str, str] = {}
+    for err in snap.errors:
+        base = os.path.basename(err.path)
+        if base.startswith("agent-"):
+            rejected[base] = f"unreadable file ({err.message})"
+    good: list[AgentHealth] = []
+    for agent in snap.agents:
+        health = rows.get(agent.name)
+        why = rejection(agent, health, capability)
+        if why is not None:
+            rejected[agent.name] = why
+        elif health is not None:
+            good.append(health)
+    good.sort(key=lambda h: (h.workload, len(h.active), h.agent))
+    return good, rejected
+
+
+def pick_agent(monitor: Monitor, capability: str | None = None) -> str:
+    """The name of the healthy, least-loaded agent with a closed breaker, or :class:`NotFound`
+    listing every agent and why it was rejected."""
+    good, rejected = candidates(monitor, capability=capability)
+    if good:
+        return good[0].agent
+    if not rejected:
+        raise NotFound(
+            "no agent to assign to: none is registered ('coord agent register NAME')",
+            rejected={},
+        )
+    why = "; ".join(f"{name}: {reason}" for name, reason in sorted(rejected.items()))
+    need = f" with capability {capability}" if capability else ""
+    raise NotFound(f"no agent{need} qualifies for automatic assignment: {why}", rejected=rejected)

@@ -1,0 +1,793 @@
+"""The task board (``coord.tasks``): create, claim, assign, progress, log, finish, release, cancel,
+list and reap tasks.
+
+All state changes are single-record atomic updates (see :mod:`agentcoord.store.base`), so claims
+are exactly-once under any number of concurrent claimers: the check "is this still claimable?"
+runs inside the update (SPEC section 4). The lease holder's writes (progress, log, complete,
+fail, release) check the lease and the fencing epoch inside their own update
+(:func:`agentcoord.core.leases.check_holder`), so a holder whose lease expired or was taken over
+is refused (exit 4) and its late write changes nothing.
+
+Follow-up effects on other records (blocking dependents of a failed task, refreshing agent views)
+are separate updates that are safe to repeat and are re-derived by ``claim``/``reap`` if a process
+dies in between. The board learns nothing about agents by itself: :class:`BoardHooks` (wired by
+:class:`agentcoord.api.Coordinator` to the agents area and the router) is how it asks for the
+circuit breaker's consent, reports ownership changes and routes ``assign --auto``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+
+from ..core import deps, leases
+from ..core.deps import order_key
+from ..core.models import (
+    ASSIGNED,
+    BLOCKED,
+    CANCELLED,
+    COMPLETE,
+    FAILED,
+    IN_PROGRESS,
+    MAX_LOG_LINES,
+    OPEN_STATES,
+    PENDING,
+    TASK_STATES,
+    Task,
+    TaskHead,
+)
+from ..core.validate import MAX_TITLE, check_name, json_data, number, text
+from ..errors import (
+    Conflict,
+    CorruptData,
+    InvalidInput,
+    InvalidTransition,
+    NotFound,
+    NothingToClaim,
+)
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    # TaskBoard.list shadows the builtin inside the class body.
+    HeadList = list[TaskHead]
+    TaskList = list[Task]
+    ErrorList = list[CorruptData]
+    from collections.abc import Callable, Iterable
+    from typing import Any
+
+    from ..core.config import Config
+    from ..store.base import Store
+
+
+def _statuses(status: str | Iterable[str] | None) -> list[str] | None:
+    if status is None:
+        return None
+    wanted = [status] if isinstance(status, str) else list(status)
+    out = []
+    for s in wanted:
+        norm = s.strip().lower().replace("-", "_")
+        if norm == "open":
+            out.extend(sorted(OPEN_STATES))
+            continue
+        if norm not in TASK_STATES:
+            raise InvalidInput(f"unknown status {s!r}: one of {', '.join(TASK_STATES)}, open")
+        out.append(norm)
+    return out
+
+
+_SKIPPED = object()  # _claim_one without waiting found the task locked by another writer
+SPREAD = 8  # how many equal-priority candidates a contended claimer chooses among
+
+
+def _spread(pending: list[TaskHead]) -> int:
+    """A random index among the first :data:`SPREAD` candidates that share the first one's
+    priority (claim order across priorities is kept). ``os.urandom`` instead of ``random``:
+    one fewer import on the CLI's start-up path."""
+    top = pending[0].priority
+    width = 1
+    while width < min(SPREAD, len(pending)) and pending[width].priority == top:
+        width += 1
+    return os.urandom(1)[0] % width
+
+
+#: The agent file's progress figures are refreshed by a progress report only when the task had
+#: not been updated for this long; ownership changes and heartbeats always refresh the view.
+VIEW_REFRESH = 5.0
+
+
+def _no_change(task: Task, previous: str | None, progress_only: bool) -> None:
+    return None
+
+
+def _no_check(agent: str) -> None:
+    return None
+
+
+def _no_router(capability: str | None) -> str:
+    raise NotFound("automatic assignment is not available here (no router)")
+
+
+class BoardHooks:
+    """What the board tells, and asks of, the rest of the domain.
+
+    - ``before_claim(agent)``: raise to refuse the claim (the circuit breaker, exit 4);
+    - ``on_change(task, previous_holder, progress_only)``: a task's ownership or progress changed
+      after its write committed (agent views); must not raise for ordinary failures;
+    - ``pick_agent(capability)``: the agent ``assign --auto`` routes to, or :class:`NotFound`.
+    """
+
+    __slots__ = ("before_claim", "on_change", "pick_agent")
+
+    def __init__(
+        self,
+        *,
+        before_claim: Callable[[str], None] = _no_check,
+        on_change: Callable[[Task, str | None, bool], None] = _no_change,
+        pick_agent: Callable[[str | None], str] = _no_router,
+    ) -> None:
+        self.before_claim = before_claim
+        self.on_change = on_change
+        self.pick_agent = pick_agent
+
+
+class TaskBoard:
+    """The task operations, over a :class:`~agentcoord.store.base.Store`.
+
+    ``config`` supplies the defaults of new tasks (``lease_seconds``, ``max_attempts``), ``clock``
+    the time (POSIX seconds), ``hooks`` the links to agents and routing (:class:`BoardHooks`).
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        config: Config,
+        clock: Callable[[], float],
+        hooks: BoardHooks | None = None,
+    ) -> None:
+        self.store = store
+        self.config = config
+        self.clock = clock
+        self.hooks = hooks if hooks is not None else BoardHooks()
+
+    def _before_claim(self, agent: str) -> None:
+        self.hooks.before_claim(agent)
+
+    def _on_change(self, task: Task, previous: str | None, *, progress_only: bool = False) -> None:
+        self.hooks.on_change(task, previous, progress_only)
+
+    # -- reading ---------------------------------------------------------------------------
+    def get(self, task_id: str) -> Task:
+        return self.store.get_task(check_name(task_id, "task id"))
+
+    def list(
+        self,
+        *,
+        status: str | Iterable[str] | None = None,
+        agent: str | None = None,
+        project: str | None = None,
+        ready: bool | None = None,
+        limit: int | None = None,
+        errors: list[CorruptData] | None = None,
+    ) -> TaskList:
+        """Tasks in claim order, filtered. Unreadable files are skipped and reported in
+        ``errors`` (so one corrupt file never hides the board)."""
+        if limit is not None and limit < 0:
+            raise InvalidInput("limit must be >= 0")
+        found = self.heads(status=status, agent=agent, project=project, ready=ready, errors=errors)
+        return self.load(found[:limit] if limit is not None else found, errors=errors)
+
+    def heads(
+        self,
+        *,
+        status: str | Iterable[str] | None = None,
+        agent: str | None = None,
+        project: str | None = None,
+        ready: bool | None = None,
+        errors: ErrorList | None = None,
+    ) -> HeadList:
+        """The heads of the matching tasks in claim order: filters and sorting work on the
+        index, so listing a few of 10,000 tasks reads only those few files."""
+        if agent is not None:
+            check_name(agent, "agent name")
+        statuses = _statuses(status)
+        every = self.store.list_task_heads(
+            statuses=statuses if ready is None else None, errors=errors
+        )
+        found = every
+        if ready is not None:
+            states = {h.id: h.status for h in every}
+            found = [h for h in every if (not deps.unmet(h, states)) == ready]
+            if statuses is not None:
+                found = [h for h in found if h.status in statuses]
+        if agent is not None:
+            found = [h for h in found if h.agent == agent]
+        if project is not None:
+            found = [h for h in found if h.project == project]
+        found.sort(key=order_key)
+        return found
+
+    def load(self, heads: Iterable[TaskHead], *, errors: ErrorList | None = None) -> TaskList:
+        """The full tasks for ``heads`` (skipping ones deleted or made unreadable since)."""
+        out = []
+        for head in heads:
+            try:
+                out.append(self.store.get_task(head.id))
+            except NotFound:
+                continue
+            except CorruptData as exc:
+                if errors is None:
+                    raise
+                errors.append(exc)
+        return out
+
+    # -- creating --------------------------------------------------------------------------
+    def create(
+        self,
+        title: str,
+        *,
+        id: str | None = None,
+        project: str | None = None,
+        priority: int = 0,
+        depends_on: Iterable[str] = (),
+        assign: str | None = None,
+        total: float | None = None,
+        unit: str = "steps",
+        eta: float | None = None,
+        context_refs: Iterable[tuple[str, str]] = (),
+        next_steps: Iterable[str] = (),
+        max_attempts: int | None = None,
+        lease_seconds: float | None = None,
+        created_by: str | None = None,
+        metrics: dict[str, Any] | None = None,
+    ) -> Task:
+        title = text(title, "title", MAX_TITLE)
+        if id is not None:
+            check_name(id, "task id")
+        for name, what in (
+            (project, "project"),
+            (assign, "agent name"),
+            (created_by, "agent name"),
+        ):
+            if name is not None:
+                check_name(name, what)
+        if isinstance(priority, bool) or not isinstance(priority, int):
+            raise InvalidInput(f"priority must be a whole number, not {priority!r}")
+        dep_ids = list(dict.fromkeys(check_name(d, "dependency id") for d in depends_on))
+        attempts = self.config["max_attempts"] if max_attempts is None else max_attempts
+        if isinstance(attempts, bool) or not isinstance(attempts, int) or attempts < 1:
+            raise InvalidInput(f"max attempts must be a whole number >= 1, not {attempts!r}")
+        lease = number(
+            self.config.float("lease_seconds") if lease_seconds is None else lease_seconds,
+            "lease",
+            minimum=0.001,
+        )
+        if total is not None:
+            number(total, "total", minimum=1e-9)
+        if not re.fullmatch(r"[A-Za-z][A-Za-z _-]{0,23}", unit):
+            raise InvalidInput(f"progress unit must be a short word, not {unit!r}")
+        refs = [
+            (text(label, "reference label", 100), text(ref, "reference", 500))
+            for label, ref in context_refs
+        ]
+        steps = [text(s, "next step", 500) for s in next_steps]
+        if metrics:
+            json_data(metrics, "metrics")
+        now = self.clock()
+        task = Task(
+            id or "",
+            title,
+            project=project,
+            priority=priority,
+            depends_on=dep_ids,
+            max_attempts=attempts,
+            lease_seconds=lease,
+            created_at=now,
+            created_by=created_by,
+            updated_at=now,
+            eta=eta,
+            progress_total=total,
+            progress_unit=unit,
+            progress_current=0.0 if total is not None else None,
+            metrics=dict(metrics or {}),
+            context_refs=refs,
+            next_steps=steps,
+        )
+        if dep_ids:
+            existing = {h.id: h for h in self.store.list_task_heads()}
+            if id is not None:
+                deps.check_acyclic(id, dep_ids, existing)
+            missing = [d for d in dep_ids if d not in existing]
+            if missing:
+                raise NotFound(f"unknown dependency: {', '.join(missing)}", missing=missing)
+            for d in dep_ids:
+                task.dep_titles[d] = self.store.get_task(d).title
+                task.dep_states[d] = existing[d].status
+            failed = deps.failed_dependency(task, task.dep_states)
+            if failed is not None:
+                task.status = BLOCKED
+                task.blocked_reason = f"dependency {failed} is {existing[failed].status}"
+        if assign is not None and task.status == PENDING:
+            task.status = ASSIGNED
+            task.agent = assign
+            task.assigned_at = now
+        if id is not None:
+            self.store.create_task(task)
+            return task
+        while True:  # generated ids: numbers from the workspace counter, skipping taken ones
+            task.id = str(self.store.next_id("task"))
+            try:
+                self.store.create_task(task)
+            except Conflict:
+                continue
+            return task
+
+    def assign(self, task_id: str, agent: str) -> Task:
+        """Reserve a pending task for ``agent`` (only it can claim the task)."""
+        check_name(task_id, "task id")
+        check_name(agent, "agent name")
+        previous: list[str | None] = [None]
+
+        def fn(task: Task) -> Task:
+            if task.status not in (PENDING, ASSIGNED):
+                raise InvalidTransition(
+                    f"task {task.id} is {task.status}; only pending or assigned tasks can be "
+                    "assigned",
+                    task=task.id,
+                )
+            previous[0] = task.agent
+            now = self.clock()
+            task.status, task.agent, task.assigned_at, task.updated_at = ASSIGNED, agent, now, now
+            leases.add_log(task, now, f"assigned to {agent}", MAX_LOG_LINES)
+            return task
+
+        task = self.store.update_task(task_id, fn)
+        self._on_change(task, previous[0])
+        return task
+
+    def assign_auto(self, task_id: str, *, capability: str | None = None) -> Task:
+        """Assign ``task_id`` to the agent the router picks (the healthy, least-loaded agent with a
+        closed breaker, see :mod:`agentcoord.domain.routing`); :class:`NotFound` (exit 3) says why
+        when none qualifies."""
+        self.get(task_id)  # an unknown task is reported as such, before routing
+        return self.assign(task_id, self.hooks.pick_agent(capability))
+
+    def cancel(self, task_id: str, *, reason: str | None = None) -> Task:
+        """Withdraw an unfinished task (a coordinator's decision; no lease needed)."""
+        check_name(task_id, "task id")
+        why = text(reason, "reason") if reason is not None else None
+        previous: list[str | None] = [None]
+
+        def fn(task: Task) -> Task:
+            if task.finished:
+                raise InvalidTransition(f"task {task.id} is already {task.status}", task=task.id)
+            now = self.clock()
+            previous[0] = task.agent
+            task.status, task.lease_expires, task.completed_at, task.updated_at = (
+                CANCELLED,
+                None,
+                now,
+                now,
+            )
+            task.error = why
+            leases.add_log(task, now, "cancelled" + (f": {why}" if why else ""), MAX_LOG_LINES)
+            return task
+
+        task = self.store.update_task(task_id, fn)
+        self._block_dependents(task)
+        self._on_change(task, previous[0])
+        return task
+
+    # -- claiming --------------------------------------------------------------------------
+    def claim(
+        self,
+        task_id: str | None = None,
+        *,
+        agent: str,
+        lease_seconds: float | None = None,
+        project: str | None = None,
+    ) -> Task:
+        """Claim ``task_id``, or the ready task with the highest priority (oldest first).
+
+        Exactly once: the claimability check runs inside the store's atomic update. Raises
+        :class:`NothingToClaim` (exit 3) or :class:`Conflict` (exit 4) with the reason."""
+        check_name(agent, "agent name")
+        if lease_seconds is not None:
+            number(lease_seconds, "lease", minimum=0.001)
+        self._before_claim(agent)
+        if task_id is not None:
+            check_name(task_id, "task id")
+            claimed = self._claim_one(task_id, agent, lease_seconds, explicit=True)
+            assert isinstance(claimed, Task)  # explicit claims raise instead of returning None
+            return claimed
+        heads = self.store.list_task_heads(statuses=(PENDING, ASSIGNED, IN_PROGRESS))
+        states = {h.id: h.status for h in heads}
+        if any(h.depends_on for h in heads):  # finished dependencies are not among the open
+            states = {h.id: h.status for h in self.store.list_task_heads()}
+        now = self.clock()
+        candidates = [
+            h
+            for h in heads
+            if (project is None or h.project == project)
+            and (
+                h.status == PENDING
+                or (h.status == ASSIGNED and h.agent == agent)
+                or h.lease_expired(now)
+            )
+            # Waiting on a dependency: not claimable. A failed dependency still goes through
+            # _claim_one, which marks the task blocked (repairing a missed propagation).
+            and not (deps.unmet(h, states) and deps.failed_dependency(h, states) is None)
+        ]
+        candidates.sort(key=order_key)
+        # First pass: skip candidates another claimer is writing right now (it will most
+        # likely win them); second pass: wait for those, in order, if nothing else was free.
+        # A claimer that loses a race is evidently not alone: from then on it picks among the
+        # next few candidates of the same priority at random, so that concurrent claimers
+        # spread out instead of all racing for the same next task.
+        busy: list[TaskHead] = []
+        for wait, batch in ((False, candidates), (True, busy)):
+            pending = list(batch)
+            contended = False
+            while pending:
+                cand = pending.pop(_spread(pending) if contended else 0)
+                try:
+                    task = self._claim_one(cand.id, agent, lease_seconds, explicit=False, wait=wait)
+                except (Conflict, NotFound):
+                    contended = True  # someone else got it first (or it is not ready)
+                    continue
+                if task is _SKIPPED:
+                    contended = True
+                    busy.append(cand)
+                elif isinstance(task, Task):
+                    return task
+        raise NothingToClaim(
+            f"no ready task to claim for {agent}" + (f" in project {project}" if project else ""),
+            agent=agent,
+        )
+
+    def _dep_states(self, task: Task) -> dict[str, str]:
+        states: dict[str, str] = {}
+        for dep in task.depends_on:
+            try:
+                states[dep] = self.store.get_task(dep).status
+            except NotFound:
+                continue
+        return states
+
+    def _claim_one(
+        self,
+        task_id: str,
+        agent: str,
+        lease_seconds: float | None,
+        *,
+        explicit: bool,
+        wait: bool = True,
+    ) -> Any:
+        """Claim one task; None when it turned out blocked or failed (claim-next moves on),
+        ``_SKIPPED`` when ``wait`` is False and another writer holds it."""
+        outcome: dict[str, Any] = {}
+
+        def fn(task: Task) -> Task:
+            outcome.clear()
+            now = self.clock()
+            outcome["previous"] = task.agent
+            # Dependencies are read here, under this task's lock (reads of other records take
+            # no lock), so the decision uses their state as of now.
+            states = self._dep_states(task) if task.depends_on else {}
+            task.dep_states.update(states)
+            failed = deps.failed_dependency(task, states)
+            if failed is not None and task.status in (PENDING, ASSIGNED):
+                task.status = BLOCKED
+                task.blocked_reason = f"dependency {failed} is {states[failed]}"
+                task.updated_at = now
+                outcome["blocked"] = True
+                return task
+            if task.status == IN_PROGRESS:
+                if not task.lease_expired(now):
+                    if task.agent == agent:
+                        outcome["renewed"] = True
+                        leases.renew(task, now)
+                        return task
+                    raise Conflict(
+                        f"task {task.id} is held by {task.agent} (lease until "
+                        f"{_iso(task.lease_expires)})",
+                        task=task.id,
+                        holder=task.agent,
+                    )
+                if leases.expire(task, now, MAX_LOG_LINES):
+                    outcome["failed"] = True
+                    return task
+                outcome["reclaimed"] = outcome["previous"]
+            if task.status == ASSIGNED and task.agent != agent:
+                raise Conflict(
+                    f"task {task.id} is assigned to {task.agent}", task=task.id, holder=task.agent
+                )
+            if task.status not in (PENDING, ASSIGNED):
+                reason = f": {task.blocked_reason}" if task.blocked_reason else ""
+                raise InvalidTransition(
+                    f"task {task.id} is {task.status}{reason}; only pending tasks can be claimed",
+                    task=task.id,
+                    status=task.status,
+                )
+            waiting = deps.unmet(task, states)
+            if waiting:
+                raise Conflict(
+                    f"task {task.id} is not ready: waiting for {', '.join(waiting)}",
+                    task=task.id,
+                    waiting=waiting,
+                )
+            leases.grant(task, agent, now, lease_seconds)
+            leases.add_log(task, now, f"claimed by {agent} (epoch {task.epoch})", MAX_LOG_LINES)
+            return task
+
+        if wait:
+            task = self.store.update_task(task_id, fn)
+        else:
+            got = self.store.try_update_task(task_id, fn)
+            if got is None:
+                return _SKIPPED
+            task = got
+        if outcome.get("blocked"):
+            if explicit:
+                raise InvalidTransition(
+                    f"task {task.id} is blocked: {task.blocked_reason}", task=task.id
+                )
+            return None
+        if outcome.get("failed"):
+            self._after_failure(task, str(outcome["previous"]))
+            if explicit:
+                raise InvalidTransition(f"task {task.id} failed: {task.error}", task=task.id)
+            return None
+        if outcome.get("reclaimed"):
+            self._on_change(task, str(outcome["reclaimed"]))
+        if not outcome.get("renewed"):
+            self._on_change(task, None)
+        return task
+
+    # -- leases ------------------------------------------------------------------------------
+    def renew_all(self, agent: str) -> TaskList:
+        """Renew every live lease ``agent`` holds (called by heartbeats)."""
+        renewed = []
+        for cand in self.store.list_task_heads(statuses=[IN_PROGRESS]):
+            if cand.agent != agent:
+                continue
+
+            def fn(task: Task) -> Task | None:
+                now = self.clock()
+                if task.status != IN_PROGRESS or task.agent != agent or task.lease_expired(now):
+                    return None  # an expired lease is not revived by a late heartbeat
+                leases.renew(task, now)
+                return task
+
+            try:
+                renewed.append(self.store.update_task(cand.id, fn))
+            except NotFound:
+                continue
+        return renewed
+
+    def release_all(self, agent: str, *, reason: str | None = None) -> TaskList:
+        """Give back every task ``agent`` holds (pending, no attempt counted); a task that moved
+        on meanwhile is left alone. Returns the tasks released (``agent retire``)."""
+        check_name(agent, "agent name")
+        released = []
+        for head in self.store.list_task_heads(statuses=[IN_PROGRESS]):
+            if head.agent != agent:
+                continue
+            try:
+                released.append(self.release(head.id, agent=agent, reason=reason))
+            except (Conflict, NotFound):
+                continue
+        return released
+
+    def reap(self, ids: Iterable[str] | None = None) -> TaskList:
+        """Take back every expired lease (pending with attempts + 1, or failed), or only those
+        of ``ids`` (each re-checked under its lock). Returns the tasks it changed."""
+        changed = []
+        if ids is not None:
+            candidates = [check_name(i, "task id") for i in ids]
+        else:
+            now = self.clock()
+            candidates = [
+                h.id
+                for h in self.store.list_task_heads(statuses=[IN_PROGRESS])
+                if h.lease_expired(now)
+            ]
+        for cand_id in candidates:
+            outcome: dict[str, Any] = {}
+
+            def fn(task: Task, outcome: dict[str, Any] = outcome) -> Task | None:
+                outcome.clear()
+                if not task.lease_expired(self.clock()):
+                    return None
+                outcome["holder"] = task.agent
+                outcome["failed"] = leases.expire(task, self.clock(), MAX_LOG_LINES)
+                return task
+
+            try:
+                task = self.store.update_task(cand_id, fn)
+            except NotFound:
+                continue
+            if not outcome:
+                continue
+            changed.append(task)
+            if outcome["failed"]:
+                self._after_failure(task, str(outcome["holder"]))
+            else:
+                self._on_change(task, str(outcome["holder"]))
+        return changed
+
+    # -- failure propagation -----------------------------------------------------------------
+    def _after_failure(self, task: Task, agent: str) -> None:
+        self._block_dependents(task)
+        self._on_change(task, agent)
+
+    def _block_dependents(self, failed: Task) -> None:
+        everything = self.store.list_task_heads()
+        for dep_id in deps.dependents_closure(failed.id, everything):
+
+            def fn(task: Task) -> Task | None:
+                if task.status not in (PENDING, ASSIGNED):
+                    return None
+                now = self.clock()
+                task.status, task.updated_at = BLOCKED, now
+                task.blocked_reason = f"dependency {failed.id} is {failed.status}"
+                task.dep_states[failed.id] = failed.status
+                leases.add_log(task, now, f"blocked: {task.blocked_reason}", MAX_LOG_LINES)
+                return task
+
+            try:
+                self.store.update_task(dep_id, fn)
+            except NotFound:
+                continue
+
+    # -- the holder's updates --------------------------------------------------------------
+    def progress(
+        self,
+        task_id: str,
+        *,
+        agent: str,
+        current: float | None = None,
+        total: float | None = None,
+        percent: float | None = None,
+        metrics: dict[str, Any] | None = None,
+        message: str | None = None,
+        eta: float | None = None,
+        epoch: int | None = None,
+    ) -> Task:
+        """Record progress (``current``/``total`` or ``percent``), merge ``metrics`` into the
+        json block, estimate the ETA from the rate so far, and renew the lease."""
+        check_name(task_id, "task id")
+        check_name(agent, "agent name")
+        if current is None and percent is None and not metrics and message is None:
+            raise InvalidInput(
+                "nothing to report: give current (and total), percent, metrics or a message"
+            )
+        if current is not None and percent is not None:
+            raise InvalidInput("give either current/total or percent, not both")
+        if percent is not None:
+            percent = number(percent, "percent", maximum=100.0)
+        if current is not None:
+            current = number(current, "current")
+        if total is not None:
+            total = number(total, "total", minimum=1e-9)
+        msg = text(message, "message") if message is not None else None
+        if metrics:
+            json_data(metrics, "metrics")
+
+        refresh = [False]
+
+        def fn(task: Task) -> Task:
+            now = self.clock()
+            leases.check_holder(task, agent, now, epoch)
+            refresh[0] = task.updated_at is None or now - task.updated_at >= VIEW_REFRESH
+            if current is not None:
+                tot = total if total is not None else task.progress_total
+                if tot is None:
+                    raise InvalidInput(f"task {task.id} has no total: pass --total with --current")
+                if current > tot:
+                    raise InvalidInput(f"current {current:g} is more than total {tot:g}")
+                task.progress_current, task.progress_total, task.percent = current, tot, None
+                task.metrics["step"] = _plain(current)
+                task.metrics["total_steps"] = _plain(tot)
+            elif percent is not None:
+                task.percent = percent
+            if metrics:
+                task.metrics.update(metrics)
+            pct = task.progress_percent()
+            if eta is not None:
+                task.eta = eta
+            elif pct and task.started_at is not None and now > task.started_at:
+                task.eta = task.started_at + (now - task.started_at) * 100.0 / pct
+            if msg is not None:
+                leases.add_log(task, now, msg, MAX_LOG_LINES)
+            leases.renew(task, now)
+            return task
+
+        task = self.store.update_task(task_id, fn)
+        if refresh[0]:  # rapid progress loops skip the agent-file write (and its imports)
+            self._on_change(task, agent, progress_only=True)
+        return task
+
+    def log(self, task_id: str, message: str, *, agent: str, epoch: int | None = None) -> Task:
+        check_name(task_id, "task id")
+        check_name(agent, "agent name")
+        msg = text(message, "message")
+
+        def fn(task: Task) -> Task:
+            now = self.clock()
+            leases.check_holder(task, agent, now, epoch)
+            leases.add_log(task, now, msg, MAX_LOG_LINES)
+            leases.renew(task, now)
+            return task
+
+        return self.store.update_task(task_id, fn)
+
+    def complete(
+        self, task_id: str, *, agent: str, result: str | None = None, epoch: int | None = None
+    ) -> Task:
+        return self._finish(task_id, agent, COMPLETE, result, epoch)
+
+    def fail(self, task_id: str, *, agent: str, error: str, epoch: int | None = None) -> Task:
+        task = self._finish(task_id, agent, FAILED, text(error, "error"), epoch)
+        return task
+
+    def _finish(
+        self, task_id: str, agent: str, status: str, outcome: str | None, epoch: int | None
+    ) -> Task:
+        check_name(task_id, "task id")
+        check_name(agent, "agent name")
+        body = text(outcome, "result") if outcome is not None else None
+
+        def fn(task: Task) -> Task:
+            now = self.clock()
+            leases.check_holder(task, agent, now, epoch)
+            task.status, task.completed_at, task.updated_at = status, now, now
+            task.lease_expires = None
+            if status == COMPLETE:
+                task.result = body
+                if task.progress_total is not None:
+                    task.progress_current = task.progress_total
+                elif task.percent is not None:
+                    task.percent = 100.0
+            else:
+                task.error = body
+            leases.add_log(task, now, f"{status} by {agent}", MAX_LOG_LINES)
+            return task
+
+        task = self.store.update_task(task_id, fn)
+        if status == FAILED:
+            self._after_failure(task, agent)
+        else:
+            self._on_change(task, agent)
+        return task
+
+    def release(
+        self, task_id: str, *, agent: str, reason: str | None = None, epoch: int | None = None
+    ) -> Task:
+        """Give the task back (pending, no holder) without counting an attempt."""
+        check_name(task_id, "task id")
+        check_name(agent, "agent name")
+        why = text(reason, "reason") if reason is not None else None
+
+        def fn(task: Task) -> Task:
+            now = self.clock()
+            leases.check_holder(task, agent, now, epoch)
+            task.status, task.agent, task.lease_expires, task.updated_at = PENDING, None, None, now
+            leases.add_log(
+                task, now, f"released by {agent}" + (f": {why}" if why else ""), MAX_LOG_LINES
+            )
+            return task
+
+        task = self.store.update_task(task_id, fn)
+        self._on_change(task, agent)
+        return task
+
+
+def _iso(ts: float | None) -> str:
+    from ..core.clock import iso
+
+    return iso(ts) if ts is not None else "-"
+
+
+def _plain(value: float) -> float | int:
+    """``3500`` rather than ``3500.0`` in the json block, as the seed shows it."""
+    return int(value) if value == int(value) else value

@@ -1,0 +1,356 @@
+"""The MCP tools: thin, typed wrappers over the Python API (``coord mcp``; docs/mcp.md).
+
+Each public method of :class:`Tools` is one tool. Its signature is the tool's input schema (the
+SDK derives a pydantic model from it and validates every call against it); its docstring is not
+used: the one-line descriptions sent to clients live in :data:`DESCRIPTIONS`, because every token
+of the tool list is paid by every agent on every turn. Methods are synchronous and return plain
+JSON data; the server (:mod:`agentcoord.mcp.server`) runs them in a worker thread, serializes the
+result compactly and turns exceptions into tool errors carrying the CLI's stable codes.
+
+This module is imported only by ``coord mcp``, after the SDK itself, so it may import ``typing``
+and ``pydantic`` at run time (the SDK needs the annotations evaluated).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Literal
+
+from .. import shapes
+from ..core.validate import check_name
+from ..errors import InvalidInput, NotFound
+
+#: Default and largest number of rows in any list a tool returns (tasks, events, agents, alerts).
+DEFAULT_LIMIT = 20
+MAX_LIMIT = 100
+#: ``show_task`` returns only the newest log lines (the task keeps up to 50).
+SHOW_LOG_LINES = 10
+
+Outcome = Literal["complete", "fail", "release"]
+AgentStatus = Literal["idle", "busy", "blocked", "offline"]
+
+#: Tool name -> description. Order is the order of ``tools/list``. Keep them to one short line:
+#: the parameter names and the output say the rest.
+DESCRIPTIONS: dict[str, str] = {
+    "register": "Register the agent (idempotent).",
+    "heartbeat": "Sign of life; renews the agent's task leases.",
+    "create_task": "Create a task.",
+    "claim": "Claim task id, or the next ready task (highest priority, oldest first).",
+    "progress": "Report progress and/or log a message on a task you hold; renews its lease.",
+    "finish": "End your hold: complete (note=result), fail (note=error, required) "
+    "or release (back to pending; note=reason).",
+    "list_tasks": "List tasks in claim order. status: a state or 'open'.",
+    "show_task": "One task in full, with its newest log lines.",
+    "emit_event": "Append an event to a channel.",
+    "read_events": "Events on a channel you have not read yet (advances your cursor); "
+    "peek=true: the latest ones, no cursor.",
+    "context": "Get a shared context document; with data or text, replace it.",
+    "status": "Workspace summary: task counts, agents by health, alerts.",
+    "check_in": "Timer check-in: whether a new checkpoint arrived since your last check-in.",
+}
+
+#: Tools whose ``agent`` parameter is the acting agent (defaulted by ``--agent``); in
+#: ``list_tasks`` it is a filter and stays.
+ACTING = frozenset(
+    {
+        "register",
+        "heartbeat",
+        "claim",
+        "progress",
+        "finish",
+        "emit_event",
+        "read_events",
+        "check_in",
+    }
+)
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from ..api import Coordinator
+    from ..core.models import Task
+
+
+def _limit(value: int) -> int:
+    if not 1 <= value <= MAX_LIMIT:
+        raise InvalidInput(f"limit must be between 1 and {MAX_LIMIT}, not {value}")
+    return value
+
+
+def _scalars(data: dict[str, Any] | None, what: str) -> dict[str, Any]:
+    """A flat object of JSON scalars (task metrics)."""
+    out: dict[str, Any] = {}
+    for key, value in (data or {}).items():
+        if not isinstance(key, str) or not key.strip() or len(key) > 64:
+            raise InvalidInput(f"{what}: keys must be 1-64 characters of text, not {key!r}")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise InvalidInput(f"{what}: {key} must be a finite number")
+        if value is not None and not isinstance(value, (str, int, float, bool)):
+            raise InvalidInput(f"{what}: {key} must be text, a number or a boolean")
+        out[key] = value
+    return out
+
+
+def _select(row: dict[str, Any], fields: list[str] | None) -> dict[str, Any]:
+    return {f: row.get(f) for f in fields} if fields else row
+
+
+class Tools:
+    """The tool implementations, bound to one workspace and an optional default agent."""
+
+    def __init__(self, coord: Coordinator, agent: str | None = None) -> None:
+        self.coord = coord
+        self.default_agent = check_name(agent, "agent name") if agent is not None else None
+
+    # -- helpers -------------------------------------------------------------------------------
+    def _agent(self, agent: str | None) -> str:
+        name = agent if agent is not None else self.default_agent
+        if name is None:
+            raise InvalidInput("agent is required (or start 'coord mcp --agent NAME')")
+        return check_name(name, "agent name")
+
+    def _task(self, task: Task) -> dict[str, Any]:
+        return shapes.task_summary(task, self.coord.now())
+
+    # -- agents --------------------------------------------------------------------------------
+    def register(
+        self,
+        *,
+        capabilities: list[str] | None = None,
+        note: str | None = None,
+        agent: str | None = None,
+    ) -> dict[str, Any]:
+        found = self.coord.agents.register(self._agent(agent), capabilities=capabilities, note=note)
+        return shapes.agent_summary(found)
+
+    def heartbeat(
+        self,
+        *,
+        status: AgentStatus | None = None,
+        workload: int | None = None,
+        note: str | None = None,
+        agent: str | None = None,
+    ) -> dict[str, Any]:
+        found, renewed = self.coord.agents.heartbeat(
+            self._agent(agent), status=status, workload=workload, note=note
+        )
+        data = shapes.agent_summary(found)
+        data["renewed"] = [t.id for t in renewed]
+        return data
+
+    # -- tasks ---------------------------------------------------------------------------------
+    def create_task(
+        self,
+        *,
+        title: str,
+        id: str | None = None,
+        project: str | None = None,
+        priority: int = 0,
+        depends_on: list[str] | None = None,
+        assign: str | None = None,
+        total: float | None = None,
+    ) -> dict[str, Any]:
+        task = self.coord.tasks.create(
+            title,
+            id=id,
+            project=project,
+            priority=priority,
+            depends_on=depends_on or (),
+            assign=assign,
+            total=total,
+            created_by=self.default_agent,
+        )
+        return self._task(task)
+
+    def claim(
+        self,
+        *,
+        id: str | None = None,
+        project: str | None = None,
+        lease_seconds: float | None = None,
+        agent: str | None = None,
+    ) -> dict[str, Any]:
+        task = self.coord.tasks.claim(
+            id, agent=self._agent(agent), lease_seconds=lease_seconds, project=project
+        )
+        return self._task(task)
+
+    def progress(
+        self,
+        *,
+        id: str,
+        current: float | None = None,
+        total: float | None = None,
+        percent: float | None = None,
+        message: str | None = None,
+        metrics: dict[str, Any] | None = None,
+        agent: str | None = None,
+    ) -> dict[str, Any]:
+        who = self._agent(agent)
+        values = _scalars(metrics, "metrics")
+        tasks = self.coord.tasks
+        if current is None and percent is None and not values and message is not None:
+            task = tasks.log(id, message, agent=who)  # a log line: the API's cheaper call
+        else:
+            task = tasks.progress(
+                id,
+                agent=who,
+                current=current,
+                total=total,
+                percent=percent,
+                metrics=values or None,
+                message=message,
+            )
+        return self._task(task)
+
+    def finish(
+        self,
+        *,
+        id: str,
+        outcome: Outcome,
+        note: str | None = None,
+        agent: str | None = None,
+    ) -> dict[str, Any]:
+        who = self._agent(agent)
+        tasks = self.coord.tasks
+        if outcome == "complete":
+            task = tasks.complete(id, agent=who, result=note)
+        elif outcome == "fail":
+            if note is None:
+                raise InvalidInput("outcome fail needs note: the error")
+            task = tasks.fail(id, agent=who, error=note)
+        else:
+            task = tasks.release(id, agent=who, reason=note)
+        return self._task(task)
+
+    def list_tasks(
+        self,
+        *,
+        status: str | None = None,
+        agent: str | None = None,
+        project: str | None = None,
+        ready: bool | None = None,
+        limit: int = DEFAULT_LIMIT,
+        fields: list[str] | None = None,
+    ) -> dict[str, Any]:
+        limit = _limit(limit)
+        tasks = self.coord.tasks.list(status=status, agent=agent, project=project, ready=ready)
+        rows = [_select(self._task(t), fields) for t in tasks[:limit]]
+        return {"tasks": rows, "total": len(tasks)}
+
+    def show_task(self, *, id: str, fields: list[str] | None = None) -> dict[str, Any]:
+        data = shapes.task_full(self.coord.tasks.get(id))
+        logs = data.get("logs") or []
+        if len(logs) > SHOW_LOG_LINES:
+            data["logs"] = logs[-SHOW_LOG_LINES:]
+            data["logs_omitted"] = len(logs) - SHOW_LOG_LINES
+        return _select(data, fields)
+
+    # -- events --------------------------------------------------------------------------------
+    def emit_event(
+        self,
+        *,
+        channel: str,
+        type: str,
+        fields: dict[str, Any] | None = None,
+        agent: str | None = None,
+    ) -> dict[str, Any]:
+        who = agent if agent is not None else self.default_agent
+        event = self.coord.events.emit(channel, type, fields or {}, agent=who)
+        return shapes.event_brief(event)
+
+    def read_events(
+        self,
+        *,
+        channel: str,
+        limit: int = DEFAULT_LIMIT,
+        peek: bool = False,
+        agent: str | None = None,
+    ) -> dict[str, Any]:
+        limit = _limit(limit)
+        events = self.coord.events
+        if peek:
+            return {"events": [shapes.event_brief(e) for e in events.tail(channel, n=limit)]}
+        consumer = self._agent(agent)
+        batch = events.consume(channel, consumer, limit=limit)
+        if batch:  # delivered as this tool's result: acknowledge at once
+            events.ack(channel, consumer, batch[-1].seq)
+        return {"events": [shapes.event_brief(e) for e in batch]}
+
+    # -- context -------------------------------------------------------------------------------
+    def context(
+        self,
+        *,
+        project: str,
+        domain: str,
+        data: dict[str, Any] | None = None,
+        text: str | None = None,
+        title: str | None = None,
+    ) -> dict[str, Any]:
+        contexts = self.coord.contexts
+        if data is not None or text is not None:
+            return shapes.context_row(
+                contexts.put(
+                    project,
+                    domain,
+                    data if data is not None else {},
+                    title=title,
+                    text=text,
+                    created_by=self.default_agent,
+                )
+            )
+        if title is not None:
+            raise InvalidInput("title is only used with data or text (a put)")
+        return shapes.context_full(contexts.get(project, domain))
+
+    # -- overview ------------------------------------------------------------------------------
+    def status(self, *, limit: int = DEFAULT_LIMIT) -> dict[str, Any]:
+        limit = _limit(limit)
+        data = self.coord.reports.status()
+        keep = ("agent", "class", "status", "workload", "active", "reason")
+        agents = [{k: row.get(k) for k in keep} for row in data["agents"]]
+        out: dict[str, Any] = {
+            "time": data["time"],
+            "tasks": {k: v for k, v in data["tasks"].items() if v},
+            "total_tasks": data["total_tasks"],
+            "attention": data["attention"],
+            "agents": agents[:limit],
+            "alerts": data["alerts"][:limit],
+        }
+        for key, full in (("agents", agents), ("alerts", data["alerts"])):
+            if len(full) > limit:
+                out[f"more_{key}"] = len(full) - limit
+        return out
+
+    def check_in(self, *, timer: str | None = None, agent: str | None = None) -> dict[str, Any]:
+        from ..timer.check import check, report_json, summarize
+        from ..timer.files import TimerFiles
+
+        workspace = self.coord.workspace
+        if workspace is None:
+            raise NotFound("no workspace directory: the timer's files live next to one (--dir)")
+        who = agent if agent is not None else self.default_agent
+        consumer = _timer_consumer(check_name(who, "agent name")) if who is not None else None
+        result = check(TimerFiles(workspace.timer_dir, timer), consumer=consumer)
+        return report_json(result, summarize(result, self.coord) if result.new else None)
+
+
+def _timer_consumer(agent: str) -> str:
+    """The agent's own last-check file, so agents never take each other's check-ins. Timer
+    consumer names allow no dots (they would clash with file suffixes) and 48 characters."""
+    name = agent.replace(".", "_")
+    if name != agent or len(name) > 48:
+        import hashlib
+
+        name = f"{name[:39]}-{hashlib.sha1(agent.encode()).hexdigest()[:8]}"
+    return name
+
+
+def unknown_arguments(tool: str, given: dict[str, Any], known: set[str]) -> None:
+    """Refuse arguments a tool does not take: a misspelt ``task_id`` must not turn ``claim``
+    into "claim the next task"."""
+    extra = sorted(set(given) - known)
+    if extra:
+        raise InvalidInput(
+            f"{tool}: unknown argument(s) {', '.join(map(repr, extra))}; "
+            f"it takes {', '.join(sorted(known))}"
+        )

@@ -1,0 +1,359 @@
+"""``coord doctor``: check a workspace's invariants, and repair what is safe to repair.
+
+:func:`check` reads everything and changes nothing; :func:`fix` repairs the violations marked
+``repairable`` and returns what it did. The invariants are the ones ``tests/reliability`` checks
+after torture and crashes (see ``docs/reliability.md``):
+
+================  ============================================================  ==========
+kind              invariant                                                     repairable
+================  ============================================================  ==========
+corrupt           every record parses (``path:line: reason``)                   no
+state             a task's status is one of the seven states                    no
+index             the head index agrees with the task records (one state each)  yes (rebuild)
+lease             in_progress <=> an agent and a lease; no lease otherwise       no
+expired_lease     an in_progress lease that has expired                          yes (reap)
+epoch             granted tasks have epoch >= 1; logged grants never exceed it   no
+attempts          0 <= attempts <= max_attempts                                  no
+dependency        every dependency is on the board or archived                  no
+cycle             dependencies form no cycle                                    no
+blocked           a blocked task has a failed or cancelled (transitive) dep     no
+unblocked         a pending/assigned task with a failed/cancelled dep           yes (block)
+agent_view        an agent's active tasks = the in_progress tasks it holds       yes (rebuild)
+event_seq         per channel, seqs 1..N with no gap across archive + live      no
+last_seq          ``Last Seq`` >= the largest seq                               no
+cursor            every consumer cursor <= the channel's last seq               no
+temp_file         no temp file of a dead writer (or older than a day)           yes (remove)
+lock_held         no lock stays held (flock: only a live process can hold one)   no
+symlink           no symlinks in the workspace (writes replace them, reads      no
+                  and directories follow them)
+permissions       nothing world-writable                                        yes (chmod)
+================  ============================================================  ==========
+
+Epochs are checked from one snapshot (no memo of earlier runs): a task that was ever granted has
+epoch >= 1 and the grants its log still shows ("claimed by X (epoch N)") increase and never
+exceed the current epoch. Monotonicity over time is what the fencing update guarantees and the
+torture tests observe. Run ``check`` on a quiet workspace: under load, agent views and the index
+lag the task records by one write, and a re-check clears such reports.
+
+Everything goes through the :class:`~agentcoord.store.base.Store` interface, so any backend is
+checked alike: the storage's own problems (files: ``temp_file``, ``lock_held``, ``symlink``,
+``permissions``; an unreadable counter) come from :meth:`Store.check_storage` and are repaired by
+:meth:`Store.repair_storage`; ``file`` is :meth:`Store.record_path` where the store has files.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import re
+
+from ..core import leases
+from ..core.models import (
+    ASSIGNED,
+    BLOCKED,
+    CANCELLED,
+    FAILED,
+    IN_PROGRESS,
+    MAX_LOG_LINES,
+    PENDING,
+    TASK_STATES,
+)
+from ..core.validate import is_valid_name
+from ..errors import CorruptData, NotFound
+from ..store.base import Violation
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from ..core.models import Task
+    from ..domain.agents import Agents
+    from ..domain.tasks import TaskBoard
+    from ..store.base import Store
+
+__all__ = ["Doctor", "Violation", "check", "fix"]
+
+_GRANT = re.compile(r"claimed by [A-Za-z0-9][A-Za-z0-9._-]{0,63} \(epoch (\d+)\)")
+_BAD_ENDS = frozenset({FAILED, CANCELLED})
+
+
+def _corrupt(exc: CorruptData) -> Violation:
+    return Violation("corrupt", os.path.basename(exc.path), exc.message, file=exc.path)
+
+
+# -- check -------------------------------------------------------------------------------------
+def check(store: Store, *, now: float) -> list[Violation]:
+    """Every violated invariant of the workspace in ``store`` at time ``now`` (POSIX seconds);
+    changes nothing."""
+    out: list[Violation] = list(store.check_storage())
+    errors: list[CorruptData] = []
+    tasks = {t.id: t for t in store.list_tasks(errors=errors)}
+    archived = {t.id: t.status for _, t in store.list_archived_tasks(errors=errors)}
+    out += [_corrupt(e) for e in errors]
+    statuses = {**archived, **{tid: t.status for tid, t in tasks.items()}}
+
+    def path(task_id: str) -> str | None:
+        return store.record_path("task", task_id)
+
+    for task in tasks.values():
+        out += _check_task(task, now, set(tasks) | set(archived), path(task.id))
+    out += _check_graph(tasks, statuses, path)
+    # Check the index every other process reads, not this process's copy of it.
+    out += _check_index(store.fresh(), tasks)
+    out += _check_agents(store, tasks)
+    errors = []
+    store.list_contexts(errors=errors)
+    out += [_corrupt(e) for e in errors]
+    out += _check_events(store)
+    return out
+
+
+def _check_task(task: Task, now: float, known: set[str], path: str | None) -> list[Violation]:
+    out: list[Violation] = []
+
+    def bad(kind: str, message: str, *, repairable: bool = False) -> None:
+        out.append(Violation(kind, task.id, message, file=path, repairable=repairable))
+
+    if task.status not in TASK_STATES:
+        bad("state", f"task {task.id} has unknown status {task.status!r}")
+    if task.status == IN_PROGRESS:
+        if not task.agent or task.lease_expires is None:
+            bad("lease", f"task {task.id} is in_progress without an agent and a lease")
+        elif task.lease_expires <= now:
+            bad("expired_lease", f"{task.agent}'s lease on task {task.id} expired", repairable=True)
+    elif task.lease_expires is not None:
+        bad("lease", f"task {task.id} is {task.status} but still has a lease")
+    if task.epoch < 0 or (
+        task.epoch < 1 and (task.status == IN_PROGRESS or task.started_at is not None)
+    ):
+        bad("epoch", f"task {task.id} was granted but its epoch is {task.epoch}")
+    grants = [int(m.group(1)) for ln in task.logs if (m := _GRANT.fullmatch(ln.message))]
+    if any(b <= a for a, b in itertools.pairwise(grants)) or (grants and grants[-1] > task.epoch):
+        bad("epoch", f"task {task.id}: logged grants {grants} against epoch {task.epoch}")
+    if not 0 <= task.attempts <= task.max_attempts:
+        bad("attempts", f"task {task.id} has {task.attempts}/{task.max_attempts} attempts")
+    for dep in task.depends_on:
+        if dep not in known:
+            bad(
+                "dependency", f"task {task.id} depends on {dep}, which is neither live nor archived"
+            )
+    return out
+
+
+def _root_cause(tid: str, deps: dict[str, list[str]], statuses: dict[str, str]) -> str | None:
+    """A failed or cancelled task among ``tid``'s dependencies, transitively (None if none)."""
+    seen: set[str] = set()
+    stack = list(deps.get(tid, ()))
+    while stack:
+        dep = stack.pop()
+        if dep in seen:
+            continue
+        seen.add(dep)
+        if statuses.get(dep) in _BAD_ENDS:
+            return dep
+        stack.extend(deps.get(dep, ()))
+    return None
+
+
+def _should_block(tasks: dict[str, Task], statuses: dict[str, str]) -> dict[str, str]:
+    """Pending or assigned tasks that a failed/cancelled dependency should have blocked."""
+    deps = {tid: t.depends_on for tid, t in tasks.items()}
+    out: dict[str, str] = {}
+    for tid, task in tasks.items():
+        if task.status in (PENDING, ASSIGNED) and task.depends_on:
+            cause = _root_cause(tid, deps, statuses)
+            if cause is not None:
+                out[tid] = cause
+    return out
+
+
+def _check_graph(
+    tasks: dict[str, Task], statuses: dict[str, str], file_of: Callable[[str], str | None]
+) -> list[Violation]:
+    out: list[Violation] = []
+    deps = {tid: t.depends_on for tid, t in tasks.items()}
+    for tid, task in sorted(tasks.items()):
+        if task.status == BLOCKED and _root_cause(tid, deps, statuses) is None:
+            msg = f"task {tid} is blocked but no dependency of it failed or was cancelled"
+            out.append(Violation("blocked", tid, msg, file=file_of(tid)))
+    for tid, cause in sorted(_should_block(tasks, statuses).items()):
+        msg = f"task {tid} is {tasks[tid].status} but its dependency {cause} is {statuses[cause]}"
+        out.append(Violation("unblocked", tid, msg, file=file_of(tid), repairable=True))
+    # Cycles: iterative DFS, white/grey/black; each cycle reported once by its smallest id.
+    colour: dict[str, int] = {}
+    reported: set[frozenset[str]] = set()
+    for start in sorted(tasks):
+        if colour.get(start):
+            continue
+        path: list[str] = [start]
+        colour[start] = 1
+        iters = [iter(deps.get(start, ()))]
+        while iters:
+            nxt = next(iters[-1], None)
+            if nxt is None:
+                colour[path.pop()] = 2
+                iters.pop()
+            elif colour.get(nxt) == 1:
+                cycle = path[path.index(nxt) :]
+                if frozenset(cycle) not in reported:
+                    reported.add(frozenset(cycle))
+                    first = min(cycle)
+                    shown = " -> ".join([*cycle, nxt])
+                    msg = f"dependency cycle: {shown}"
+                    out.append(Violation("cycle", first, msg, file=file_of(first)))
+            elif not colour.get(nxt) and nxt in tasks:
+                colour[nxt] = 1
+                path.append(nxt)
+                iters.append(iter(deps.get(nxt, ())))
+    return out
+
+
+def _check_index(store: Store, tasks: dict[str, Task]) -> list[Violation]:
+    out: list[Violation] = []
+    seen: dict[str, str] = {}
+    for head in store.list_task_heads(errors=[]):
+        task = tasks.get(head.id)
+        if head.id in seen:
+            msg = f"task {head.id} is indexed twice ({seen[head.id]} and {head.status})"
+        elif task is not None and task.status != head.status:
+            msg = f"task {head.id} is {task.status} but indexed as {head.status}"
+        else:
+            seen[head.id] = head.status
+            continue
+        out.append(Violation("index", head.id, msg, repairable=True))
+    return out
+
+
+def _holdings(tasks: dict[str, Task]) -> dict[str, set[str]]:
+    holds: dict[str, set[str]] = {}
+    for task in tasks.values():
+        if task.status == IN_PROGRESS and task.agent:
+            holds.setdefault(task.agent, set()).add(task.id)
+    return holds
+
+
+def _view_drift(store: Store, tasks: dict[str, Task], errors: list[CorruptData]) -> list[Violation]:
+    holds = _holdings(tasks)
+    out = []
+    for agent in store.list_agents(errors=errors):
+        shown = {str(e.get("id")) for e in agent.active}
+        truth = holds.get(agent.name, set())
+        if shown != truth:
+            msg = (
+                f"agent {agent.name}'s view lists {sorted(shown) or 'no tasks'}; the task "
+                f"records say it holds {sorted(truth) or 'none'}"
+            )
+            path = store.record_path("agent", agent.name)
+            out.append(Violation("agent_view", agent.name, msg, file=path, repairable=True))
+    return out
+
+
+def _check_agents(store: Store, tasks: dict[str, Task]) -> list[Violation]:
+    errors: list[CorruptData] = []
+    out = _view_drift(store, tasks, errors)
+    return [_corrupt(e) for e in errors] + out
+
+
+def _check_events(store: Store) -> list[Violation]:
+    errors: list[CorruptData] = []
+    cursors = store.list_cursors(errors=errors)
+    out = [_corrupt(e) for e in errors]
+    channels = store.list_channels()
+    for channel in sorted(c for c in set(channels) | set(cursors) if is_valid_name(c)):
+        try:
+            seqs = [e.seq for e in store.read_events(channel)]
+            last = store.last_seq(channel)
+        except CorruptData as exc:
+            out.append(_corrupt(exc))
+            continue
+        path = store.record_path("event", channel)
+
+        def bad(kind: str, msg: str, channel: str = channel, path: str | None = path) -> None:
+            out.append(Violation(kind, channel, msg, file=path))
+
+        expected = 1
+        for seq in seqs:
+            if seq != expected:
+                what = f"{expected}..{seq - 1} missing" if seq > expected else "out of order"
+                bad("event_seq", f"channel {channel}: seq {seq} where {expected} was due ({what})")
+                break
+            expected = seq + 1
+        if seqs and last < seqs[-1]:
+            bad("last_seq", f"channel {channel}: Last Seq {last} < newest seq {seqs[-1]}")
+        for consumer, seq in sorted(cursors.get(channel, {}).items()):
+            if seq > last:
+                bad("cursor", f"channel {channel}: cursor of {consumer} is {seq} > last seq {last}")
+    return out
+
+
+# -- fix ---------------------------------------------------------------------------------------
+def fix(store: Store, *, now: float, board: TaskBoard, agents: Agents) -> list[str]:
+    """Repair every repairable violation :func:`check` finds; return what was done. Reaps
+    expired leases (``board``), blocks dependents of failed/cancelled tasks, rebuilds agent views
+    (``agents``) and the task index, and lets the store repair its own (temp files, world write
+    permission). Each repair is an atomic update that re-checks its condition, so running it on
+    a live board is safe."""
+    found = check(store, now=now)
+    kinds = {v.kind for v in found if v.repairable}
+    actions: list[str] = []
+    if "index" in kinds and store.rebuild_index():
+        actions.append("rebuilt the task index (from the task records)")
+    if "expired_lease" in kinds:
+        # Exactly the tasks check() found (each re-checked under its lock).
+        expired = [v.key for v in found if v.kind == "expired_lease"]
+        for task in board.reap(ids=expired):
+            actions.append(f"reaped task {task.id}: lease expired, now {task.status}")
+    if "unblocked" in kinds or "expired_lease" in kinds:
+        actions += _block(store, now)
+    if "agent_view" in kinds or "expired_lease" in kinds:
+        tasks = {t.id: t for t in store.list_tasks()}
+        for v in _view_drift(store, tasks, []):
+            agents.rebuild_views(v.key)
+            actions.append(f"rebuilt the task views of agent {v.key}")
+    actions += store.repair_storage([v for v in found if v.repairable])
+    return actions
+
+
+def _block(store: Store, now: float) -> list[str]:
+    tasks = {t.id: t for t in store.list_tasks()}
+    archived = {t.id: t.status for _, t in store.list_archived_tasks(errors=[])}
+    statuses = {**archived, **{tid: t.status for tid, t in tasks.items()}}
+    actions = []
+    for tid, cause in sorted(_should_block(tasks, statuses).items()):
+        reason = f"dependency {cause} is {statuses[cause]}"
+
+        def fn(task: Task, reason: str = reason, cause: str = cause) -> Task | None:
+            if task.status not in (PENDING, ASSIGNED):
+                return None
+            task.status, task.updated_at, task.blocked_reason = BLOCKED, now, reason
+            task.dep_states[cause] = statuses[cause]
+            leases.add_log(task, now, f"blocked: {reason}", MAX_LOG_LINES)
+            return task
+
+        try:
+            if store.update_task(tid, fn).status == BLOCKED:
+                actions.append(f"blocked task {tid}: {reason}")
+        except NotFound:  # archived meanwhile
+            continue
+    return actions
+
+
+class Doctor:
+    """``coord.doctor``: :func:`check` and :func:`fix` bound to one workspace's store, clock,
+    board and agents (built by :class:`agentcoord.api.Coordinator`)."""
+
+    def __init__(
+        self, store: Store, clock: Callable[[], float], board: TaskBoard, agents: Agents
+    ) -> None:
+        self.store = store
+        self.clock = clock
+        self.board = board
+        self.agents = agents
+
+    def check(self) -> list[Violation]:
+        """Every violated invariant now; changes nothing."""
+        return check(self.store, now=self.clock())
+
+    def fix(self) -> list[str]:
+        """Repair what is repairable; returns what was done."""
+        return fix(self.store, now=self.clock(), board=self.board, agents=self.agents)

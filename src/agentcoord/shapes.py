@@ -1,0 +1,135 @@
+"""The ``--json`` and MCP shapes of the records: what every interface prints for a task, an agent,
+an event or a context document. One definition each, so the CLI, the MCP server, the dashboard
+and the web page agree (SPEC section 6: "a task is an object with at least ``id``, ``status``,
+``agent``, ``epoch``; event streams are objects with at least ``seq``, ``type``, ``time``").
+
+Pure functions of the models (and ``now`` for what counts down); no I/O. Times are ISO 8601 UTC
+strings; durations are seconds. The results of the domain's own reports (``coord status``,
+``coord monitor`` rows, maintenance actions, doctor violations) carry their shape on their
+classes (``to_dict``).
+"""
+
+from __future__ import annotations
+
+import json
+
+from .core.clock import iso, iso_ms
+from .core.models import IN_PROGRESS
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+    from .core.models import Agent, ContextDoc, Event, Task
+
+
+def task_summary(task: Task, now: float) -> dict[str, Any]:
+    """The compact task: what an agent needs, nothing more (lists, and every write's reply).
+
+    ``{"id", "title", "status", "agent", "epoch", "priority"}`` plus, when they apply,
+    ``project``, ``percent`` (0-100, one decimal), ``depends_on``, ``lease_left`` (seconds, for
+    an in-progress task), ``attempts``, ``blocked_reason``, ``error``."""
+    out: dict[str, Any] = {
+        "id": task.id,
+        "title": task.title,
+        "status": task.status,
+        "agent": task.agent,
+        "epoch": task.epoch,
+        "priority": task.priority,
+    }
+    if task.project:
+        out["project"] = task.project
+    pct = task.progress_percent()
+    if pct is not None:
+        out["percent"] = round(pct, 1)
+    if task.depends_on:
+        out["depends_on"] = list(task.depends_on)
+    if task.status == IN_PROGRESS and task.lease_expires is not None:
+        out["lease_left"] = round(task.lease_expires - now, 1)
+    if task.attempts:
+        out["attempts"] = task.attempts
+    if task.blocked_reason:
+        out["blocked_reason"] = task.blocked_reason
+    if task.error:
+        out["error"] = task.error
+    return out
+
+
+def task_full(task: Task) -> dict[str, Any]:
+    """``task show --json``: every field of :meth:`Task.to_dict`, timestamps as ISO strings,
+    logs as ``{"time", "message"}``, plus the derived ``percent``."""
+    data = task.to_dict()
+    for key, value in list(data.items()):
+        if key.endswith(("_at", "_expires")) or key == "eta":
+            data[key] = iso(value) if value is not None else None
+    data["logs"] = [{"time": iso(ln.time), "message": ln.message} for ln in task.logs]
+    data["percent"] = task.progress_percent()
+    return data
+
+
+def agent_summary(agent: Agent) -> dict[str, Any]:
+    """``{"name", "status", "workload", "last_seen" (ISO), "capabilities", "active" (task ids),
+    "breaker", "breaker_failures"}``: ``agent register|heartbeat|retire`` and list rows."""
+    return {
+        "name": agent.name,
+        "status": agent.status,
+        "workload": agent.workload,
+        "last_seen": iso(agent.last_seen) if agent.last_seen else None,
+        "capabilities": list(agent.capabilities),
+        "active": [str(e.get("id")) for e in agent.active],
+        "breaker": agent.breaker_state,
+        "breaker_failures": agent.breaker_failures,
+    }
+
+
+def agent_full(agent: Agent) -> dict[str, Any]:
+    """``agent show --json``: every field of :meth:`Agent.to_dict`, timestamps as ISO."""
+    data = agent.to_dict()
+    for key in ("last_seen", "registered_at", "breaker_opened_at", "last_failure"):
+        value = data.get(key)
+        data[key] = iso(value) if value else None
+    return data
+
+
+def event_row(event: Event) -> dict[str, Any]:
+    """An event in a stream (``event tail --json``, NDJSON): ``seq``, ``type``, ``time`` (ISO
+    8601 UTC with milliseconds when it has them), ``channel`` and ``fields`` (an object)."""
+    return {
+        "seq": event.seq,
+        "type": event.type,
+        "time": iso_ms(event.time),
+        "channel": event.channel,
+        "fields": dict(event.fields),
+    }
+
+
+def event_brief(event: Event) -> dict[str, Any]:
+    """An event as MCP tools return it (the channel is the caller's argument): ``seq``,
+    ``type``, ``time`` (ISO, whole seconds), ``fields``."""
+    return {
+        "seq": event.seq,
+        "type": event.type,
+        "time": iso(event.time),
+        "fields": dict(event.fields),
+    }
+
+
+def context_row(doc: ContextDoc) -> dict[str, Any]:
+    """A context document in a list: no data, only its size (``bytes`` of compact JSON) and
+    number of top-level ``keys``."""
+    return {
+        "project": doc.project,
+        "domain": doc.domain,
+        "title": doc.title or None,
+        "updated": iso(doc.updated_at) if doc.updated_at else None,
+        "created_by": doc.created_by,
+        "keys": len(doc.data),
+        "bytes": len(json.dumps(doc.data, ensure_ascii=False, separators=(",", ":")).encode()),
+    }
+
+
+def context_full(doc: ContextDoc) -> dict[str, Any]:
+    """``context get --json``: every field, ``updated_at`` as ISO."""
+    out = doc.to_dict()
+    out["updated_at"] = iso(doc.updated_at) if doc.updated_at else None
+    return out

@@ -1,0 +1,156 @@
+"""The coordination directory's primitives, shared by the parts of the markdown backend.
+
+:class:`Directory` names the files (``path``), locks them (``flock(2)`` on ``.locks/{name}.lock``,
+files that are never replaced, so the shell's ``flock(1)`` interoperates), writes them atomically
+(temp file, fsync, ``os.replace``, directory fsync: :func:`agentcoord.fs.atomic_write`) and reads
+them, and keeps :class:`RecordCache`, the parsed records of the bytes it last read or wrote.
+
+The layout (SPEC section 3)::
+
+    task-{id}.md  agent-{name}.md  events-{channel}.md  context-{project}-{domain}.md
+    metrics-{type}.md  README.md  .gitkeep  config.json
+    archive/   task-, agent- and events-{channel}-{YYYY-MM-DD}.md moved out of the live set
+    .locks/    one lock file per record (never deleted while in use)
+    .state/    counters, consumer cursors, the task head index (caches and small state)
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+from ...errors import BackendUnavailable
+from ...fs import FileLock, atomic_write, ensure_dir, read_text
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
+
+LOCKS = ".locks"
+STATE = ".state"
+ARCHIVE = "archive"
+README = "README.md"
+KEEP = ".gitkeep"
+
+README_TEXT = """# Coordination Directory
+
+This directory contains ephemeral coordination files used by AI coding agents (agentcoord).
+
+Files are created/updated during agent execution and cleaned up periodically (`coord cleanup`).
+Read them freely; prefer `coord` commands for changes while agents are running, because every
+write takes a lock in `.locks/` and replaces files atomically.
+"""
+
+#: How many parsed records a process keeps (the ones it touched last).
+CACHE_SIZE = 256
+
+
+class RecordCache:
+    """Parsed records keyed by file name, each with the exact bytes it was parsed from (or
+    rendered to). A read whose bytes equal the cached ones returns a copy of the cached record
+    instead of parsing again: the comparison is of the content itself, so it is never stale."""
+
+    __slots__ = ("_entries",)
+
+    def __init__(self) -> None:
+        self._entries: dict[str, tuple[bytes, Any]] = {}
+
+    def get(self, name: str, raw: bytes) -> Any:
+        found = self._entries.get(name)
+        if found is None or found[0] != raw:
+            return None
+        return found[1].copy()
+
+    def put(self, name: str, raw: bytes, record: Any) -> None:
+        entries = self._entries
+        entries.pop(name, None)
+        if len(entries) >= CACHE_SIZE:
+            del entries[next(iter(entries))]
+        entries[name] = (raw, record.copy())
+
+    def drop(self, name: str) -> None:
+        self._entries.pop(name, None)
+
+    def clear(self) -> None:
+        self._entries.clear()
+
+
+class Directory:
+    """A coordination directory at ``root``: paths, locks, atomic writes and reads."""
+
+    def __init__(
+        self,
+        root: str,
+        *,
+        durable: bool = True,
+        lock_timeout: float = 10.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.root = os.path.abspath(root)
+        self.durable = durable
+        self.lock_timeout = lock_timeout
+        self.clock = clock
+        self.cache = RecordCache()
+        self._locks_ready = False
+
+    def path(self, name: str) -> str:
+        return os.path.join(self.root, name)
+
+    def lock(self, name: str) -> FileLock:
+        """The lock of record ``name`` (``task-7``, ``events-team``, ``counter-task``)."""
+        if not self._locks_ready:
+            ensure_dir(self.path(LOCKS))
+            self._locks_ready = True
+        return FileLock(os.path.join(self.root, LOCKS, name + ".lock"), self.lock_timeout)
+
+    def write(self, name: str, data: str | bytes, *, durable: bool = True) -> None:
+        """Replace file ``name`` atomically (durably unless the store or the call says not)."""
+        atomic_write(self.path(name), data, durable=self.durable and durable)
+
+    def read_text(self, name: str) -> str | None:
+        return read_text(self.path(name))
+
+    def read_bytes(self, name: str) -> bytes | None:
+        """The file's bytes, or None when it does not exist; :class:`BackendUnavailable` when it
+        cannot be read."""
+        try:
+            with open(self.path(name), "rb") as fh:
+                return fh.read()
+        except FileNotFoundError:
+            return None
+        except IsADirectoryError:
+            raise BackendUnavailable(f"{self.path(name)} is a directory, expected a file") from None
+        except OSError as exc:
+            raise BackendUnavailable(f"cannot read {self.path(name)}: {exc.strerror}") from exc
+
+    def ensure(self, sub: str = "") -> str:
+        path = self.path(sub) if sub else self.root
+        ensure_dir(path)
+        return path
+
+    def names(self, sub: str = "") -> list[str]:
+        """Regular files (no symlinks) directly in ``sub`` (the root by default), sorted."""
+        try:
+            with os.scandir(self.path(sub) if sub else self.root) as entries:
+                return sorted(e.name for e in entries if e.is_file(follow_symlinks=False))
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+
+    def prepare(self) -> list[str]:
+        """Create the layout (root, ``archive/``, ``README.md``, ``.gitkeep``) where missing;
+        return what was created. Idempotent."""
+        done: list[str] = []
+        if os.path.exists(self.root) and not os.path.isdir(self.root):
+            from ...errors import InvalidInput
+
+            raise InvalidInput(f"{self.root} exists and is not a directory")
+        for path in (self.root, self.path(ARCHIVE)):
+            if not os.path.isdir(path):
+                ensure_dir(path)
+                done.append(f"created {path}/")
+        for name, text in ((README, README_TEXT), (KEEP, "")):
+            if not os.path.exists(self.path(name)):
+                atomic_write(self.path(name), text)
+                done.append(f"wrote {self.path(name)}")
+        return done

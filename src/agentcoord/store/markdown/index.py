@@ -1,0 +1,207 @@
+"""A stat-validated index of task heads for the markdown backend.
+
+Listing 10,000 task files must not mean parsing 10,000 files (SPEC section 8: ``claim`` and
+``list --status`` within 150 ms). The files stay the only truth: this index caches each file's
+:class:`~agentcoord.core.models.TaskHead` keyed by ``(mtime_ns, size, inode)``; a file whose stat
+differs is re-read.
+
+The stat key alone is not enough ("racy git"): file times come from a coarse clock (a few ms)
+and a replaced file's inode number is soon reused, so two versions written within one tick with
+the same size can share a key. A row is therefore trusted on its stat only when the file's mtime
+is clearly older than the moment the row was recorded; a younger one is re-read and its CRC-32
+compared with the recorded one (a cheap read, not a parse) before it is believed.
+
+The cache file is rewritten without fsync (losing it costs one slow scan) when enough rows
+changed; concurrent rewrites are harmless because every row is re-validated by its reader.
+Long-lived processes keep the rows in memory and note their own writes (under the record lock).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+import zlib
+
+from ...core.models import TaskHead
+from ...errors import CorruptData
+from ...fs import atomic_write, ensure_dir
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
+
+    from ...core.models import Task
+
+INDEX_VERSION = 3
+# A row: [mtime_ns, size, inode, crc32, recorded_ns, *TaskHead.to_list()]
+_HEAD = 5
+_STATUS = _HEAD + TaskHead.__slots__.index("status")
+#: Files modified less than this before their row was recorded are verified by CRC: well above
+#: the kernel's file-time granularity (one scheduler tick, 1-10 ms).
+RACY_NS = 100_000_000
+#: Re-parsing a few changed files is cheaper than rewriting a large index after every write.
+REWRITE_AFTER = 32
+#: How many of its own writes a process remembers for :meth:`TaskIndex.head`.
+WRITTEN_MAX = 64
+
+
+class TaskIndex:
+    """Heads of the ``task-*.md`` files in ``root``, cached in ``state_dir``."""
+
+    def __init__(self, root: str, state_dir: str) -> None:
+        self.root = root
+        self.state_dir = state_dir
+        self.path = os.path.join(state_dir, "index-task.json")
+        #: The rows as of this process's last scan (and its own writes since): a long-lived
+        #: process re-reads only files that others changed. None until the first scan.
+        self.memory: dict[str, list[Any]] | None = None
+        #: Rows of this process's own latest writes (also before any scan), for :meth:`head`.
+        self.written: dict[str, list[Any]] = {}
+        self._unsaved = 0  # rows that differ from the file on disk
+
+    def note(self, name: str, task: Task, raw: bytes) -> None:
+        """Record this process's own write of ``name`` with content ``raw`` (call it under the
+        record's lock, so that the stat is of this very write)."""
+        try:
+            st = os.stat(os.path.join(self.root, name), follow_symlinks=False)
+        except OSError:
+            self.written.pop(name, None)
+            if self.memory is not None:
+                self.memory.pop(name, None)
+            return
+        row = _row(st, raw, task)
+        self.written.pop(name, None)
+        if len(self.written) >= WRITTEN_MAX:
+            del self.written[next(iter(self.written))]
+        self.written[name] = row
+        if self.memory is not None:
+            self.memory[name] = row
+            self._unsaved += 1
+
+    def head(self, name: str, read: Callable[[str], bytes | None]) -> TaskHead | None:
+        """The head of ``name`` from this process's rows when they still describe the file (its
+        stat matches, and a racy row's CRC too); None when the file must be read and parsed."""
+        row = (self.memory or {}).get(name) or self.written.get(name)
+        if row is None or len(row) <= _STATUS:
+            return None
+        try:
+            st = os.stat(os.path.join(self.root, name), follow_symlinks=False)
+        except OSError:
+            return None
+        if row[:3] != [st.st_mtime_ns, st.st_size, st.st_ino]:
+            return None
+        if row[0] >= row[4] - RACY_NS:  # racy: believe the content, not the stat
+            raw = read(name)
+            if raw is None or zlib.crc32(raw) != row[3]:
+                return None
+        try:
+            return TaskHead.from_list(row[_HEAD:])
+        except (TypeError, ValueError):
+            return None
+
+    def _load(self) -> dict[str, list[Any]]:
+        try:
+            with open(self.path, "rb") as fh:
+                data = json.loads(fh.read())
+        except (OSError, ValueError):
+            return {}
+        if not isinstance(data, dict) or data.get("version") != INDEX_VERSION:
+            return {}
+        entries = data.get("entries")
+        return entries if isinstance(entries, dict) else {}
+
+    def scan(
+        self,
+        read: Callable[[str], bytes | None],
+        parse: Callable[[str, bytes], Task],
+        errors: list[CorruptData] | None,
+        statuses: frozenset[str] | None = None,
+    ) -> tuple[list[tuple[str, TaskHead]], dict[str, Task]]:
+        """(file name, head) of every readable task file in one of ``statuses`` (all if None),
+        plus the tasks it had to parse, so that nothing is parsed twice.
+
+        ``read(name)`` returns a file's bytes (None if it vanished); ``parse(name, raw)`` turns
+        them into a task or raises :class:`CorruptData`."""
+        cache = self.memory if self.memory is not None else self._load()
+        fresh: dict[str, list[Any]] = {}
+        heads: list[tuple[str, TaskHead]] = []
+        parsed: dict[str, Task] = {}
+        changed = 0
+        try:
+            entries = os.scandir(self.root)
+        except FileNotFoundError:
+            return heads, parsed
+        with entries:
+            for entry in entries:
+                name = entry.name
+                if not (name.startswith("task-") and name.endswith(".md")):
+                    continue
+                try:
+                    st = entry.stat(follow_symlinks=False)
+                except FileNotFoundError:
+                    continue
+                key = [st.st_mtime_ns, st.st_size, st.st_ino]
+                row = cache.get(name)
+                raw: bytes | None = None
+                if row is not None and row[:3] == key and len(row) > _STATUS:
+                    if row[0] >= row[4] - RACY_NS:  # racy: believe the content, not the stat
+                        raw = read(name)
+                        if raw is None:
+                            continue
+                    if raw is None or zlib.crc32(raw) == row[3]:
+                        fresh[name] = row
+                        if statuses is not None and row[_STATUS] not in statuses:
+                            continue  # most rows: filtered without building an object
+                        try:
+                            heads.append((name, TaskHead.from_list(row[_HEAD:])))
+                            continue
+                        except (TypeError, ValueError):
+                            del fresh[name]
+                changed += 1
+                if raw is None:
+                    raw = read(name)
+                    if raw is None:
+                        continue
+                try:
+                    task = parse(name, raw)
+                except CorruptData as exc:
+                    if errors is not None:
+                        errors.append(exc)
+                    continue
+                fresh[name] = _row(st, raw, task)
+                head = TaskHead.of(task)
+                if statuses is None or head.status in statuses:
+                    heads.append((name, head))
+                    parsed[name] = task
+        self._unsaved += changed + max(0, len(cache) - len(fresh))
+        self.memory = fresh
+        if self._unsaved > min(REWRITE_AFTER, len(fresh) // 100) or (
+            self._unsaved and len(fresh) < 1000
+        ):
+            self._save(fresh)
+            self._unsaved = 0
+        return heads, parsed
+
+    def _save(self, entries: dict[str, list[Any]]) -> None:
+        try:
+            ensure_dir(self.state_dir)
+            payload = json.dumps(
+                {"version": INDEX_VERSION, "entries": entries}, separators=(",", ":")
+            )
+            atomic_write(self.path, payload, durable=False)
+        except Exception:  # a cache that cannot be written only costs speed
+            pass
+
+
+def _row(st: os.stat_result, raw: bytes, task: Task) -> list[Any]:
+    head = TaskHead.of(task)
+    # The head must say what the file says: the file keeps times to the second (floored), and a
+    # noted task still carries the fractions of the clock it was written with.
+    for attr in ("created_at", "updated_at", "lease_expires"):
+        value = getattr(head, attr)
+        if value is not None:
+            setattr(head, attr, float(math.floor(value)))
+    return [st.st_mtime_ns, st.st_size, st.st_ino, zlib.crc32(raw), time.time_ns(), *head.to_list()]
