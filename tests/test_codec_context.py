@@ -44,7 +44,11 @@ texts = st.one_of(
 )
 blocks = st.one_of(texts, st.lists(texts).map("\n".join))
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | texts,
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | texts,
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(texts, inner, max_size=4),
     max_leaves=12,
 )
@@ -211,3 +215,10 @@ def test_corrupt_files_name_the_line() -> None:
 def test_render_refuses_bad_names() -> None:
     with pytest.raises(InvalidName):
         render_context(ContextDoc("../p", "d"))
+
+
+@pytest.mark.parametrize("number", ["NaN", "Infinity", "-Infinity", "1e999"])
+def test_non_finite_numbers_in_the_json_block_are_corrupt(number: str) -> None:
+    text = f'# Context: p/d\n\n**Project**: p\n**Domain**: d\n\n## Data\n\n```json\n{{"x": {number}}}\n```\n'
+    with pytest.raises(CorruptData):
+        parse_context(text, "context-p-d.md")

@@ -443,3 +443,31 @@ def test_regression_dependency_line_with_long_space_run_is_linear() -> None:
     text = GOOD.replace("## Logs", "## Dependencies\n\n- x a" + " " * 200_000 + "b (d1)\n\n## Logs")
     task = parse_task(text, "f")
     assert task.depends_on == ["d1"]
+
+
+@pytest.mark.parametrize(
+    "lines",
+    [
+        ["## Progress", "", "**Current**: 1e999%"],
+        ["## Progress", "", "**Current**: 50% (1/1e999 steps)"],
+        ["## Progress", "", "**Current**: 5% (5/10 steps)", "**Percent**: inf%"],
+        ["## Metrics", "", "```json", '{"loss": NaN}', "```"],
+        ["## Metrics", "", "```json", '{"loss": 1e999}', "```"],
+        ["## Metrics", "", "```json", '{"loss": -Infinity}', "```"],
+    ],
+    ids=["percent", "total", "explicit", "nan", "overflow", "infinity"],
+)
+def test_non_finite_numbers_are_corrupt_not_data(lines: list[str]) -> None:
+    """No record may hold an infinity or NaN (JSON has none; a lease would overflow): a file
+    that spells one is reported with its line, never parsed into a task that cannot be written
+    back (found by the fuzzer: ``**Current**: 1e999%``)."""
+    text = "\n".join(["# Task: x", "", "**Task ID**: x", "**Status**: pending", "", *lines, ""])
+    with pytest.raises(CorruptData):
+        parse_task(text, "task-x.md")
+
+
+@pytest.mark.parametrize("value", ["1e999s", "1e400m", "inf", "nan"])
+def test_a_lease_duration_must_be_finite(value: str) -> None:
+    text = f"# Task: x\n\n**Task ID**: x\n**Status**: pending\n**Lease Duration**: {value}\n"
+    with pytest.raises(CorruptData):
+        parse_task(text, "task-x.md")

@@ -11,9 +11,9 @@ import pytest
 
 from agentcoord import errors
 from agentcoord.api import Coordinator
-from agentcoord.domain.gitlog import Commit, commits_since, latest_by_agent, parse_log
 from agentcoord.domain.monitor import ACTIONS, CLASSES, Monitor, thresholds
 from agentcoord.domain.reports import DOCUMENT
+from agentcoord.store.gitlog import Commit, commits_since, latest_by_agent, parse_log
 from agentcoord.workspace import Config
 
 from .conftest import T0, FakeClock

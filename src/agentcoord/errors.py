@@ -2,7 +2,9 @@
 
 Each class carries the CLI exit code (SPEC section 6) and a stable machine-readable ``code``
 that the CLI prints under ``--json`` and the MCP server returns in tool errors. Callers catch by
-class; tools and agents match on ``code``.
+class; tools and agents match on ``code``. :class:`LockTimeout` is also the builtin
+``TimeoutError`` (as ``filelock.Timeout`` is), so generic timeout handling catches a lock wait.
+Every error survives pickling (a worker process can send one back whole, details included).
 """
 
 from __future__ import annotations
@@ -27,6 +29,16 @@ class CoordError(Exception):
         out: dict[str, Any] = {"code": self.code, "message": self.message, "exit": self.exit_code}
         out.update({k: v for k, v in self.details.items() if v is not None})
         return out
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_restore, (type(self), self.message, dict(self.details)))
+
+
+def _restore(cls: type[CoordError], message: str, details: dict[str, Any]) -> CoordError:
+    """Rebuild a pickled error (``message`` and ``details``, whatever its ``__init__`` takes)."""
+    exc = cls.__new__(cls)
+    CoordError.__init__(exc, message, **details)
+    return exc
 
 
 # exit 2: the caller asked for something malformed -------------------------------------------
@@ -91,12 +103,17 @@ class BackendUnavailable(CoordError):
     code = "backend_unavailable"
 
 
-class LockTimeout(BackendUnavailable):
+class LockTimeout(BackendUnavailable, TimeoutError):
+    """A lock (or an optimistic write under contention) was not had within ``lock_timeout``."""
+
     code = "lock_timeout"
 
 
 # exit 6: a file or record is unreadable; it is reported, never overwritten -------------------
 class CorruptData(CoordError):
+    """A record that does not parse: ``path`` (a file, or a Redis key), ``line`` (1-based) and
+    ``reason``; ``message`` is ``path:line: reason``."""
+
     exit_code = 6
     code = "corrupt"
 
@@ -105,6 +122,9 @@ class CorruptData(CoordError):
         self.path = path
         self.line = line
         self.reason = reason
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.path, self.line, self.reason))
 
 
 EXIT_OK = 0

@@ -130,6 +130,8 @@ def parse_duration(text: str) -> float:
         unit = m.group(2).lower() if m.group(2) else None
         total += float(m.group(1)) * _UNIT[unit]
         pos = m.end()
+    if not math.isfinite(total):
+        raise ValueError(f"not a finite duration: {text!r}")
     return total
 
 

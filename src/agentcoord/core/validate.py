@@ -78,3 +78,8 @@ def json_data(value: object, what: str) -> str:
         raise InvalidInput(f"{what} is nested too deeply") from None
     except (TypeError, ValueError) as exc:
         raise InvalidInput(f"{what} is not valid JSON data: {exc}") from None
+
+
+def normalize_block(text: str) -> str:
+    """The form free text is stored in: no leading or trailing blank lines."""
+    return text.strip("\n")

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from ..core import breaker
 from ..core.models import AGENT_STATES, COMPLETE, FAILED, IN_PROGRESS, Agent, Task, TaskHead
-from ..core.validate import check_name
+from ..core.validate import check_name, normalize_block
 from ..errors import BreakerOpen, CorruptData, InvalidInput, NotFound
 
 TYPE_CHECKING = False
@@ -217,8 +217,6 @@ class Agents:
     def _note(self, note: str | None) -> str | None:
         if note is None:
             return None
-        from ..store.markdown.codec.text import normalize_block
-
         if len(note) > MAX_NOTE:
             raise InvalidInput(f"note is {len(note)} characters; the limit is {MAX_NOTE}")
         return normalize_block(note)

@@ -8,7 +8,7 @@ An agent's *silence* is the time since its latest sign of life, the newest of:
   lease renewal, complete, fail). A failure the store recorded because the agent's lease ran out
   is not the agent's doing and does not count;
 - ``git``: a commit on any ref of the project's repository whose author name, author e-mail local
-  part or ``Coord-Agent:`` trailer is the agent's name (:mod:`agentcoord.domain.gitlog`).
+  part or ``Coord-Agent:`` trailer is the agent's name (:mod:`agentcoord.store.gitlog`).
 
 The silence falls into one of the timer seed's "Monitoring Thresholds" classes, each with the
 seed's action. An agent that itself reports status ``blocked`` is classed Blocked whatever its
@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from ..core.models import Agent, Task
     from ..errors import CorruptData
     from ..store.base import Store
-    from .gitlog import Commit
+    from ..store.gitlog import Commit
 
 NORMAL, ACCEPTABLE, CONCERNING, STUCK, BLOCKED = (
     "Normal",
@@ -177,9 +177,10 @@ class AgentHealth:
 
 
 class Snapshot:
-    """Everything one monitor pass reads, read once: agents, tasks, recent commits."""
+    """Everything one monitor pass reads, read once: agents, tasks, recent commits, and the
+    records that could not be read (``errors``; those of agents also in ``agent_errors``)."""
 
-    __slots__ = ("agents", "commits", "errors", "now", "tasks")
+    __slots__ = ("agent_errors", "agents", "commits", "errors", "now", "tasks")
 
     def __init__(
         self,
@@ -188,12 +189,15 @@ class Snapshot:
         tasks: list[Task],
         commits: list[Commit],
         errors: list[CorruptData],
+        *,
+        agent_errors: list[CorruptData] | None = None,
     ) -> None:
         self.now = now
         self.agents = agents
         self.tasks = tasks
         self.commits = commits
         self.errors = errors
+        self.agent_errors = agent_errors if agent_errors is not None else []
 
 
 class Monitor:
@@ -224,15 +228,16 @@ class Monitor:
     def snapshot(self, now: float | None = None) -> Snapshot:
         """Read agents (all of them), tasks and recent commits; unreadable records are kept in
         ``errors``."""
-        from .gitlog import commits_since
+        from ..store.gitlog import commits_since
 
         when = self.clock() if now is None else now
-        errors: list[CorruptData] = []
-        store = self.store
-        agents = sorted(store.list_agents(errors=errors), key=lambda a: a.name)
-        tasks = store.list_tasks(errors=errors)
+        agent_errors: list[CorruptData] = []
+        task_errors: list[CorruptData] = []
+        agents = sorted(self.store.list_agents(errors=agent_errors), key=lambda a: a.name)
+        tasks = self.store.list_tasks(errors=task_errors)
         commits = commits_since(self.git_root, when - GIT_WINDOW) if self.git_root else []
-        return Snapshot(when, agents, tasks, commits, errors)
+        errors = agent_errors + task_errors
+        return Snapshot(when, agents, tasks, commits, errors, agent_errors=agent_errors)
 
     def classify(
         self,
@@ -249,7 +254,7 @@ class Monitor:
         return self.assess(snap, include_inactive=include_inactive)
 
     def assess(self, snap: Snapshot, *, include_inactive: bool = False) -> list[AgentHealth]:
-        from .gitlog import latest_by_agent
+        from ..store.gitlog import latest_by_agent
 
         bounds = self.bounds
         names = [a.name for a in snap.agents]

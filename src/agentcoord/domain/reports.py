@@ -66,7 +66,7 @@ if TYPE_CHECKING:
     from ..core.models import Task
     from ..errors import CorruptData
     from ..store.base import Store
-    from .gitlog import Commit
+    from ..store.gitlog import Commit
     from .monitor import AgentHealth, Monitor, Snapshot
 
 #: Open tasks untouched this long raise a ``stale_task`` alert.

@@ -8,8 +8,6 @@ fewest tasks held, then name). When none qualifies, :class:`NotFound` (exit 3) s
 
 from __future__ import annotations
 
-import os
-
 from ..core.models import BREAKER_CLOSED
 from ..core.validate import check_name
 from ..errors import NotFound
@@ -53,10 +51,8 @@ def candidates(
     snap = monitor.snapshot(now)
     rows = {h.agent: h for h in monitor.assess(snap, include_inactive=True)}
     rejected: dict[str, str] = {}
-    for err in snap.errors:
-        base = os.path.basename(err.path)
-        if base.startswith("agent-"):
-            rejected[base] = f"unreadable file ({err.message})"
+    for err in snap.agent_errors:  # named by where the store keeps them
+        rejected[err.path] = f"unreadable record ({err.message})"
     good: list[AgentHealth] = []
     for agent in snap.agents:
         health = rows.get(agent.name)

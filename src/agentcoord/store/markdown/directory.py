@@ -3,7 +3,7 @@
 :class:`Directory` names the files (``path``), locks them (``flock(2)`` on ``.locks/{name}.lock``,
 files that are never replaced, so the shell's ``flock(1)`` interoperates), writes them atomically
 (temp file, fsync, ``os.replace``, directory fsync: :func:`agentcoord.fs.atomic_write`) and reads
-them, and keeps :class:`RecordCache`, the parsed records of the bytes it last read or wrote.
+them, and keeps a :class:`~agentcoord.store.cache.RecordCache` of the records it parsed.
 
 The layout (SPEC section 3)::
 
@@ -21,11 +21,11 @@ import time
 
 from ...errors import BackendUnavailable
 from ...fs import FileLock, atomic_write, ensure_dir, read_text
+from ..cache import RecordCache
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
-    from typing import Any
 
 LOCKS = ".locks"
 STATE = ".state"
@@ -41,39 +41,6 @@ Files are created/updated during agent execution and cleaned up periodically (`c
 Read them freely; prefer `coord` commands for changes while agents are running, because every
 write takes a lock in `.locks/` and replaces files atomically.
 """
-
-#: How many parsed records a process keeps (the ones it touched last).
-CACHE_SIZE = 256
-
-
-class RecordCache:
-    """Parsed records keyed by file name, each with the exact bytes it was parsed from (or
-    rendered to). A read whose bytes equal the cached ones returns a copy of the cached record
-    instead of parsing again: the comparison is of the content itself, so it is never stale."""
-
-    __slots__ = ("_entries",)
-
-    def __init__(self) -> None:
-        self._entries: dict[str, tuple[bytes, Any]] = {}
-
-    def get(self, name: str, raw: bytes) -> Any:
-        found = self._entries.get(name)
-        if found is None or found[0] != raw:
-            return None
-        return found[1].copy()
-
-    def put(self, name: str, raw: bytes, record: Any) -> None:
-        entries = self._entries
-        entries.pop(name, None)
-        if len(entries) >= CACHE_SIZE:
-            del entries[next(iter(entries))]
-        entries[name] = (raw, record.copy())
-
-    def drop(self, name: str) -> None:
-        self._entries.pop(name, None)
-
-    def clear(self) -> None:
-        self._entries.clear()
 
 
 class Directory:

@@ -26,7 +26,7 @@ archiving and ``put_context`` are ``WATCH`` / ``MULTI`` / ``EXEC`` loops; ``crea
 ``HINCRBY``. All keys one operation touches share the workspace's hash tag.
 
 Each record is decoded at most once per operation: the decoded record of the last value this
-process read or wrote is kept with that value (:class:`~..markdown.directory.RecordCache` keyed by
+process read or wrote is kept with that value (:class:`~agentcoord.store.cache.RecordCache` keyed by
 the exact JSON), and the compare-and-set loop starts from it.
 
 The workspace name comes from ``workspace=`` or the URL's ``?workspace=NAME`` (default
@@ -41,6 +41,7 @@ from ...core.models import Agent, ContextDoc, Task
 from ...core.validate import check_name
 from ...errors import AlreadyExists, CorruptData, NotFound
 from ..base import Store
+from ..cache import RecordCache
 from .connection import BUSY, COMPARE, NOT_DONE, Cas, Connection
 from .events import EventStreams
 from .heads import HeadIndex, head_json
@@ -127,8 +128,6 @@ class RedisStore(Store):
         socket_timeout: float = 5.0,
         connect_timeout: float = 1.0,
     ) -> None:
-        from ..markdown.directory import RecordCache
-
         self.c = Connection(
             url,
             prefix=prefix,

@@ -36,7 +36,9 @@ from .text import (
     Section,
     escape_block,
     escape_line,
+    finite,
     fmt_number,
+    loads_json,
     parse_doc,
     parse_int,
     unescape_block,
@@ -208,7 +210,7 @@ def render_agent(agent: Agent, now: float) -> str:
 
 def _loads(text: str) -> tuple[bool, Any]:
     try:
-        return True, json.loads(text)
+        return True, loads_json(text)
     except (ValueError, RecursionError):
         return False, None
 
@@ -224,7 +226,7 @@ def _time(doc: Doc, got: tuple[str, int] | None, name: str, what: str = "timesta
 
 
 def _float(text: str | None) -> float | None:
-    return None if text is None or text == "?" else float(text)  # the regex matched a number
+    return None if text is None or text == "?" else finite(text)  # the regex matched a number
 
 
 def parse_agent(text: str, path: str) -> Agent:

@@ -42,6 +42,7 @@ from .text import (
     escape_block,
     escape_line,
     json_block,
+    loads_json,
     normalize_block,
     parse_doc,
     unescape_block,
@@ -176,9 +177,11 @@ def _data(doc: Doc) -> tuple[dict[str, object], Section | None]:
         return {}, None
     start, lines = block
     try:
-        data = json.loads("\n".join(lines)) if any(ln.strip() for ln in lines) else {}
+        data = loads_json("\n".join(lines)) if any(ln.strip() for ln in lines) else {}
     except json.JSONDecodeError as exc:
         raise doc.corrupt(start + exc.lineno, f"json: {exc.msg}") from None
+    except ValueError as exc:
+        raise doc.corrupt(start + 1, f"json: {exc}") from None
     except RecursionError:
         raise doc.corrupt(start + 1, "json: nested too deeply") from None
     if not isinstance(data, dict):

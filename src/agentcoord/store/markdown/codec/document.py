@@ -8,10 +8,8 @@ reads back (so a person's edit of the prose above it changes nothing). Metrics d
 
 from __future__ import annotations
 
-import json
-
 from ....core.clock import duration
-from .text import escape_line, json_block, parse_doc
+from .text import escape_line, json_block, loads_json, parse_doc
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -38,7 +36,7 @@ def parse_document(text: str, path: str) -> dict[str, Any]:
         raise doc.corrupt(line, f"no ```json block under ## {DATA}")
     start, lines = block
     try:
-        data = json.loads("\n".join(lines))
+        data = loads_json("\n".join(lines))
     except (ValueError, RecursionError) as exc:
         raise doc.corrupt(start, f"the json block does not parse: {exc}") from None
     if not isinstance(data, dict):

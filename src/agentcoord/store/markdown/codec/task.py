@@ -19,8 +19,10 @@ from .text import (
     Section,
     escape_block,
     escape_line,
+    finite,
     fmt_number,
     json_block,
+    loads_json,
     parse_doc,
     parse_int,
     unescape_block,
@@ -255,9 +257,11 @@ def _parse_section(doc: Doc, section: Section, task: Task) -> None:
         if block is not None:
             start, lines = block
             try:
-                data = json.loads("\n".join(lines)) if lines else {}
+                data = loads_json("\n".join(lines)) if lines else {}
             except json.JSONDecodeError as exc:
                 raise doc.corrupt(start + exc.lineno, f"metrics json: {exc.msg}") from None
+            except ValueError as exc:
+                raise doc.corrupt(start + 1, f"metrics json: {exc}") from None
             except RecursionError:
                 raise doc.corrupt(start + 1, "metrics json is nested too deeply") from None
             if not isinstance(data, dict):
@@ -326,14 +330,14 @@ def _parse_progress(doc: Doc, section: Section, task: Task) -> None:
         raise doc.corrupt(cur[1], f"**Current** is not a progress figure: {cur[0]!r}")
     try:
         if m.group("cur") is not None:
-            task.progress_current = float(m.group("cur"))
+            task.progress_current = finite(m.group("cur"))
             tot = m.group("tot")
-            task.progress_total = None if tot == "?" else float(tot)
+            task.progress_total = None if tot == "?" else finite(tot)
             task.progress_unit = unescape_line(m.group("unit") or "")
             explicit = f.get("percent")
             if explicit is not None:
-                task.percent = float(explicit[0].rstrip("% "))
+                task.percent = finite(explicit[0].rstrip("% "))
         else:
-            task.percent = float(m.group("pct"))
+            task.percent = finite(m.group("pct"))
     except ValueError:
         raise doc.corrupt(cur[1], f"**Current** is not a progress figure: {cur[0]!r}") from None

@@ -9,12 +9,19 @@ typed).
 
 from __future__ import annotations
 
+import math
 import re
 
 from ....core.clock import fmt_number
+from ....core.validate import normalize_block
 from ....errors import CorruptData
 
-__all__ = ["fmt_number"]  # re-exported: every format writes numbers this way
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+# Re-exported: every format writes numbers and keeps free text this way.
+__all__ = ["fmt_number", "normalize_block"]
 
 # Characters that split a line for *some* reader (Python's str.splitlines, editors, markdown) plus
 # every other control character. Tab is escaped too so that values survive tools that expand it.
@@ -87,11 +94,6 @@ def escape_block(text: str) -> str:
 
 def unescape_block(lines: list[str]) -> str:
     return "\n".join(unescape_line(line) for line in lines)
-
-
-def normalize_block(text: str) -> str:
-    """The form free text is stored in: no leading or trailing blank lines."""
-    return text.strip("\n")
 
 
 def json_block(data: object) -> str:
@@ -245,3 +247,25 @@ def parse_int(doc: Doc, value: str, line: int, name: str) -> int:
         return int(value.strip())
     except ValueError:
         raise doc.corrupt(line, f"**{name}** is not a whole number: {value!r}") from None
+
+
+def finite(text: str) -> float:
+    """``float(text)`` for a number a record may hold: ValueError for infinities and NaN (which
+    ``1e999`` becomes), so a hand-edited file can never feed one to the domain."""
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"not a finite number: {text!r}")
+    return value
+
+
+def loads_json(text: str) -> Any:
+    """JSON as a record holds it: strict, with no NaN, Infinity or overflowing numbers (JSON has
+    none of them and ``jq`` refuses them). Raises ``ValueError`` (a ``JSONDecodeError`` with
+    ``lineno`` for a syntax error) or ``RecursionError`` for absurd nesting."""
+    import json
+
+    return json.loads(text, parse_constant=_no_constant, parse_float=finite)
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
