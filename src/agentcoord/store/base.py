@@ -18,23 +18,8 @@ a conflicting write), so it must be a pure function of the record it is given; i
 record, ``None`` for "no change", or raises a :class:`~agentcoord.errors.CoordError` to abort
 with nothing written.
 
-How each backend keeps records (see ``docs/architecture.md`` for the full table):
-
-===============  =======================================  ======================================
-record           markdown directory                       Redis (one hash tag per workspace)
-===============  =======================================  ======================================
-task             ``task-{id}.md``; heads in a stat-keyed   JSON string ``task:{id}``; heads in
-                 index ``.state/index-task.json``          a HASH per state (``tasks:heads:S``)
-agent            ``agent-{name}.md``                      JSON string ``agent:{name}``
-archive          ``archive/{kind}-{name}.md``             HASH ``{kind}s:archive`` name -> JSON
-events           ``events-{c}.md`` + ``archive/events-``  STREAMs ``events:{c}:live|archive``
-                 ``{c}-{date}.md``
-cursors          ``.state/cursors-{c}.json``              HASH ``events:{c}:cursors``
-counters         ``.state/counter-{kind}``                HASH ``counters`` (``HINCRBY``)
-context          ``context-{project}-{domain}.md``        JSON string ``context:{p}-{d}``
-document         ``{name}.md`` (data in a json block)     JSON string ``doc:{name}``
-change feed      inotify (``watchfiles``), polling        pub/sub channel ``changes``
-===============  =======================================  ======================================
+How each backend keeps each record is one table, in ``docs/architecture.md`` ("The backends"); the
+key layout of Redis is in :mod:`agentcoord.store.redis.store`.
 """
 
 from __future__ import annotations

@@ -59,6 +59,8 @@ class Directory:
         self.lock_timeout = lock_timeout
         self.clock = clock
         self.cache = RecordCache()
+        #: The heads of the task files this process wrote, by the bytes it wrote.
+        self.heads = RecordCache()
         self._locks_ready = False
 
     def path(self, name: str) -> str:

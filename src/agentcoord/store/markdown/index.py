@@ -19,7 +19,6 @@ Long-lived processes keep the rows in memory and note their own writes (under th
 from __future__ import annotations
 
 import json
-import math
 import os
 import time
 import zlib
@@ -44,8 +43,6 @@ _STATUS = _HEAD + TaskHead.__slots__.index("status")
 RACY_NS = 100_000_000
 #: Re-parsing a few changed files is cheaper than rewriting a large index after every write.
 REWRITE_AFTER = 32
-#: How many of its own writes a process remembers for :meth:`TaskIndex.head`.
-WRITTEN_MAX = 64
 
 
 class TaskIndex:
@@ -58,49 +55,20 @@ class TaskIndex:
         #: The rows as of this process's last scan (and its own writes since): a long-lived
         #: process re-reads only files that others changed. None until the first scan.
         self.memory: dict[str, list[Any]] | None = None
-        #: Rows of this process's own latest writes (also before any scan), for :meth:`head`.
-        self.written: dict[str, list[Any]] = {}
         self._unsaved = 0  # rows that differ from the file on disk
 
     def note(self, name: str, task: Task, raw: bytes) -> None:
         """Record this process's own write of ``name`` with content ``raw`` (call it under the
         record's lock, so that the stat is of this very write)."""
-        try:
-            st = os.stat(os.path.join(self.root, name), follow_symlinks=False)
-        except OSError:
-            self.written.pop(name, None)
-            if self.memory is not None:
-                self.memory.pop(name, None)
+        if self.memory is None:
             return
-        row = _row(st, raw, task)
-        self.written.pop(name, None)
-        if len(self.written) >= WRITTEN_MAX:
-            del self.written[next(iter(self.written))]
-        self.written[name] = row
-        if self.memory is not None:
-            self.memory[name] = row
-            self._unsaved += 1
-
-    def head(self, name: str, read: Callable[[str], bytes | None]) -> TaskHead | None:
-        """The head of ``name`` from this process's rows when they still describe the file (its
-        stat matches, and a racy row's CRC too); None when the file must be read and parsed."""
-        row = (self.memory or {}).get(name) or self.written.get(name)
-        if row is None or len(row) <= _STATUS:
-            return None
         try:
             st = os.stat(os.path.join(self.root, name), follow_symlinks=False)
         except OSError:
-            return None
-        if row[:3] != [st.st_mtime_ns, st.st_size, st.st_ino]:
-            return None
-        if row[0] >= row[4] - RACY_NS:  # racy: believe the content, not the stat
-            raw = read(name)
-            if raw is None or zlib.crc32(raw) != row[3]:
-                return None
-        try:
-            return TaskHead.from_list(row[_HEAD:])
-        except (TypeError, ValueError):
-            return None
+            self.memory.pop(name, None)
+            return
+        self.memory[name] = _row(st, raw, task)
+        self._unsaved += 1
 
     def _load(self) -> dict[str, list[Any]]:
         try:
@@ -197,11 +165,7 @@ class TaskIndex:
 
 
 def _row(st: os.stat_result, raw: bytes, task: Task) -> list[Any]:
-    head = TaskHead.of(task)
-    # The head must say what the file says: the file keeps times to the second (floored), and a
-    # noted task still carries the fractions of the clock it was written with.
-    for attr in ("created_at", "updated_at", "lease_expires"):
-        value = getattr(head, attr)
-        if value is not None:
-            setattr(head, attr, float(math.floor(value)))
+    from .codec.task import written_head  # the head must say what the file says
+
+    head = written_head(task)
     return [st.st_mtime_ns, st.st_size, st.st_ino, zlib.crc32(raw), time.time_ns(), *head.to_list()]

@@ -18,9 +18,7 @@ import time
 
 from ...errors import AlreadyExists, BackendUnavailable, CorruptData, NotFound
 from ..base import Store
-from . import checks
 from .directory import ARCHIVE, STATE, Directory
-from .events import EventLogs
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -29,6 +27,7 @@ if TYPE_CHECKING:
 
     from ...core.models import Agent, ContextDoc, Event, Task, TaskHead
     from ..base import AgentFn, Change, TaskFn, Violation
+    from .events import EventLogs
     from .index import TaskIndex
 
 _BUSY = object()  # _update's answer when wait=False and the record is locked
@@ -89,8 +88,18 @@ class MarkdownStore(Store):
         self.durable = durable
         self.lock_timeout = lock_timeout
         self.clock = clock
-        self.events = EventLogs(self.d)
+        self._events: EventLogs | None = None
         self._index: TaskIndex | None = None
+
+    @property
+    def events(self) -> EventLogs:
+        """The event logs and cursors (:mod:`.events`), loaded on first use: most commands
+        never touch an event."""
+        if self._events is None:
+            from .events import EventLogs
+
+            self._events = EventLogs(self.d)
+        return self._events
 
     # -- records: the locked read-modify-write -----------------------------------------------
     def path(self, name: str) -> str:
@@ -219,8 +228,12 @@ class MarkdownStore(Store):
         return task
 
     def get_task_head(self, task_id: str) -> TaskHead:
-        if self._index is not None:
-            head = self._index.head(f"task-{task_id}.md", self._task_bytes)
+        """From the bytes this process last wrote when the file still holds exactly them (a
+        read, no parse); else from the task."""
+        file = f"task-{task_id}.md"
+        raw = self.d.read_bytes(file)
+        if raw is not None:
+            head: TaskHead | None = self.d.heads.get(file, raw)
             if head is not None:
                 return head
         return super().get_task_head(task_id)
@@ -324,7 +337,11 @@ class MarkdownStore(Store):
         return apply
 
     def _noted(self, name: str, task: Task, raw: bytes) -> None:
-        self._task_index().note(name + ".md", task, raw)
+        from .codec.task import written_head
+
+        self.d.heads.put(name + ".md", raw, written_head(task))
+        if self._index is not None:
+            self._index.note(name + ".md", task, raw)
 
     def archive_task(self, task_id: str, check: Callable[[Task], bool]) -> bool:
         return self._archive("task", task_id, _parse_task, check)
@@ -526,12 +543,17 @@ class MarkdownStore(Store):
             removed += name != INDEX
         self._index = None
         self.d.cache.clear()
+        self.d.heads.clear()
         return removed
 
     def check_storage(self) -> list[Violation]:
+        from . import checks
+
         return checks.check_files(self.d)
 
     def repair_storage(self, found: Sequence[Violation]) -> list[str]:
+        from . import checks
+
         return checks.repair(found)
 
     def fresh(self) -> MarkdownStore:
@@ -552,6 +574,8 @@ class MarkdownStore(Store):
     def remove_orphans(self, *, min_age: float, dry_run: bool = False) -> list[str]:
         """Temp files (``.name.tmp-PID-XXXX``) of atomic writes whose writer died
         (:func:`.checks.orphan_temp_files`); a live writer's file is never touched."""
+        from . import checks
+
         found = checks.orphan_temp_files(self.d, min_age=min_age)
         return found if dry_run else checks.remove(found)
 

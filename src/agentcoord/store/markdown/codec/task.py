@@ -9,10 +9,11 @@ holder, lease, fencing epoch and attempts. Sections carry the seed's timeline, p
 from __future__ import annotations
 
 import json
+import math
 import re
 
 from ....core.clock import duration, exact_duration, iso, parse_duration, parse_iso, stamp
-from ....core.models import TASK_STATES, LogLine, Task
+from ....core.models import TASK_STATES, LogLine, Task, TaskHead
 from ....core.validate import is_valid_name
 from .text import (
     Doc,
@@ -53,6 +54,18 @@ def _opt(value: str | None) -> str:
 
 def _ts(value: float | None) -> str:
     return iso(value) if value is not None else NONE
+
+
+def written_head(task: Task) -> TaskHead:
+    """The head of ``task`` as its file states it once rendered: the file keeps times to the
+    second (floored), while a task in memory carries the fractions of the clock it was made
+    with. (Every other head field is written exactly.)"""
+    head = TaskHead.of(task)
+    for attr in ("created_at", "updated_at", "lease_expires"):
+        value = getattr(head, attr)
+        if value is not None:
+            setattr(head, attr, float(math.floor(value)))
+    return head
 
 
 def render_task(task: Task, now: float) -> str:
