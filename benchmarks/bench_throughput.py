@@ -339,7 +339,7 @@ def _redis_rows(cfg: dict[str, int], md8: float | None, text: str) -> list[Row]:
     name = "Redis API, 8 procs: rate vs markdown, 8 procs"
     target = ">= 3x markdown at 8 procs"
     try:
-        import agentcoord.store.redis_store  # noqa: F401
+        import agentcoord.store.redis.store  # noqa: F401
     except ImportError as exc:
         return [unavailable(name, f"Redis backend: {exc}", unit="ops/s", target=target)]
     try:

@@ -7,6 +7,7 @@ import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, settings
@@ -115,3 +116,39 @@ def dead_pid() -> int:
         except PermissionError:
             pass
         pid -= 1
+
+
+class CliResult:
+    """What an in-process ``coord`` run printed and returned."""
+
+    def __init__(self, code: int, stdout: str, stderr: str) -> None:
+        self.code, self.stdout, self.stderr = code, stdout, stderr
+
+
+@pytest.fixture
+def run_cli(
+    coord: Coordinator, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> Any:
+    """Run ``coord ARGS`` in this process on the ``coord`` fixture's store and fake clock (so
+    CLI tests run on every backend and can move time); ``code`` is the expected exit code."""
+    from agentcoord.cli.main import main
+
+    class Borrowed(Coordinator):
+        def close(self) -> None:  # the fixture owns the store
+            return None
+
+    def borrowed(cls: Any, *args: Any, **kwargs: Any) -> Coordinator:
+        return Borrowed(
+            coord.store, config=coord.config, workspace=coord.workspace, clock=coord.clock
+        )
+
+    monkeypatch.setattr(Coordinator, "open", classmethod(borrowed))
+
+    def run(*args: str, code: int = 0) -> CliResult:
+        capsys.readouterr()
+        got = main(list(args))
+        out, err = capsys.readouterr()
+        assert got == code, f"coord {' '.join(args)} exited {got}, not {code}: {err}"
+        return CliResult(got, out, err)
+
+    return run

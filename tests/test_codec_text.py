@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from agentcoord.errors import CorruptData
 from agentcoord.store.markdown.codec.text import (
     escape_block,
     escape_line,
@@ -153,8 +154,16 @@ def test_json_block_is_parseable_and_has_no_backticks_inside(data: dict[str, obj
 
 @settings(max_examples=300, deadline=None)
 @given(st.text())
-def test_parse_doc_never_raises(text: str) -> None:
-    doc = parse_doc(text, "f")
+def test_parse_doc_returns_a_document_or_corrupt_data(text: str) -> None:
+    try:
+        doc = parse_doc(text, "f")
+    except CorruptData as exc:  # a conflict marker or a repeated header field, with its line
+        problem: CorruptData | None = exc
+    else:
+        problem = None
+    if problem is not None:
+        assert problem.line >= 1 and problem.path == "f"
+        return
     for section in doc.sections:
         section.fields()
         section.body()
@@ -167,7 +176,6 @@ def test_parse_doc_structure_and_line_numbers() -> None:
         "# Task: x\n"
         "\n"
         "**Status**: pending\n"
-        "**status**: complete\n"  # a later duplicate never overrides the first
         "\n"
         "## Metrics\n"
         "\n"
@@ -181,17 +189,23 @@ def test_parse_doc_structure_and_line_numbers() -> None:
     assert doc.title == "Task: x"
     assert doc.title_line == 1
     assert doc.field("Status") == ("pending", 3)
-    assert [(s.heading, s.line) for s in doc.sections] == [("Metrics", 6), ("Logs", 11)]
+    assert [(s.heading, s.line) for s in doc.sections] == [("Metrics", 5), ("Logs", 10)]
     metrics = doc.section("metrics")
     assert metrics is not None
-    assert metrics.fenced("json") == (8, ["## not a heading inside a fence"])
+    assert metrics.fenced("json") == (7, ["## not a heading inside a fence"])
     logs = doc.section("LOGS")
     assert logs is not None
-    assert logs.fields() == {"step": ("3", 12)}
+    assert logs.fields() == {"step": ("3", 11)}
     err = doc.corrupt(9, "why")
     assert (err.path, err.line, err.reason) == ("p", 9, "why")
     assert str(err) == "p:9: why"
     assert math.isclose(float(fmt_number(0.1)), 0.1)
+
+
+def test_a_repeated_header_field_is_corrupt_not_first_wins() -> None:
+    with pytest.raises(CorruptData, match="given twice") as info:
+        parse_doc("# Task: x\n\n**Status**: pending\n**status**: complete\n", "p")
+    assert info.value.line == 4
 
 
 @pytest.mark.timeout(60)  # quadratic matching took minutes on this input; linear takes ms

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections import deque
 from functools import cached_property
 
 from .errors import InvalidInput
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from .core.config import Config
+    from .core.leases import Renewal
     from .core.models import Task
     from .domain.agents import Agents
     from .domain.contexts import Contexts
@@ -43,6 +45,8 @@ if TYPE_CHECKING:
     from .store.base import Store
 
 REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
+#: How many unseen follow-up warnings a Coordinator keeps.
+WARNINGS_KEPT = 100
 
 
 def open_store(
@@ -105,6 +109,10 @@ class Coordinator:
             else (workspace.config if workspace is not None else Config())
         )
         self.clock = clock
+        #: Follow-up effects that failed after an operation's own write committed (the
+        #: operation succeeded): interfaces show them and clear it (SPEC section 4). Bounded,
+        #: so that a long-lived process that never looks does not grow.
+        self.warnings: deque[str] = deque(maxlen=WARNINGS_KEPT)
 
     @classmethod
     def open(
@@ -171,14 +179,19 @@ class Coordinator:
         def before_claim(agent: str) -> None:
             self.agents.before_claim(agent)
 
-        hooks = BoardHooks(before_claim=before_claim, on_change=on_change, pick_agent=pick_agent)
+        hooks = BoardHooks(
+            before_claim=before_claim,
+            on_change=on_change,
+            pick_agent=pick_agent,
+            warn=self.warnings.append,
+        )
         return TaskBoard(self.store, self.config, self.clock, hooks)
 
     @cached_property
     def agents(self) -> Agents:
         from .domain.agents import AgentHooks, Agents
 
-        def renew_leases(agent: str) -> list[Task]:
+        def renew_leases(agent: str) -> Renewal:
             return self.tasks.renew_all(agent)
 
         def release_all(agent: str) -> None:

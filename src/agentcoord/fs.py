@@ -24,9 +24,10 @@ from __future__ import annotations
 import errno
 import fcntl
 import os
+import stat
 import time
 
-from .errors import BackendUnavailable, LockTimeout
+from .errors import BackendUnavailable, CorruptData, LockTimeout
 
 TMP_MARK = ".tmp-"
 FILE_MODE = 0o644
@@ -34,6 +35,9 @@ DIR_MODE = 0o755
 _O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 _O_DIRECTORY = getattr(os, "O_DIRECTORY", 0)
+_O_NONBLOCK = getattr(os, "O_NONBLOCK", 0)
+#: The largest file any read accepts (records are small; archives are segmented).
+MAX_READ = 64 * 1024 * 1024
 
 
 def tmp_name(path: str) -> str:
@@ -81,19 +85,76 @@ def atomic_write(path: str, data: str | bytes, *, durable: bool = True) -> None:
         ) from exc
 
 
-def read_text(path: str) -> str | None:
-    """The file's text, or None when it does not exist. Invalid UTF-8 is replaced, not fatal:
-    the parser then reports what it cannot read with a line number."""
+def read_bytes(path: str, *, limit: int = MAX_READ) -> bytes | None:
+    """The bytes of the regular file at ``path``, or None when there is none (SPEC sections 9
+    and 16). Opened with ``O_NOFOLLOW | O_NONBLOCK``: a symlink, a FIFO, a device or a directory
+    is :class:`CorruptData` (``path:1``), never followed and never waited on; so is a file
+    larger than ``limit`` bytes. :class:`BackendUnavailable` when it cannot be read."""
     try:
-        with open(path, "rb") as fh:
-            raw = fh.read()
+        fd = os.open(path, os.O_RDONLY | _O_NOFOLLOW | _O_NONBLOCK | _O_CLOEXEC)
     except FileNotFoundError:
         return None
-    except IsADirectoryError:
-        raise BackendUnavailable(f"{path} is a directory, expected a file", path=path) from None
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise CorruptData(
+                path, 1, "is a symbolic link; records are never read through one"
+            ) from None
+        if exc.errno == errno.EISDIR:
+            raise CorruptData(path, 1, "is a directory, not a file") from None
+        raise BackendUnavailable(f"cannot read {path}: {exc.strerror}", path=path) from exc
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise CorruptData(path, 1, f"is not a regular file ({_kind(st.st_mode)})")
+        if st.st_size > limit:
+            raise CorruptData(path, 1, f"is {st.st_size:,} bytes; the limit is {limit:,}")
+        chunks = []
+        size = 0
+        while True:
+            chunk = os.read(fd, max(65536, st.st_size + 1))
+            if not chunk:
+                break
+            size += len(chunk)
+            if size > limit:
+                raise CorruptData(path, 1, f"is over {limit:,} bytes")
+            chunks.append(chunk)
+        return b"".join(chunks)
     except OSError as exc:
         raise BackendUnavailable(f"cannot read {path}: {exc.strerror}", path=path) from exc
-    return raw.decode("utf-8", errors="replace")
+    finally:
+        os.close(fd)
+
+
+def decode(raw: bytes, path: str) -> str:
+    """``raw`` as UTF-8 text without a leading byte order mark (editors such as Notepad write
+    one). Invalid UTF-8 is :class:`CorruptData` naming the line of the first bad byte: never
+    silently rewritten as U+FFFD."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise CorruptData(path, line, f"invalid UTF-8 (byte {exc.start})") from None
+    return text[1:] if text.startswith("\ufeff") else text
+
+
+def read_text(path: str, *, limit: int = MAX_READ) -> str | None:
+    """The text of the regular file at ``path`` (:func:`read_bytes`, then :func:`decode`), or
+    None when there is none."""
+    raw = read_bytes(path, limit=limit)
+    return None if raw is None else decode(raw, path)
+
+
+def _kind(mode: int) -> str:
+    for test, name in (
+        (stat.S_ISFIFO, "a FIFO"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISSOCK, "a socket"),
+        (stat.S_ISDIR, "a directory"),
+    ):
+        if test(mode):
+            return name
+    return "not a regular file"
 
 
 def ensure_dir(path: str) -> None:

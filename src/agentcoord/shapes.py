@@ -55,15 +55,64 @@ def task_summary(task: Task, now: float) -> dict[str, Any]:
     return out
 
 
-def task_full(task: Task) -> dict[str, Any]:
+#: ``task show`` and MCP ``show_task`` by default: the newest log lines, each cut to this size.
+SHOW_LOG_LINES = 10
+SHOW_LOG_CHARS = 500
+
+
+class Bounded:
+    """A task cut down for showing: at most ``lines`` newest log lines of at most ``chars``
+    characters each (None: no bound). ``omitted`` older lines were left out and ``cut`` messages
+    shortened; ``task`` is a copy (the record itself is untouched)."""
+
+    __slots__ = ("cut", "omitted", "task")
+
+    def __init__(self, task: Task, *, lines: int | None, chars: int | None) -> None:
+        self.task = task.copy()
+        logs = self.task.logs
+        self.omitted = max(0, len(logs) - lines) if lines is not None else 0
+        if self.omitted:
+            del logs[: self.omitted]
+        self.cut = 0
+        if chars is not None:
+            for line in logs:
+                if len(line.message) > chars:
+                    more = len(line.message) - chars
+                    line.message = f"{line.message[:chars]}... ({more} more characters)"
+                    self.cut += 1
+
+    def note(self) -> str:
+        """What was left out, for people ('' when nothing was)."""
+        parts = []
+        if self.omitted:
+            parts.append(f"{self.omitted} older log line(s) left out")
+        if self.cut:
+            parts.append(f"{self.cut} long message(s) cut")
+        return "; ".join(parts)
+
+
+def task_full(task: Task, now: float | None = None) -> dict[str, Any]:
     """``task show --json``: every field of :meth:`Task.to_dict`, timestamps as ISO strings,
-    logs as ``{"time", "message"}``, plus the derived ``percent``."""
+    logs as ``{"time", "message"}``, plus the derived ``percent`` and ``lease_left`` (seconds
+    until the lease ends, for an in-progress task when ``now`` is given; else null)."""
     data = task.to_dict()
     for key, value in list(data.items()):
         if key.endswith(("_at", "_expires")) or key == "eta":
             data[key] = iso(value) if value is not None else None
     data["logs"] = [{"time": iso(ln.time), "message": ln.message} for ln in task.logs]
     data["percent"] = task.progress_percent()
+    left = None
+    if now is not None and task.status == IN_PROGRESS and task.lease_expires is not None:
+        left = round(task.lease_expires - now, 1)
+    data["lease_left"] = left
+    return data
+
+
+def task_shown(bounded: Bounded, now: float) -> dict[str, Any]:
+    """:func:`task_full` of a :class:`Bounded` task, with ``logs_omitted`` and ``logs_cut``."""
+    data = task_full(bounded.task, now)
+    data["logs_omitted"] = bounded.omitted
+    data["logs_cut"] = bounded.cut
     return data
 
 

@@ -23,7 +23,7 @@ import pytest
 
 from agentcoord.api import Coordinator
 from agentcoord.cli.main import main
-from agentcoord.errors import BackendUnavailable, InvalidInput
+from agentcoord.errors import BackendUnavailable, CorruptData, InvalidInput
 from agentcoord.store.markdown.codec.task import parse_task
 from agentcoord.workspace import Workspace, init_workspace
 
@@ -101,10 +101,17 @@ RECORDS: dict[str, tuple[Setup, str, Setup]] = {
 }
 
 
+#: Records a write replaces without reading first (a cache, a rendered report): the planted link
+#: is replaced by the record. Every other record is read first, and a symlink is never read.
+REPLACED = {"index", "metrics"}
+
+
 @pytest.mark.parametrize("kind", sorted(RECORDS))
-def test_writes_replace_a_symlinked_record_and_never_write_through_it(
+def test_a_symlinked_record_is_never_read_or_written_through(
     coord: Coordinator, tmp_path: Path, kind: str
 ) -> None:
+    """SPEC section 16: reads open with ``O_NOFOLLOW`` (a planted link is corrupt data, exit 6,
+    not a record), writes never follow one (they replace it, or refuse)."""
     setup, name, write = RECORDS[kind]
     setup(coord)
     link = Path(coord.store.location) / name
@@ -113,9 +120,14 @@ def test_writes_replace_a_symlinked_record_and_never_write_through_it(
     plant(link, outside)
     before = outside.read_text()
     assert any(v.kind == "symlink" for v in coord.doctor.check())  # reported while it is there
-    write(coord)
+    if kind in REPLACED:
+        write(coord)
+        assert link.exists() and not link.is_symlink(), "the link was not replaced"
+    else:
+        with pytest.raises(CorruptData, match="symbolic link"):
+            write(coord)
+        assert link.is_symlink(), "a record the store could not read was replaced"
     assert outside.read_text() == before, "a write went through the symlink"
-    assert link.exists() and not link.is_symlink(), "the link was not replaced by the record"
     report("fs_attacks", case=f"symlink {kind}", violations=0)
 
 
@@ -170,8 +182,11 @@ def test_doctor_reports_a_record_read_through_a_symlink(coord: Coordinator, tmp_
     coord.agents.register("a1")
     plant(Path(coord.store.location) / "agent-a1.md", tmp_path / "a.md")
     found = coord.doctor.check()
-    assert [(v.kind, v.key) for v in found] == [("symlink", "agent-a1.md")]
-    assert "a.md" in found[0].message
+    assert sorted((v.kind, v.key) for v in found) == [
+        ("corrupt", "agent-a1.md"),  # never read through it ...
+        ("symlink", "agent-a1.md"),  # ... and named for what it is
+    ]
+    assert any("a.md" in v.message for v in found if v.kind == "symlink")
 
 
 # -- permissions ---------------------------------------------------------------------------------

@@ -124,7 +124,12 @@ class Context:
         warn(message, self.json)
 
     def close(self) -> None:
+        """Show the follow-ups that failed after a write committed (on stderr: the command
+        succeeded), and release the workspace."""
         if self._coord is not None:
+            for message in self._coord.warnings:
+                self.warn(message)
+            self._coord.warnings.clear()
             self._coord.close()
 
 

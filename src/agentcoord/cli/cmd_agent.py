@@ -4,7 +4,7 @@
 
 - ``register``, ``heartbeat``, ``retire`` and each ``list`` row:
   :func:`agentcoord.shapes.agent_summary`; ``heartbeat`` adds ``"renewed"`` (task ids whose lease
-  it renewed).
+  it renewed) and ``"lost"`` (task ids it held but no longer does: expired or taken over).
 - ``show``: :func:`agentcoord.shapes.agent_full`.
 
 Exit codes: 2 bad input (name, status, workload outside 0-100 or not a number), 3 unknown agent,
@@ -87,9 +87,12 @@ def _heartbeat(ctx: Context, ns: argparse.Namespace) -> int:
     )
     data = agent_summary(agent)
     data["renewed"] = [t.id for t in renewed]
+    data["lost"] = list(renewed.lost)
     text = _line(agent, "heartbeat from")
     if renewed:
         text += f"; renewed lease(s): {', '.join(data['renewed'])}"
+    if renewed.lost:
+        text += f"; lost (expired or taken over): {', '.join(renewed.lost)}"
     ctx.emit(data, text)
     return 0
 

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from ..errors import InvalidInput
-from .base import dispatch, key_values, scalar, seconds, show_record
+from ..shapes import SHOW_LOG_CHARS, SHOW_LOG_LINES
+from .base import count, dispatch, key_values, scalar, seconds, show_record
 from .output import parse_fields, select, table
 
 TYPE_CHECKING = False
@@ -137,14 +138,27 @@ def _build(parser: Parser) -> None:
     p.add_argument("--status", action="append", help="state, or 'open' (repeatable)")
     p.add_argument("--agent")
     p.add_argument("--project")
-    p.add_argument("--ready", action="store_true", help="only tasks whose dependencies are done")
+    p.add_argument(
+        "--ready",
+        action="store_true",
+        help="only tasks a claim would take now (with --agent: that agent's claim)",
+    )
     p.add_argument("--limit", type=int, default=DEFAULT_LIMIT, help=f"default {DEFAULT_LIMIT}")
     p.add_argument("--fields", help="comma-separated fields to show")
     p.set_defaults(handler=_list)
 
-    p = sub.add_parser("show", help="show one task")
+    p = sub.add_parser("show", help="show one task (the newest log lines; --full for all)")
     p.add_argument("id")
     p.add_argument("--fields", help="comma-separated fields to show")
+    p.add_argument(
+        "--log",
+        type=count("--log"),
+        default=SHOW_LOG_LINES,
+        metavar="N",
+        help=f"newest log lines to show (default {SHOW_LOG_LINES}, each cut to "
+        f"{SHOW_LOG_CHARS} characters)",
+    )
+    p.add_argument("--full", action="store_true", help="every log line, uncut")
     p.set_defaults(handler=_show)
 
 
@@ -271,24 +285,54 @@ def _list(ctx: Context, ns: argparse.Namespace) -> int:
     if len(selected) < len(heads):
         ctx.warn(f"showing {len(selected)} of {len(heads)} tasks; use --limit to see more")
     fields = parse_fields(ns.fields)
-    rows = select((_summary(ctx, t) for t in shown), fields)
+    ready = (
+        {h.id: True for h in selected} if ns.ready else board.readiness(selected, agent=ns.agent)
+    )
+    full = []
+    for task in shown:
+        row = _summary(ctx, task)
+        if task.id in ready:
+            row["ready"] = ready[task.id]
+        full.append(row)
+    rows = select(full, fields)
 
     def text() -> str:
         if not rows:
             return "no tasks"
         cols = fields or ["id", "status", "agent", "priority", "percent", "title"]
-        return table(rows, cols)
+        shown_rows = [
+            {**r, "status": _state(r)} if "status" in r and "ready" in r else r for r in rows
+        ]
+        return table(shown_rows, cols)
 
     ctx.emit(rows, text)
     return 0
 
 
+def _state(row: dict[str, Any]) -> str:
+    """A pending task as the dashboard shows it: ready (a claim takes it now) or waiting."""
+    if row["status"] == "pending":
+        return "ready" if row["ready"] else "waiting"
+    return str(row["status"])
+
+
 def _show(ctx: Context, ns: argparse.Namespace) -> int:
-    from ..shapes import task_full
+    from ..shapes import Bounded, task_shown
     from ..store.markdown.codec.task import render_task
 
     task = ctx.coord.tasks.get(ns.id)
-    return show_record(ctx, task_full(task), ns.fields, lambda: render_task(task, ctx.coord.now()))
+    now = ctx.coord.now()
+    if ns.full:
+        shown = Bounded(task, lines=None, chars=None)
+    else:
+        shown = Bounded(task, lines=ns.log, chars=SHOW_LOG_CHARS)
+
+    def text() -> str:
+        out = render_task(shown.task, now)
+        note = shown.note()
+        return out + (f"\n_({note}; --full shows everything)_" if note else "")
+
+    return show_record(ctx, task_shown(shown, now), ns.fields, text)
 
 
 def _reap(ctx: Context, ns: argparse.Namespace) -> int:

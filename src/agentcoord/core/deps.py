@@ -10,7 +10,16 @@ import re
 from functools import lru_cache
 
 from ..errors import DependencyCycle
-from .models import BLOCKED, COMPLETE, FINISHED_STATES, Task, TaskHead
+from .models import (
+    ASSIGNED,
+    BLOCKED,
+    COMPLETE,
+    FINISHED_STATES,
+    IN_PROGRESS,
+    PENDING,
+    Task,
+    TaskHead,
+)
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -62,6 +71,26 @@ def unmet(task: Task | TaskHead, states: Mapping[str, str]) -> list[str]:
     """Dependencies of ``task`` that are not complete. A dependency no longer on the board counts
     as complete: only finished tasks are archived, and a failed one blocks its dependents first."""
     return [d for d in task.depends_on if states.get(d, COMPLETE) != COMPLETE]
+
+
+def takeable(task: Task | TaskHead, now: float, agent: str | None = None) -> bool:
+    """Whether a claim by ``agent`` may take ``task`` by its state alone: pending; assigned to
+    that agent; or in progress with an expired lease (the claim takes it back). With no agent,
+    a task assigned to someone is not takeable."""
+    if task.status == PENDING:
+        return True
+    if task.status == ASSIGNED:
+        return agent is not None and task.agent == agent
+    return task.status == IN_PROGRESS and task.lease_expired(now)
+
+
+def ready(
+    task: Task | TaskHead, states: Mapping[str, str], now: float, agent: str | None = None
+) -> bool:
+    """ "Ready" means claimable now (SPEC section 4): :func:`takeable` and every dependency
+    complete. ``claim`` grants exactly the ready tasks; ``task list --ready``, the API and MCP
+    list exactly them."""
+    return takeable(task, now, agent) and not unmet(task, states)
 
 
 def failed_dependency(task: Task | TaskHead, states: Mapping[str, str]) -> str | None:

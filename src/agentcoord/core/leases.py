@@ -14,6 +14,10 @@ from ..errors import LeaseLost, StaleEpoch
 from .clock import iso
 from .models import FAILED, IN_PROGRESS, PENDING, LogLine, Task
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
 
 def check_holder(task: Task, agent: str, now: float, epoch: int | None = None) -> None:
     """Raise unless ``agent`` holds a live lease on ``task`` (at ``epoch`` if given)."""
@@ -44,16 +48,40 @@ def check_holder(task: Task, agent: str, now: float, epoch: int | None = None) -
         )
 
 
+class Renewal(list[Task]):
+    """What a heartbeat did to an agent's leases: it is the list of the tasks renewed, and
+    ``lost`` holds the ids of the tasks the agent no longer holds (the lease expired, or another
+    agent took the task over)."""
+
+    def __init__(self, renewed: Iterable[Task] = (), lost: Iterable[str] = ()) -> None:
+        super().__init__(renewed)
+        self.lost = list(lost)
+
+
+def lease_length(task: Task) -> float:
+    """Seconds the current grant's lease lasts: the claim's own ``--lease`` if it gave one,
+    else the task's ``lease_seconds``."""
+    return task.lease_grant if task.lease_grant is not None else task.lease_seconds
+
+
 def renew(task: Task, now: float) -> None:
     # Whole seconds, rounded up: the task file stores second precision, and a lease must never
     # end earlier than granted because of how it was written down.
-    task.lease_expires = float(math.ceil(now + task.lease_seconds))
+    task.lease_expires = float(math.ceil(now + lease_length(task)))
     task.updated_at = now
 
 
+def end(task: Task) -> None:
+    """The grant is over (finished, released, taken back, cancelled): no lease, and the claim's
+    own lease length ends with it."""
+    task.lease_expires = None
+    task.lease_grant = None
+
+
 def grant(task: Task, agent: str, now: float, lease_seconds: float | None) -> None:
-    if lease_seconds is not None:
-        task.lease_seconds = lease_seconds
+    """Grant ``agent`` a lease: of ``lease_seconds`` for this grant only when given, else of
+    the task's own ``lease_seconds``; the fencing epoch grows."""
+    task.lease_grant = lease_seconds
     task.status = IN_PROGRESS
     task.agent = agent
     task.epoch += 1
@@ -75,7 +103,7 @@ def expire(task: Task, now: float, log_limit: int) -> bool:
     ``max_attempts`` leases have expired. Returns True when the task failed."""
     holder = task.agent
     task.attempts += 1
-    task.lease_expires = None
+    end(task)
     task.updated_at = now
     if task.attempts >= task.max_attempts:
         task.status = FAILED

@@ -99,6 +99,7 @@ class Task(_Record):
         "extra_sections",
         "id",
         "lease_expires",
+        "lease_grant",
         "lease_seconds",
         "logs",
         "max_attempts",
@@ -132,6 +133,7 @@ class Task(_Record):
         epoch: int = 0,
         lease_expires: float | None = None,
         lease_seconds: float = DEFAULT_LEASE_SECONDS,
+        lease_grant: float | None = None,
         attempts: int = 0,
         max_attempts: int = DEFAULT_MAX_ATTEMPTS,
         created_at: float = 0.0,
@@ -167,7 +169,11 @@ class Task(_Record):
         self.dep_states = dep_states if dep_states is not None else {}
         self.epoch = epoch
         self.lease_expires = lease_expires
+        #: The task's lease length: what every grant gets unless its claim asks for another.
         self.lease_seconds = lease_seconds
+        #: The current grant's own lease length, when its claim asked for one (``--lease``);
+        #: None otherwise. It ends with the grant (SPEC section 4).
+        self.lease_grant = lease_grant
         self.attempts = attempts
         self.max_attempts = max_attempts
         self.created_at = created_at

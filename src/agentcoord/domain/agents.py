@@ -15,6 +15,7 @@ tasks when it retires.
 from __future__ import annotations
 
 from ..core import breaker
+from ..core.leases import Renewal
 from ..core.models import AGENT_STATES, COMPLETE, FAILED, IN_PROGRESS, Agent, Task, TaskHead
 from ..core.validate import check_name, normalize_block
 from ..errors import BreakerOpen, CorruptData, InvalidInput, NotFound
@@ -100,8 +101,8 @@ def compute_stats(recent: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def _renew_nothing(name: str) -> list[Task]:
-    return []
+def _renew_nothing(name: str) -> Renewal:
+    return Renewal()
 
 
 def _hold_nothing(name: str) -> None:
@@ -111,8 +112,8 @@ def _hold_nothing(name: str) -> None:
 class AgentHooks:
     """What the agents area asks of the board.
 
-    - ``renew_leases(agent)``: renew every live lease the agent holds (a heartbeat); returns the
-      tasks renewed;
+    - ``renew_leases(agent)``: renew every live lease the agent holds (a heartbeat); returns a
+      :class:`~agentcoord.core.leases.Renewal` (the tasks renewed, and the ids ``lost``);
     - ``release_all(agent)``: give back every task the agent holds (it retired).
     """
 
@@ -121,7 +122,7 @@ class AgentHooks:
     def __init__(
         self,
         *,
-        renew_leases: Callable[[str], list[Task]] = _renew_nothing,
+        renew_leases: Callable[[str], Renewal] = _renew_nothing,
         release_all: Callable[[str], None] = _hold_nothing,
     ) -> None:
         self.renew_leases = renew_leases
@@ -228,10 +229,11 @@ class Agents:
         status: str | None = None,
         workload: object = None,
         note: str | None = None,
-    ) -> tuple[Agent, TaskList]:
+    ) -> tuple[Agent, Renewal]:
         """Record a sign of life, optionally status/workload/note, and renew the agent's leases
         (refreshing their progress in the agent file's view in the same write). Returns the
-        agent and the tasks whose leases were renewed."""
+        agent and the :class:`~agentcoord.core.leases.Renewal`: the tasks whose leases were
+        renewed, and in ``.lost`` the ids of those it no longer holds (dropped from the view)."""
         check_name(name, "agent name")
         new_status = _status(status) if status is not None else None
         load = _workload(workload) if workload is not None else None
@@ -248,7 +250,10 @@ class Agents:
             if agent is None:
                 raise NotFound(unknown, agent=name)
             fresh = {t.id: active_entry(t, now) for t in renewed}
-            agent.active = [fresh.pop(str(e.get("id")), e) for e in agent.active]
+            gone = set(renewed.lost)
+            agent.active = [
+                fresh.pop(str(e.get("id")), e) for e in agent.active if e.get("id") not in gone
+            ]
             agent.active.extend(fresh.values())
             agent.last_seen = now
             if new_status is not None:

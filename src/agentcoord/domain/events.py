@@ -35,6 +35,9 @@ if TYPE_CHECKING:
     from ..core.config import Config
     from ..store.base import Change, Store
 
+    #: ``on_reset(last_seen, last_seq)``: the channel's seqs went back (see Events.follow).
+    ResetHook = Callable[[int, int], None]
+
 #: Bounds on what one event may carry, so a log stays readable and a runaway emitter small.
 MAX_FIELDS = 64
 MAX_KEY = 100
@@ -175,13 +178,31 @@ class Events:
             check_name(channel, "channel"), check_name(consumer, "consumer")
         )
 
-    def consume(self, channel: str, consumer: str, *, limit: int | None = None) -> list[Event]:
+    def consume(
+        self,
+        channel: str,
+        consumer: str,
+        *,
+        limit: int | None = None,
+        on_reset: ResetHook | None = None,
+    ) -> list[Event]:
         """The events after ``consumer``'s cursor, in order (at most ``limit``). The cursor does
-        not move: call :meth:`ack` with the last seq once they are delivered."""
+        not move: call :meth:`ack` with the last seq once they are delivered.
+
+        A cursor beyond the channel's last seq means the channel was reset (its log deleted, a
+        Redis workspace flushed): ``on_reset(cursor, last_seq)`` is told, the cursor goes back
+        to 0 and the channel is read from its start, so that no new event is skipped."""
         check_name(channel, "channel")
         check_name(consumer, "consumer")
         limit = _count(limit, "limit")
         after = self.store.get_cursor(channel, consumer)
+        if after:
+            last = self.store.last_seq(channel)
+            if last < after:
+                if on_reset is not None:
+                    on_reset(after, last)
+                self.store.reset_cursor(channel, consumer, 0)
+                after = 0
         return self.store.read_events(channel, after=after, limit=limit)
 
     def ack(self, channel: str, consumer: str, seq: int) -> int:
@@ -205,21 +226,32 @@ class Events:
         since: int | None = None,
         consumer: str | None = None,
         timeout: float | None = None,
+        on_reset: ResetHook | None = None,
     ) -> Iterator[Event]:
         """Yield the events after ``since`` (default: the consumer's cursor, else the channel's
         last seq, i.e. only new ones), then every new event as it is appended. Ends after
         ``timeout`` seconds without a new event, if given. Nothing is acknowledged here: a
-        consumer calls :meth:`ack` after handling each event (or batch)."""
+        consumer calls :meth:`ack` after handling each event (or batch).
+
+        A follower never skips events silently (SPEC section 9): when the channel's last seq
+        falls below the last one seen (its log deleted or truncated, the store flushed) it calls
+        ``on_reset(last_seen, last_seq)``, moves ``consumer``'s cursor back to 0 if given, and
+        reads the channel again from its start."""
         check_name(channel, "channel")
         if consumer is not None:
             check_name(consumer, "consumer")
         since = _count(since, "since")
         if timeout is not None and not timeout >= 0:
             raise InvalidInput(f"timeout must be >= 0 seconds, not {timeout!r}")
-        return self._follow(channel, since, consumer, timeout)
+        return self._follow(channel, since, consumer, timeout, on_reset)
 
     def _follow(
-        self, channel: str, since: int | None, consumer: str | None, timeout: float | None
+        self,
+        channel: str,
+        since: int | None,
+        consumer: str | None,
+        timeout: float | None,
+        on_reset: ResetHook | None,
     ) -> Iterator[Event]:
         # The first watch is opened before the starting point is read: a change in between is
         # then both in the read and in the feed, never in neither.
@@ -232,9 +264,25 @@ class Events:
             else:
                 last = self.store.last_seq(channel)
             deadline = None if timeout is None else time.monotonic() + timeout
+
+            def read() -> list[Event]:
+                """What is new after ``last``; after a reset, everything from the start."""
+                nonlocal last
+                fresh = self.store.read_events(channel, after=last)
+                if not fresh and last:
+                    now_last = self.store.last_seq(channel)
+                    if now_last < last:
+                        if on_reset is not None:
+                            on_reset(last, now_last)
+                        if consumer is not None:
+                            self.store.reset_cursor(channel, consumer, 0)
+                        last = 0
+                        fresh = self.store.read_events(channel, after=0)
+                return fresh
+
             while True:
                 polled = time.monotonic()
-                for event in self.store.read_events(channel, after=last):
+                for event in read():
                     last = event.seq
                     yield event
                     if timeout is not None:
@@ -242,7 +290,7 @@ class Events:
                 for batch in hints:
                     if _concerns(batch, channel) or time.monotonic() - polled >= SAFETY_POLL:
                         polled = time.monotonic()
-                        for event in self.store.read_events(channel, after=last):
+                        for event in read():
                             last = event.seq
                             yield event
                             if timeout is not None:

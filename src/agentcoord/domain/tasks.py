@@ -39,6 +39,7 @@ from ..core.models import (
 from ..core.validate import MAX_TITLE, check_name, json_data, number, text
 from ..errors import (
     Conflict,
+    CoordError,
     CorruptData,
     InvalidInput,
     InvalidTransition,
@@ -107,16 +108,22 @@ def _no_router(capability: str | None) -> str:
     raise NotFound("automatic assignment is not available here (no router)")
 
 
+def _ignore(message: str) -> None:
+    return None
+
+
 class BoardHooks:
     """What the board tells, and asks of, the rest of the domain.
 
     - ``before_claim(agent)``: raise to refuse the claim (the circuit breaker, exit 4);
     - ``on_change(task, previous_holder, progress_only)``: a task's ownership or progress changed
       after its write committed (agent views); must not raise for ordinary failures;
-    - ``pick_agent(capability)``: the agent ``assign --auto`` routes to, or :class:`NotFound`.
+    - ``pick_agent(capability)``: the agent ``assign --auto`` routes to, or :class:`NotFound`;
+    - ``warn(message)``: a follow-up effect failed after the operation's own write committed
+      (the interface shows it; the next operation or ``coord doctor`` repairs it).
     """
 
-    __slots__ = ("before_claim", "on_change", "pick_agent")
+    __slots__ = ("before_claim", "on_change", "pick_agent", "warn")
 
     def __init__(
         self,
@@ -124,10 +131,12 @@ class BoardHooks:
         before_claim: Callable[[str], None] = _no_check,
         on_change: Callable[[Task, str | None, bool], None] = _no_change,
         pick_agent: Callable[[str | None], str] = _no_router,
+        warn: Callable[[str], None] = _ignore,
     ) -> None:
         self.before_claim = before_claim
         self.on_change = on_change
         self.pick_agent = pick_agent
+        self.warn = warn
 
 
 class TaskBoard:
@@ -153,7 +162,25 @@ class TaskBoard:
         self.hooks.before_claim(agent)
 
     def _on_change(self, task: Task, previous: str | None, *, progress_only: bool = False) -> None:
-        self.hooks.on_change(task, previous, progress_only)
+        """Follow-up: the agents' views. Never fails the operation (see :meth:`_follow_up`)."""
+        self._follow_up(
+            f"the agent view of task {task.id}",
+            lambda: self.hooks.on_change(task, previous, progress_only),
+        )
+
+    def _follow_up(self, what: str, effect: Callable[[], None]) -> None:
+        """Run a follow-up effect of an operation whose own write already committed (SPEC
+        section 4, "the commit point"): its failure (a lock that stays held, the backend gone,
+        an unreadable record) is reported through ``hooks.warn`` and repaired later (by the
+        next operation, ``coord reap`` or ``coord doctor``), never raised: the caller must not
+        retry what already happened."""
+        try:
+            effect()
+        except CoordError as exc:
+            self.hooks.warn(
+                f"{what} was not updated ({exc.message}); the operation itself succeeded, and "
+                "'coord doctor --fix' or the next operation repairs it"
+            )
 
     # -- reading ---------------------------------------------------------------------------
     def get(self, task_id: str) -> Task:
@@ -186,7 +213,12 @@ class TaskBoard:
         errors: ErrorList | None = None,
     ) -> HeadList:
         """The heads of the matching tasks in claim order: filters and sorting work on the
-        index, so listing a few of 10,000 tasks reads only those few files."""
+        index, so listing a few of 10,000 tasks reads only those few files.
+
+        ``ready=True``: only the tasks a claim would take now (:func:`agentcoord.core.deps.ready`:
+        pending, or assigned to ``agent``, or with an expired lease, and every dependency
+        complete); with ``agent`` that means "claimable by that agent", not "held by it".
+        ``ready=False``: the open tasks a claim would not take now."""
         if agent is not None:
             check_name(agent, "agent name")
         statuses = _statuses(status)
@@ -196,15 +228,31 @@ class TaskBoard:
         found = every
         if ready is not None:
             states = {h.id: h.status for h in every}
-            found = [h for h in every if (not deps.unmet(h, states)) == ready]
+            now = self.clock()
+            found = [
+                h
+                for h in every
+                if h.status in OPEN_STATES and deps.ready(h, states, now, agent) == ready
+            ]
             if statuses is not None:
                 found = [h for h in found if h.status in statuses]
-        if agent is not None:
+        if agent is not None and not ready:
             found = [h for h in found if h.agent == agent]
         if project is not None:
             found = [h for h in found if h.project == project]
         found.sort(key=order_key)
         return found
+
+    def readiness(self, heads: Iterable[TaskHead], *, agent: str | None = None) -> dict[str, bool]:
+        """For each pending or assigned task among ``heads``: whether a claim (by ``agent``)
+        would take it now (ready) or not (waiting on a dependency, or assigned to another)."""
+        waiting = [h for h in heads if h.status in (PENDING, ASSIGNED)]
+        if not waiting:
+            return {}
+        everything = self.store.list_task_heads()
+        states = {h.id: h.status for h in everything}
+        now = self.clock()
+        return {h.id: deps.ready(h, states, now, agent) for h in waiting}
 
     def load(self, heads: Iterable[TaskHead], *, errors: ErrorList | None = None) -> TaskList:
         """The full tasks for ``heads`` (skipping ones deleted or made unreadable since)."""
@@ -362,12 +410,8 @@ class TaskBoard:
                 raise InvalidTransition(f"task {task.id} is already {task.status}", task=task.id)
             now = self.clock()
             previous[0] = task.agent
-            task.status, task.lease_expires, task.completed_at, task.updated_at = (
-                CANCELLED,
-                None,
-                now,
-                now,
-            )
+            task.status, task.completed_at, task.updated_at = CANCELLED, now, now
+            leases.end(task)
             task.error = why
             leases.add_log(task, now, "cancelled" + (f": {why}" if why else ""), MAX_LOG_LINES)
             return task
@@ -408,14 +452,10 @@ class TaskBoard:
             h
             for h in heads
             if (project is None or h.project == project)
-            and (
-                h.status == PENDING
-                or (h.status == ASSIGNED and h.agent == agent)
-                or h.lease_expired(now)
-            )
-            # Waiting on a dependency: not claimable. A failed dependency still goes through
-            # _claim_one, which marks the task blocked (repairing a missed propagation).
-            and not (deps.unmet(h, states) and deps.failed_dependency(h, states) is None)
+            and deps.takeable(h, now, agent)
+            # Ready ones, and those with a failed dependency: _claim_one marks these blocked
+            # (repairing a missed propagation) and moves on. Waiting ones are not candidates.
+            and (not deps.unmet(h, states) or deps.failed_dependency(h, states) is not None)
         ]
         candidates.sort(key=order_key)
         # First pass: skip candidates another claimer is writing right now (it will most
@@ -485,6 +525,8 @@ class TaskBoard:
                 if not task.lease_expired(now):
                     if task.agent == agent:
                         outcome["renewed"] = True
+                        if lease_seconds is not None:
+                            task.lease_grant = lease_seconds
                         leases.renew(task, now)
                         return task
                     raise Conflict(
@@ -544,25 +586,42 @@ class TaskBoard:
         return task
 
     # -- leases ------------------------------------------------------------------------------
-    def renew_all(self, agent: str) -> TaskList:
-        """Renew every live lease ``agent`` holds (called by heartbeats)."""
-        renewed = []
+    def renew_all(self, agent: str) -> leases.Renewal:
+        """Renew every live lease ``agent`` holds (a heartbeat). Returns exactly the tasks
+        renewed; ``.lost`` lists the ids of those it held but no longer does (the lease expired,
+        or another agent took the task over): an expired lease is never revived by a late
+        heartbeat (SPEC section 4)."""
+        check_name(agent, "agent name")
+        renewed: TaskList = []
+        lost: list[str] = []
         for cand in self.store.list_task_heads(statuses=[IN_PROGRESS]):
             if cand.agent != agent:
                 continue
+            outcome: list[str] = []
 
-            def fn(task: Task) -> Task | None:
+            def fn(task: Task, outcome: list[str] = outcome) -> Task | None:
+                outcome.clear()
                 now = self.clock()
-                if task.status != IN_PROGRESS or task.agent != agent or task.lease_expired(now):
-                    return None  # an expired lease is not revived by a late heartbeat
-                leases.renew(task, now)
-                return task
+                if task.status == IN_PROGRESS and task.agent == agent:
+                    if task.lease_expired(now):
+                        outcome.append("lost")
+                        return None
+                    leases.renew(task, now)
+                    outcome.append("renewed")
+                    return task
+                if task.agent != agent or task.status in (PENDING, ASSIGNED):
+                    outcome.append("lost")  # taken back or taken over since the heads read
+                return None  # finished by the agent itself meanwhile: neither
 
             try:
-                renewed.append(self.store.update_task(cand.id, fn))
+                task = self.store.update_task(cand.id, fn)
             except NotFound:
                 continue
-        return renewed
+            if outcome == ["renewed"]:
+                renewed.append(task)
+            elif outcome == ["lost"]:
+                lost.append(task.id)
+        return leases.Renewal(renewed, lost)
 
     def release_all(self, agent: str, *, reason: str | None = None) -> TaskList:
         """Give back every task ``agent`` holds (pending, no attempt counted); a task that moved
@@ -621,6 +680,13 @@ class TaskBoard:
         self._on_change(task, agent)
 
     def _block_dependents(self, failed: Task) -> None:
+        """Follow-up: block the open dependents of ``failed``. A dependent left pending is
+        blocked by the next claim that meets it, or by ``coord doctor --fix``."""
+        self._follow_up(
+            f"the dependents of task {failed.id}", lambda: self._block_dependents_now(failed)
+        )
+
+    def _block_dependents_now(self, failed: Task) -> None:
         everything = self.store.list_task_heads()
         for dep_id in deps.dependents_closure(failed.id, everything):
 
@@ -737,11 +803,13 @@ class TaskBoard:
         check_name(agent, "agent name")
         body = text(outcome, "result") if outcome is not None else None
 
-        def fn(task: Task) -> Task:
+        def fn(task: Task) -> Task | None:
             now = self.clock()
+            if _finished_by(task, agent, status, epoch):
+                return None  # a retry of what already happened: success, nothing changes
             leases.check_holder(task, agent, now, epoch)
             task.status, task.completed_at, task.updated_at = status, now, now
-            task.lease_expires = None
+            leases.end(task)
             if status == COMPLETE:
                 task.result = body
                 if task.progress_total is not None:
@@ -771,7 +839,8 @@ class TaskBoard:
         def fn(task: Task) -> Task:
             now = self.clock()
             leases.check_holder(task, agent, now, epoch)
-            task.status, task.agent, task.lease_expires, task.updated_at = PENDING, None, None, now
+            task.status, task.agent, task.updated_at = PENDING, None, now
+            leases.end(task)
             leases.add_log(
                 task, now, f"released by {agent}" + (f": {why}" if why else ""), MAX_LOG_LINES
             )
@@ -780,6 +849,19 @@ class TaskBoard:
         task = self.store.update_task(task_id, fn)
         self._on_change(task, agent)
         return task
+
+
+def _finished_by(task: Task, agent: str, status: str, epoch: int | None) -> bool:
+    """Whether ``task`` already is ``status`` by ``agent``'s own hand (at ``epoch`` if given):
+    completing or failing it again is then a safe retry (SPEC section 4), not a conflict."""
+    if task.status != status or task.agent != agent or task.completed_at is None:
+        return False
+    if epoch is not None and epoch != task.epoch:
+        return False
+    last = next(
+        (ln.message for ln in reversed(task.logs) if ln.message.endswith(f" by {agent}")), ""
+    )
+    return last == f"{status} by {agent}"
 
 
 def _iso(ts: float | None) -> str:

@@ -146,7 +146,14 @@ class CoordMCP(FastMCP[Any]):
 
         def locked(kwargs: dict[str, Any]) -> str:
             with self._call_lock:
-                return dumps(fn(**kwargs))
+                warnings = self.coord_tools.coord.warnings
+                warnings.clear()
+                result = fn(**kwargs)
+                if warnings and isinstance(result, dict):
+                    # The call succeeded; a follow-up failed after its write committed.
+                    result["warnings"] = list(warnings)
+                warnings.clear()
+                return dumps(result)
 
         @functools.wraps(fn)
         async def call(**kwargs: Any) -> str:

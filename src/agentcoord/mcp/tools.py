@@ -23,8 +23,6 @@ from ..errors import InvalidInput, NotFound
 #: Default and largest number of rows in any list a tool returns (tasks, events, agents, alerts).
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 100
-#: ``show_task`` returns only the newest log lines (the task keeps up to 50).
-SHOW_LOG_LINES = 10
 
 Outcome = Literal["complete", "fail", "release"]
 AgentStatus = Literal["idle", "busy", "blocked", "offline"]
@@ -39,7 +37,8 @@ DESCRIPTIONS: dict[str, str] = {
     "progress": "Report progress and/or log a message on a task you hold; renews its lease.",
     "finish": "End your hold: complete (note=result), fail (note=error, required) "
     "or release (back to pending; note=reason).",
-    "list_tasks": "List tasks in claim order. status: a state or 'open'.",
+    "list_tasks": "List tasks in claim order. status: a state or 'open'; ready: only what a "
+    "claim would take now.",
     "show_task": "One task in full, with its newest log lines.",
     "emit_event": "Append an event to a channel.",
     "read_events": "Events on a channel you have not read yet (advances your cursor); "
@@ -135,6 +134,7 @@ class Tools:
         )
         data = shapes.agent_summary(found)
         data["renewed"] = [t.id for t in renewed]
+        data["lost"] = list(renewed.lost)
         return data
 
     # -- tasks ---------------------------------------------------------------------------------
@@ -233,17 +233,16 @@ class Tools:
         fields: list[str] | None = None,
     ) -> dict[str, Any]:
         limit = _limit(limit)
+        if ready and agent is None:  # "what can I claim now": the acting agent's claim
+            agent = self.default_agent
         tasks = self.coord.tasks.list(status=status, agent=agent, project=project, ready=ready)
         rows = [_select(self._task(t), fields) for t in tasks[:limit]]
         return {"tasks": rows, "total": len(tasks)}
 
     def show_task(self, *, id: str, fields: list[str] | None = None) -> dict[str, Any]:
-        data = shapes.task_full(self.coord.tasks.get(id))
-        logs = data.get("logs") or []
-        if len(logs) > SHOW_LOG_LINES:
-            data["logs"] = logs[-SHOW_LOG_LINES:]
-            data["logs_omitted"] = len(logs) - SHOW_LOG_LINES
-        return _select(data, fields)
+        task = self.coord.tasks.get(id)
+        shown = shapes.Bounded(task, lines=shapes.SHOW_LOG_LINES, chars=shapes.SHOW_LOG_CHARS)
+        return _select(shapes.task_shown(shown, self.coord.now()), fields)
 
     # -- events --------------------------------------------------------------------------------
     def emit_event(

@@ -121,7 +121,7 @@ def _check_task(task: Task, now: float, known: set[str], path: str | None) -> li
             bad("lease", f"task {task.id} is in_progress without an agent and a lease")
         elif task.lease_expires <= now:
             bad("expired_lease", f"{task.agent}'s lease on task {task.id} expired", repairable=True)
-    elif task.lease_expires is not None:
+    elif task.lease_expires is not None or task.lease_grant is not None:
         bad("lease", f"task {task.id} is {task.status} but still has a lease")
     if task.epoch < 0 or (
         task.epoch < 1 and (task.status == IN_PROGRESS or task.started_at is not None)

@@ -273,6 +273,12 @@ class Store(ABC):
         """Move the consumer's cursor forward to ``seq`` (never backwards); return the cursor."""
 
     @abstractmethod
+    def reset_cursor(self, channel: str, consumer: str, seq: int) -> int:
+        """Set the consumer's cursor to ``seq`` even if that moves it back: only after the
+        channel was reset (its seqs start again), so that the consumer skips nothing. Returns
+        the cursor."""
+
+    @abstractmethod
     def list_cursors(self, *, errors: list[CorruptData] | None = None) -> dict[str, dict[str, int]]:
         """Every consumer cursor: channel -> consumer -> seq. Unreadable cursor records are
         skipped and appended to ``errors`` (else raised)."""

@@ -314,6 +314,14 @@ class MemoryStore(Store):
             cursors[consumer] = max(cursors.get(consumer, 0), seq)
             return cursors[consumer]
 
+    def reset_cursor(self, channel: str, consumer: str, seq: int) -> int:
+        check_name(channel, "channel")
+        check_name(consumer, "consumer")
+        self.check_count(seq, "seq")
+        with self._lock:
+            self._channel(channel).cursors[consumer] = seq
+            return seq
+
     def list_cursors(self, *, errors: list[CorruptData] | None = None) -> dict[str, dict[str, int]]:
         with self._lock:
             return {

@@ -228,6 +228,10 @@ class Timer:
         except Exception as exc:
             self.log(f"reap failed: {type(exc).__name__}: {exc}")
             return []
+        finally:
+            for message in self.coord.warnings:
+                self.log(f"warning: {message}")
+            self.coord.warnings.clear()
         rows = [{"id": t.id, "status": t.status, "attempts": t.attempts} for t in changed]
         if rows:
             self.reaped.extend(rows)

@@ -19,8 +19,7 @@ from __future__ import annotations
 import os
 import time
 
-from ...errors import BackendUnavailable
-from ...fs import FileLock, atomic_write, ensure_dir, read_text
+from ...fs import FileLock, atomic_write, ensure_dir, read_bytes, read_text
 from ..cache import RecordCache
 
 TYPE_CHECKING = False
@@ -81,28 +80,25 @@ class Directory:
         return read_text(self.path(name))
 
     def read_bytes(self, name: str) -> bytes | None:
-        """The file's bytes, or None when it does not exist; :class:`BackendUnavailable` when it
-        cannot be read."""
-        try:
-            with open(self.path(name), "rb") as fh:
-                return fh.read()
-        except FileNotFoundError:
-            return None
-        except IsADirectoryError:
-            raise BackendUnavailable(f"{self.path(name)} is a directory, expected a file") from None
-        except OSError as exc:
-            raise BackendUnavailable(f"cannot read {self.path(name)}: {exc.strerror}") from exc
+        """The file's bytes, or None when it does not exist (:func:`agentcoord.fs.read_bytes`:
+        a symlink or a non-regular file is :class:`CorruptData`, never followed or waited on)."""
+        return read_bytes(self.path(name))
 
     def ensure(self, sub: str = "") -> str:
         path = self.path(sub) if sub else self.root
         ensure_dir(path)
         return path
 
-    def names(self, sub: str = "") -> list[str]:
-        """Regular files (no symlinks) directly in ``sub`` (the root by default), sorted."""
+    def names(self, sub: str = "", *, regular: bool = True) -> list[str]:
+        """Names directly in ``sub`` (the root by default), sorted: regular files only (no
+        symlinks), or with ``regular=False`` every entry but directories."""
         try:
             with os.scandir(self.path(sub) if sub else self.root) as entries:
-                return sorted(e.name for e in entries if e.is_file(follow_symlinks=False))
+                return sorted(
+                    e.name
+                    for e in entries
+                    if (e.is_file(follow_symlinks=False) if regular else not e.is_dir())
+                )
         except (FileNotFoundError, NotADirectoryError):
             return []
 

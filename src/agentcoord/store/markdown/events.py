@@ -353,6 +353,19 @@ class EventLogs:
             )
             return seq
 
+    def reset_cursor(self, channel: str, consumer: str, seq: int) -> int:
+        check_name(channel, "channel")
+        check_name(consumer, "consumer")
+        _check_count(seq, "seq")
+        ensure_dir(self.d.path(STATE))
+        with self.d.lock(f"cursors-{channel}"):
+            cursors = self._cursors(channel)
+            cursors[consumer] = seq
+            self.d.write(
+                self._cursor_name(channel), json.dumps(cursors, indent=2, sort_keys=True) + "\n"
+            )
+            return seq
+
     def list_cursors(self, *, errors: list[CorruptData] | None = None) -> dict[str, dict[str, int]]:
         out: dict[str, dict[str, int]] = {}
         for file in self.d.names(STATE):

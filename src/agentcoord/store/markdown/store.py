@@ -17,6 +17,7 @@ import os
 import time
 
 from ...errors import AlreadyExists, BackendUnavailable, CorruptData, NotFound
+from ...fs import decode
 from ..base import Store
 from .directory import ARCHIVE, STATE, Directory
 
@@ -112,7 +113,7 @@ class MarkdownStore(Store):
         found = self.d.cache.get(file, raw)
         if found is not None:
             return found
-        record = parse(raw.decode("utf-8", errors="replace"), self.d.path(file))
+        record = parse(decode(raw, self.d.path(file)), self.d.path(file))
         if cache:
             self.d.cache.put(file, raw, record)
         return record
@@ -152,7 +153,7 @@ class MarkdownStore(Store):
         self, prefix: str, parse: Callable[[str, str], Any], errors: list[CorruptData] | None
     ) -> list[Any]:
         out: list[Any] = []
-        for file in self.d.names():
+        for file in self.d.names(regular=False):  # a planted link or FIFO is reported, not hidden
             if not (file.startswith(prefix) and file.endswith(".md")):
                 continue
             try:
@@ -245,7 +246,7 @@ class MarkdownStore(Store):
         found: Task | None = self.d.cache.get(file, raw)
         if found is not None:
             return found
-        return _parse_task(raw.decode("utf-8", errors="replace"), self.d.path(file))
+        return _parse_task(decode(raw, self.d.path(file)), self.d.path(file))
 
     def _task_index(self) -> TaskIndex:
         if self._index is None:
@@ -468,6 +469,9 @@ class MarkdownStore(Store):
     def advance_cursor(self, channel: str, consumer: str, seq: int) -> int:
         return self.events.advance_cursor(channel, consumer, seq)
 
+    def reset_cursor(self, channel: str, consumer: str, seq: int) -> int:
+        return self.events.reset_cursor(channel, consumer, seq)
+
     def list_cursors(self, *, errors: list[CorruptData] | None = None) -> dict[str, dict[str, int]]:
         return self.events.list_cursors(errors=errors)
 
@@ -560,6 +564,10 @@ class MarkdownStore(Store):
         return MarkdownStore(
             self.root, durable=False, lock_timeout=self.lock_timeout, clock=self.clock
         )
+
+    def index_granularity(self) -> int:
+        """The file system's mtime granularity (ns) as the task index has learnt it."""
+        return self._task_index().granularity
 
     def rebuild_index(self) -> bool:
         """Forget the task head index (on disk and in this process); the next listing

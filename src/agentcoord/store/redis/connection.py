@@ -379,6 +379,18 @@ class Connection:
                     time.sleep(random.uniform(0, backoff))
                     backoff = min(backoff * 2, 0.05)
 
+    def notify(self, hint: str) -> None:
+        """Publish a change hint after a write committed, best effort: a hint that cannot be
+        published (a server that refuses ``PUBLISH`` to this user, a connection just lost) costs
+        followers only latency (they re-read every second), so it never fails the write. The
+        scripts publish with ``redis.pcall`` for the same reason."""
+        from redis.exceptions import RedisError
+
+        try:
+            self.client.publish(self.changes, hint)
+        except RedisError:
+            pass
+
     def contended(self, keys: list[str]) -> LockTimeout:
         return LockTimeout(
             f"Redis at {self.location}: {keys[0]} kept changing under us for "

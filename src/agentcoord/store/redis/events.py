@@ -77,7 +77,7 @@ if len > keep then
 end
 redis.call('SADD', KEYS[4], ARGV[2])
 redis.call('SET', KEYS[5], string.format('%d', cur), 'PX', ARGV[3])
-redis.call('PUBLISH', ARGV[4], ARGV[5])
+redis.pcall('PUBLISH', ARGV[4], ARGV[5])
 return cur
 """
 
@@ -112,7 +112,7 @@ for _, entry in ipairs(old) do
 end
 redis.call('XTRIM', KEYS[1], 'MAXLEN', keep)
 redis.call('SET', KEYS[3], string.format('%d', len - keep), 'PX', ARGV[3])
-redis.call('PUBLISH', ARGV[4], ARGV[5])
+redis.pcall('PUBLISH', ARGV[4], ARGV[5])
 return len - keep
 """
 
@@ -291,6 +291,14 @@ class EventStreams:
         keys = [self._event_key(check_name(channel, "channel"), "seq"), self.c.key("channels")]
         script = self.c.script("raise_seq", _RAISE_SEQ)
         return int(self.c.call(lambda: script(keys=keys, args=[_count(seq, "seq"), channel])))
+
+    def reset_cursor(self, channel: str, consumer: str, seq: int) -> int:
+        check_name(channel, "channel")
+        check_name(consumer, "consumer")
+        _count(seq, "seq")
+        key = self._event_key(channel, "cursors")
+        self.c.call(lambda: self.c.client.hset(key, consumer, int(seq)))
+        return seq
 
     def list_cursors(self, *, errors: list[CorruptData] | None = None) -> dict[str, dict[str, int]]:
         """Every consumer cursor: channel -> consumer -> seq (``coord migrate``)."""

@@ -69,7 +69,7 @@ redis.call('SET', KEYS[1], ARGV[1])
 redis.call('SADD', KEYS[2], ARGV[2])
 redis.call('SADD', KEYS[3], ARGV[2])
 redis.call('HSET', KEYS[4], ARGV[2], ARGV[5])
-redis.call('PUBLISH', ARGV[3], ARGV[4])
+redis.pcall('PUBLISH', ARGV[3], ARGV[4])
 return false
 """
 
@@ -86,7 +86,7 @@ end
 redis.call('SADD', KEYS[3], ARGV[4])
 redis.call('HSET', KEYS[5], ARGV[4], ARGV[5])
 redis.call('SET', KEYS[6], '1', 'PX', ARGV[6])
-redis.call('PUBLISH', ARGV[7], ARGV[8])
+redis.pcall('PUBLISH', ARGV[7], ARGV[8])
 return 1
 """
 )
@@ -99,7 +99,7 @@ _UPDATE_AGENT = (
 redis.call('SET', KEYS[1], ARGV[3])
 redis.call('SADD', KEYS[2], ARGV[4])
 redis.call('SET', KEYS[3], '1', 'PX', ARGV[5])
-redis.call('PUBLISH', ARGV[6], ARGV[7])
+redis.pcall('PUBLISH', ARGV[6], ARGV[7])
 return 1
 """
 )
@@ -423,13 +423,15 @@ class RedisStore(Store):
                     p.hdel(self.heads.key(status), name)
                 p.hset(archive, field, raw)
                 p.set(op_key, "1", px=self.c.op_ttl_ms)
-                p.publish(self.c.changes, self.c.hint(kind, "archived", name))
 
             return writes, True
 
-        return self.c.call(
+        moved: bool = self.c.call(
             lambda: self.c.watched([key], step), self.c.committed(op_key, lambda: True)
         )
+        if moved:
+            self.c.notify(self.c.hint(kind, "archived", name))
+        return moved
 
     def _list_archived(
         self, kind: str, from_dict: Callable[[dict[str, Any]], T], errors: list[CorruptData] | None
@@ -483,6 +485,9 @@ class RedisStore(Store):
     def advance_cursor(self, channel: str, consumer: str, seq: int) -> int:
         return self.events.advance_cursor(channel, consumer, seq)
 
+    def reset_cursor(self, channel: str, consumer: str, seq: int) -> int:
+        return self.events.reset_cursor(channel, consumer, seq)
+
     def list_cursors(self, *, errors: list[CorruptData] | None = None) -> dict[str, dict[str, int]]:
         return self.events.list_cursors(errors=errors)
 
@@ -496,17 +501,18 @@ class RedisStore(Store):
             raw = pipe.get(key)
             current = None if raw is None else self.c.decode(key, raw, ContextDoc.from_dict)
             self.check_context_slot(current, doc)
-            action = "created" if current is None else "changed"
+            action.append("created" if current is None else "changed")
 
             def writes(p: Pipeline) -> None:
                 p.set(key, data)
                 p.sadd(self.c.key("contexts"), name)
-                p.publish(self.c.changes, self.c.hint("context", action, name))
 
             return writes, None
 
+        action: list[str] = []
         # A plain overwrite: running it again after a lost reply changes nothing.
         self.c.call(lambda: self.c.watched([key], step))
+        self.c.notify(self.c.hint("context", action[-1], name))
 
     def get_context(self, project: str, domain: str) -> ContextDoc:
         key = self.c.key("context", self.context_name(project, domain))
@@ -527,13 +533,8 @@ class RedisStore(Store):
         # Documents are rendered reports (metrics-performance.md): hint kind "metrics".
         hint = self.c.hint("metrics", "changed", name.removeprefix("metrics-"))
 
-        def write() -> None:
-            with self.c.client.pipeline(transaction=True) as pipe:
-                pipe.set(key, raw)
-                pipe.publish(self.c.changes, hint)
-                pipe.execute()
-
-        self.c.call(write)
+        self.c.call(lambda: self.c.client.set(key, raw))
+        self.c.notify(hint)
 
     def get_document(self, name: str) -> dict[str, Any] | None:
         self.check_document(name)
@@ -576,10 +577,10 @@ class RedisStore(Store):
             with self.c.client.pipeline(transaction=False) as pipe:
                 for i in range(0, len(keys), 500):
                     pipe.unlink(*keys[i : i + 500])
-                pipe.publish(self.c.changes, self.c.hint("store", "removed", "*"))
                 pipe.execute()
 
         self.c.call(drop)
+        self.c.notify(self.c.hint("store", "removed", "*"))
         self.c.seen.clear()
         self._decoded.clear()
         return len(keys)

@@ -28,6 +28,7 @@ _SEQ_LINE = re.compile(r"[^\n]*\n\*\*Seq\*\*: (\d+)\n")
 _LAST_SEQ = re.compile(r"^\*\*Last Seq\*\*:[ \t]*(\d+)[ \t]*$", re.MULTILINE)
 _UPDATED = re.compile(r"^Last updated: [^\n]*$", re.MULTILINE)
 _FOOTER = "\n\n_Note:"
+_CONFLICT = re.compile(r"^(?:<{7}|>{7}|\|{7})(?:\s|$)|^={7}\s*$", re.MULTILINE)
 
 
 class LiveBlocks:
@@ -46,6 +47,8 @@ class LiveBlocks:
 
     @classmethod
     def split(cls, text: str) -> LiveBlocks | None:
+        if _CONFLICT.search(text):  # the full parser reports it, with its line
+            return None
         body = text[:-1] if text.endswith("\n") else text
         parts = body.split(MARK)
         head, blocks = parts[0], parts[1:]

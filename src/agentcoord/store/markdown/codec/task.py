@@ -80,6 +80,8 @@ def render_task(task: Task, now: float) -> str:
     add(f"**Epoch**: {task.epoch}")
     add(f"**Lease Expires**: {_ts(task.lease_expires)}")
     add(f"**Lease Duration**: {exact_duration(task.lease_seconds)}")
+    if task.lease_grant is not None:
+        add(f"**Grant Lease**: {exact_duration(task.lease_grant)}")
     add(f"**Attempts**: {task.attempts}/{task.max_attempts}")
     if task.created_by:
         add(f"**Created By**: {task.created_by}")
@@ -229,14 +231,14 @@ def parse_task(text: str, path: str) -> Task:
         if got is not None:
             setattr(task, attr, parse_int(doc, got[0], got[1], field))
     task.lease_expires = _time(doc, doc.field("Lease Expires"), "Lease Expires")
-    lease = doc.field("Lease Duration")
-    if lease is not None:
+    for field, attr in (("Lease Duration", "lease_seconds"), ("Grant Lease", "lease_grant")):
+        lease = doc.field(field)
+        if lease is None:
+            continue
         try:
-            task.lease_seconds = parse_duration(lease[0])
+            setattr(task, attr, parse_duration(lease[0]))
         except ValueError:
-            raise doc.corrupt(
-                lease[1], f"**Lease Duration** is not a duration: {lease[0]!r}"
-            ) from None
+            raise doc.corrupt(lease[1], f"**{field}** is not a duration: {lease[0]!r}") from None
     attempts = doc.field("Attempts")
     if attempts is not None:
         a, _, m = attempts[0].partition("/")

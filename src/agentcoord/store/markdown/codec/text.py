@@ -25,10 +25,10 @@ __all__ = ["fmt_number", "normalize_block"]
 
 # Characters that split a line for *some* reader (Python's str.splitlines, editors, markdown) plus
 # every other control character. Tab is escaped too so that values survive tools that expand it.
-_NEEDS_ESCAPE = re.compile(r"[\\\x00-\x1f\x7f\x85\u2028\u2029]|^\s|\s$|^[#`~*\-_=>|+\[]|```")
+_NEEDS_ESCAPE = re.compile(r"[\\\x00-\x1f\x7f\x85\u2028\u2029]|^\s|\s$|^[#`~*\-_=<>|+\[]|```")
 _CTRL = re.compile(r"[\\\x00-\x1f\x7f\x85\u2028\u2029]")
 _NAMED = {"\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t"}
-_STRUCTURAL = frozenset("#`~*-_=>|+[")
+_STRUCTURAL = frozenset("#`~*-_=<>|+[")  # "<" and "=": a line must never look like a conflict
 # Compiled on first use (``re``'s own cache): only values holding a backslash or a run of three
 # backticks need them, and every compile at import is start-up time for every CLI call.
 _UNESCAPE = r"\\(x[0-9a-fA-F]{2}|u[0-9a-fA-F]{4}|U[0-9a-fA-F]{8}|.)"
@@ -123,6 +123,8 @@ _JSON_ESCAPES = (
 # code), so a 100 KB hand-edited line parses in microseconds, not seconds.
 _FIELD = re.compile(r"\s*(?:[-*+]\s+)?\*\*([^*\n]+?)\*\*\s*:\s?(.*)")
 _FENCE = re.compile(r"\s{0,3}(`{3,}|~{3,})")
+_CONFLICT = ("<<<<<<<", "=======", ">>>>>>>", "|||||||")
+_CONFLICT_LINE = re.compile(r"(<{7}|>{7}|\|{7})(?:\s.*)?$|={7}\s*$")
 
 
 class Section:
@@ -207,13 +209,24 @@ class Doc:
 
 def parse_doc(text: str, path: str) -> Doc:
     """Split a file into title, header fields and sections. Only ``\\n`` separates lines, so
-    escaped values can never be split by an exotic line break."""
+    escaped values can never be split by an exotic line break.
+
+    Tolerated: a UTF-8 byte order mark and CRLF line ends (Windows editors). Refused as
+    :class:`CorruptData` with the line, because they make the record ambiguous: git conflict
+    markers (a merge left both versions: which status, whose result?) and a header field given
+    twice."""
     doc = Doc(path)
+    if text.startswith("\ufeff"):
+        text = text[1:]
     if "\r\n" in text:  # a file saved by a Windows editor; escaped values never hold a raw CR
         text = text.replace("\r\n", "\n")
     current: Section | None = None
     fence = ""
     for no, line in enumerate(text.split("\n"), start=1):
+        if line.startswith(_CONFLICT) and _CONFLICT_LINE.match(line):
+            raise doc.corrupt(
+                no, "a git conflict marker: resolve the merge (keep one version) first"
+            )
         if fence:
             stripped = line.strip()
             if stripped.startswith(fence) and not stripped.strip(fence[0]):
@@ -236,7 +249,13 @@ def parse_doc(text: str, path: str) -> Doc:
         elif current is None:
             fm = _FIELD.match(line)
             if fm is not None:
-                doc.fields.setdefault(fm.group(1).strip().lower(), (fm.group(2).rstrip(), no))
+                name = fm.group(1).strip().lower()
+                first = doc.fields.get(name)
+                if first is not None:
+                    raise doc.corrupt(
+                        no, f"**{fm.group(1).strip()}** is given twice (first on line {first[1]})"
+                    )
+                doc.fields[name] = (fm.group(2).rstrip(), no)
         else:
             current.lines.append((no, line))
     return doc

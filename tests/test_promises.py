@@ -1,0 +1,343 @@
+"""The board's promises (SPEC section 4), each fault kind of issue 14 pinned on every backend:
+a claim's lease belongs to that grant, "ready" is exactly what a claim takes, renewals report
+exactly what they renewed, and once an operation's own write commits it has succeeded."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+import pytest
+
+from agentcoord import errors
+from agentcoord.api import Coordinator
+from agentcoord.core.models import (
+    BLOCKED,
+    CANCELLED,
+    COMPLETE,
+    FAILED,
+    IN_PROGRESS,
+    PENDING,
+    Task,
+)
+
+from .conftest import COORD, MARKDOWN_ONLY, FakeClock, coord_env
+
+
+# -- 1. a claim's --lease applies to that grant only ----------------------------------------------
+def test_a_claims_lease_ends_with_its_grant(coord: Coordinator, clock: FakeClock) -> None:
+    coord.tasks.create("job", id="j1", lease_seconds=600)
+    first = coord.tasks.claim("j1", agent="a", lease_seconds=2)
+    assert first.lease_expires == clock.now + 2
+    clock.advance(1)
+    renewed = coord.tasks.progress("j1", agent="a", percent=10)  # renewals keep the grant's 2 s
+    assert renewed.lease_expires == clock.now + 2
+    released = coord.tasks.release("j1", agent="a")
+    assert (released.lease_seconds, released.lease_grant) == (600, None)
+    second = coord.tasks.claim("j1", agent="b")
+    assert second.lease_expires == clock.now + 600  # the task's own lease, not a's 2 s
+    assert coord.tasks.get("j1").lease_seconds == 600
+
+
+@pytest.mark.parametrize("ending", ["complete", "fail", "reap", "cancel"])
+def test_every_way_a_grant_ends_drops_its_lease_length(
+    coord: Coordinator, clock: FakeClock, ending: str
+) -> None:
+    coord.tasks.create("job", id="j1", lease_seconds=300, max_attempts=5)
+    coord.tasks.claim("j1", agent="a", lease_seconds=5)
+    if ending == "complete":
+        coord.tasks.complete("j1", agent="a")
+    elif ending == "fail":
+        coord.tasks.fail("j1", agent="a", error="boom")
+    elif ending == "reap":
+        clock.advance(6)
+        coord.tasks.reap()
+    else:
+        coord.tasks.cancel("j1")
+    task = coord.tasks.get("j1")
+    assert (task.lease_expires, task.lease_grant, task.lease_seconds) == (None, None, 300)
+
+
+def test_a_claim_after_expiry_gets_the_tasks_lease(coord: Coordinator, clock: FakeClock) -> None:
+    coord.tasks.create("job", id="j1", lease_seconds=120)
+    coord.tasks.claim("j1", agent="a", lease_seconds=1)
+    clock.advance(2)
+    taken = coord.tasks.claim(agent="b")
+    assert (taken.id, taken.epoch, taken.lease_expires) == ("j1", 2, clock.now + 120)
+
+
+# -- 2. "ready" is claimable now ----------------------------------------------------------------
+def _board(coord: Coordinator, clock: FakeClock) -> None:
+    """One task in every state a ready filter must judge."""
+    tasks = coord.tasks
+    tasks.create("ready", id="ready")
+    tasks.create("dep", id="dep")
+    tasks.create("waiting", id="waiting", depends_on=["dep"])
+    tasks.create("held", id="held")
+    tasks.claim("held", agent="x", lease_seconds=600)
+    tasks.create("expired", id="expired")
+    tasks.claim("expired", agent="x", lease_seconds=5)
+    tasks.create("done", id="done")
+    tasks.claim("done", agent="x")
+    tasks.complete("done", agent="x")
+    tasks.create("broke", id="broke")
+    tasks.claim("broke", agent="x")
+    tasks.fail("broke", agent="x", error="e")
+    tasks.create("child", id="child", depends_on=["broke"])  # blocked at create
+    tasks.create("gone", id="gone")
+    tasks.cancel("gone")
+    tasks.create("mine", id="mine", assign="bob")
+    tasks.create("after done", id="after-done", depends_on=["done"])
+    clock.advance(10)  # "expired" now is
+
+
+def test_ready_lists_exactly_what_claims_take(coord: Coordinator, clock: FakeClock) -> None:
+    _board(coord, clock)
+    statuses = {t.id: t.status for t in coord.tasks.list()}
+    assert statuses["child"] == BLOCKED and statuses["gone"] == CANCELLED
+    ready = {t.id for t in coord.tasks.list(ready=True)}
+    assert ready == {"ready", "dep", "expired", "after-done"}
+    assert {t.id for t in coord.tasks.list(ready=True, agent="bob")} == ready | {"mine"}
+    assert {t.id for t in coord.tasks.list(ready=False)} == {"waiting", "held", "child", "mine"}
+    # and the claims of anybody (not bob) take exactly those, nothing more
+    taken = set()
+    while True:
+        try:
+            taken.add(coord.tasks.claim(agent="z").id)
+        except errors.NothingToClaim:
+            break
+    # claiming "dep" makes nothing newly ready (it is in progress, not complete)
+    assert taken == ready
+
+
+def test_cli_ready_and_plain_list_show_readiness(
+    coord: Coordinator, clock: FakeClock, run_cli: Any
+) -> None:
+    _board(coord, clock)
+    rows = json.loads(run_cli("--json", "task", "list", "--ready").stdout)
+    assert {r["id"] for r in rows} == {"ready", "dep", "expired", "after-done"}
+    assert all(r["ready"] for r in rows)
+    rows = json.loads(run_cli("--json", "task", "list", "--status", "pending").stdout)
+    assert {r["id"]: r["ready"] for r in rows} == {
+        "ready": True,
+        "dep": True,
+        "waiting": False,
+        "after-done": True,
+    }
+    text = run_cli("task", "list", "--status", "pending").stdout
+    lines = {line.split()[0]: line.split()[1] for line in text.splitlines()[1:]}
+    assert lines == {"ready": "ready", "dep": "ready", "waiting": "waiting", "after-done": "ready"}
+
+
+# -- 3. a heartbeat reports exactly what it renewed --------------------------------------------
+def test_heartbeat_reports_renewed_and_lost_leases(coord: Coordinator, clock: FakeClock) -> None:
+    coord.agents.register("a")
+    coord.tasks.create("short", id="m")
+    coord.tasks.create("long", id="n")
+    coord.tasks.create("taken", id="t")
+    coord.tasks.claim("m", agent="a", lease_seconds=3)
+    coord.tasks.claim("n", agent="a", lease_seconds=60)
+    coord.tasks.claim("t", agent="a", lease_seconds=3)
+    clock.advance(4.5)
+    coord.tasks.claim("t", agent="b")  # taken over after expiry
+    _, renewal = coord.agents.heartbeat("a")
+    assert [t.id for t in renewal] == ["n"]
+    assert renewal.lost == ["m"] or sorted(renewal.lost) == ["m"]
+    assert coord.tasks.get("m").lease_expires is not None  # not revived
+    with pytest.raises(errors.LeaseLost):
+        coord.tasks.complete("m", agent="a")
+    assert [e["id"] for e in coord.agents.get("a").active] == ["n"]
+
+
+def test_cli_heartbeat_json_names_lost_leases(
+    coord: Coordinator, clock: FakeClock, run_cli: Any
+) -> None:
+    coord.agents.register("a")
+    coord.tasks.create("short", id="m")
+    coord.tasks.claim("m", agent="a", lease_seconds=3)
+    clock.advance(5)
+    out = run_cli("--json", "agent", "heartbeat", "a")
+    data = json.loads(out.stdout)
+    assert (data["renewed"], data["lost"]) == ([], ["m"])
+    text = run_cli("agent", "heartbeat", "a").stdout
+    assert "renewed lease" not in text and "lost (expired or taken over): m" in text
+
+
+# -- 4. the commit point: once the task is written, the command has succeeded -------------------
+@pytest.fixture
+def broken_views(coord: Coordinator, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every agent-view update fails as a held lock would (exit 5 if it leaked)."""
+    calls: list[str] = []
+
+    def stuck(task: Task, previous: str | None, *, progress_only: bool = False) -> None:
+        calls.append(task.id)
+        raise errors.LockTimeout("timed out after 10s waiting for lock .locks/agent-a1.lock")
+
+    monkeypatch.setattr(coord.agents, "on_task_change", stuck)
+    return calls
+
+
+def test_claim_complete_and_fail_succeed_when_a_follow_up_fails(
+    coord: Coordinator, broken_views: list[str]
+) -> None:
+    coord.agents.register("a1")
+    coord.tasks.create("first", id="t1", priority=2)
+    coord.tasks.create("second", id="t2", priority=1)
+    coord.tasks.create("dependent", id="d", depends_on=["t2"])
+    claimed = coord.tasks.claim(agent="a1")
+    assert (claimed.id, claimed.status, claimed.agent) == ("t1", IN_PROGRESS, "a1")
+    assert any("the agent view of task t1" in w for w in coord.warnings)
+    assert coord.tasks.complete("t1", agent="a1").status == COMPLETE
+    coord.warnings.clear()
+    assert coord.tasks.claim(agent="a1").id == "t2"  # no second grant of t1
+    assert coord.tasks.fail("t2", agent="a1", error="broken").status == FAILED
+    assert coord.tasks.get("d").status == BLOCKED  # the dependents still follow
+    assert broken_views == ["t1", "t1", "t2", "t2"]
+    assert all("succeeded" in w for w in coord.warnings)
+
+
+def test_dependents_left_pending_are_blocked_by_the_next_claim(
+    coord: Coordinator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    coord.tasks.create("parent", id="p")
+    coord.tasks.create("child", id="c", depends_on=["p"])
+    coord.tasks.claim("p", agent="a")
+    real = coord.tasks._block_dependents_now
+
+    def stuck(failed: Task) -> None:
+        raise errors.LockTimeout("timed out waiting for .locks/task-c.lock")
+
+    monkeypatch.setattr(coord.tasks, "_block_dependents_now", stuck)
+    assert coord.tasks.fail("p", agent="a", error="e").status == FAILED
+    assert coord.tasks.get("c").status == PENDING  # the follow-up failed ...
+    assert any("dependents of task p" in w for w in coord.warnings)
+    monkeypatch.setattr(coord.tasks, "_block_dependents_now", real)
+    with pytest.raises(errors.NothingToClaim):  # ... and the next claim repairs it
+        coord.tasks.claim(agent="b")
+    assert coord.tasks.get("c").status == BLOCKED
+
+
+def test_completing_or_failing_again_is_a_safe_retry(coord: Coordinator) -> None:
+    for verb in ("complete", "fail"):
+        coord.tasks.create(verb, id=verb)
+        task = coord.tasks.claim(verb, agent="a")
+        finish = getattr(coord.tasks, verb)
+        args = {"error": "e"} if verb == "fail" else {}
+        first = finish(verb, agent="a", epoch=task.epoch, **args)
+        again = finish(verb, agent="a", epoch=task.epoch, **args)  # the caller did not see
+        assert (again.status, again.epoch, again.completed_at) == (
+            first.status,
+            first.epoch,
+            first.completed_at,
+        )
+        with pytest.raises(errors.LeaseLost):
+            finish(verb, agent="b", **args)  # not the agent's own: still a conflict
+        with pytest.raises(errors.Conflict):  # another grant's finish is not this one's
+            finish(verb, agent="a", epoch=task.epoch + 1, **args)
+    other = coord.tasks.create("x", id="x")
+    coord.tasks.claim(other.id, agent="a")
+    coord.tasks.complete("x", agent="a")
+    with pytest.raises(errors.LeaseLost):
+        coord.tasks.fail("x", agent="a", error="e")  # complete is not fail
+
+
+# -- the same, for real: a held lock on markdown, a PUBLISH refused by Redis ACLs ---------------
+@MARKDOWN_ONLY
+def test_a_held_agent_lock_delays_but_never_fails_a_committed_claim(
+    coord: Coordinator, tmp_path: Any
+) -> None:
+    """The agent file's lock is held by another process: the claim's task write lands, so the
+    command exits 0 and says on stderr what it could not update (it used to exit 5
+    ``lock_timeout``, and a retry claimed a second task)."""
+    import fcntl
+    import os
+    import subprocess
+
+    root = coord.store.location
+    with open(os.path.join(root, "config.json"), "w") as fh:
+        json.dump({"lock_timeout": 0.3}, fh)
+    coord.tasks.create("first", id="t1", priority=1)
+    coord.tasks.create("second", id="t2")
+    lock = os.path.join(root, ".locks", "agent-a1.lock")
+    os.makedirs(os.path.dirname(lock), exist_ok=True)
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT)
+    script = "import fcntl, os, sys, time; fd = os.open(sys.argv[1], os.O_RDWR);"
+    script += "fcntl.flock(fd, fcntl.LOCK_EX); print('held', flush=True); time.sleep(60)"
+    holder = subprocess.Popen([sys.executable, "-c", script, lock], stdout=subprocess.PIPE)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == b"held"
+        with pytest.raises(BlockingIOError):
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        out = subprocess.run(
+            [*COORD, "--json", "task", "claim", "--agent", "a1"],
+            env=coord_env(root),
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert out.returncode == 0, out.stderr
+        assert json.loads(out.stdout)["id"] == "t1"
+        warning = json.loads(out.stderr.splitlines()[-1])["warning"]
+        assert "agent view of task t1" in warning and "succeeded" in warning
+        done = subprocess.run(
+            [*COORD, "task", "complete", "t1", "--agent", "a1"],
+            env=coord_env(root),
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr
+        assert "coord: warning:" in done.stderr
+    finally:
+        holder.kill()
+        holder.wait()
+        if holder.stdout is not None:
+            holder.stdout.close()
+        os.close(fd)
+    assert coord.tasks.get("t1").status == COMPLETE
+    assert coord.tasks.get("t2").status == PENDING  # nothing claimed twice
+    assert coord.doctor.check() == []  # a1's file was never written: nothing to repair
+
+
+@pytest.mark.redis
+def test_a_redis_user_without_publish_rights_still_commits(
+    redis_server: Any, clock: FakeClock
+) -> None:
+    """Change hints are best effort: a server that refuses PUBLISH to this user (ACL
+    ``resetchannels``) must not turn committed writes into exit 5."""
+    import uuid
+
+    import redis
+
+    from agentcoord.core.models import ContextDoc, Event
+    from agentcoord.store.redis.store import RedisStore
+
+    user = f"nopub-{uuid.uuid4().hex[:8]}"
+    admin = redis.Redis(host="127.0.0.1", port=redis_server.port)
+    admin.execute_command("ACL", "SETUSER", user, "on", ">pw", "~*", "resetchannels", "+@all")
+    try:
+        url = f"redis://{user}:pw@127.0.0.1:{redis_server.port}/0?workspace=nopub-{user}"
+        store = RedisStore(url, clock=clock)
+        with pytest.raises(redis.exceptions.NoPermissionError):
+            store.c.client.publish("x", "y")  # the premise
+        coord = Coordinator(store, clock=clock)
+        coord.agents.register("a")
+        coord.tasks.create("t", id="t1")
+        coord.tasks.create("u", id="t2", depends_on=["t1"])
+        assert coord.tasks.claim(agent="a").id == "t1"
+        coord.tasks.progress("t1", agent="a", percent=50)
+        coord.tasks.fail("t1", agent="a", error="e")
+        assert coord.tasks.get("t2").status == BLOCKED
+        store.append_events("c", [Event("c", "x")], keep=1)
+        store.append_events("c", [Event("c", "y")], keep=1)
+        store.rotate_events("c", keep=0)
+        store.put_context(ContextDoc("p", "d", data={"k": 1}))
+        store.put_document("metrics-performance", {"overall": {}})
+        assert store.archive_task("t1", lambda t: True)
+        assert [e.type for e in store.read_events("c")] == ["x", "y"]
+        assert coord.warnings == type(coord.warnings)()
+        coord.close()
+    finally:
+        admin.execute_command("ACL", "DELUSER", user)
+        admin.close()
