@@ -56,7 +56,7 @@ class Probe:
             ("agentcoord.fs", "FileLock", "acquire", "FileLock.acquire (lock wait)"),
             ("agentcoord.store.markdown.codec.task", None, "parse_task", "codec.task.parse_task"),
             ("agentcoord.store.markdown.codec.task", None, "render_task", "codec.task.render_task"),
-            ("agentcoord.domain.tasks", "TaskBoard", "_claim_one", "TaskBoard._claim_one (attempts)"),
+            ("agentcoord.domain.tasks", "TaskBoard", "_claim_one", "_claim_one (attempts)"),
         ]
         for module, cls, attr, name in targets:
             try:

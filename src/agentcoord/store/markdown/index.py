@@ -183,7 +183,6 @@ class TaskIndex:
         except Exception:  # a cache that cannot be written only costs speed
             pass
 
-
     def _restamp(self, row: list[Any]) -> list[Any]:
         """A racy row whose content was just verified: recorded anew if its mtime is now old
         enough that any later change must show in the stat (else the same row)."""
