@@ -8,4 +8,4 @@ the same run. The report is written to ``docs/benchmarks.md``.
 from __future__ import annotations
 
 #: Scenario modules in run order (``benchmarks.bench_<name>``).
-SCENARIOS = ("startup", "throughput", "scale", "events", "timer")
+SCENARIOS = ("startup", "throughput", "scale", "events", "archive", "timer")

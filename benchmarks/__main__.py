@@ -42,6 +42,10 @@ SPEC_TARGETS: dict[str, list[str]] = {
     ],
     "scale": ["10,000 tasks: `task list --status in_progress` and `task claim` <= 150 ms"],
     "events": ["`--follow` delivery p99 <= 10 ms (markdown), <= 5 ms (Redis)"],
+    "archive": [
+        "`event emit` with 100k archived events within 1.5x of one with 100",
+        "a consumer 100k events behind gets its next batch in <= 50 ms",
+    ],
     "timer": [
         "timer: drift over 1,000 ticks < 50 ms",
         "timer: idle CPU ~0",

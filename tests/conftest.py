@@ -152,3 +152,23 @@ def run_cli(
         return CliResult(got, out, err)
 
     return run
+
+
+def mount_for_test(argv: list[str], mount: Path, what: str) -> Iterator[Path]:
+    """Run ``mount ARGV... MOUNT`` (root only: CI runs as root), yield ``mount``, unmount it.
+    Skipped without the privilege; under ``CI=true`` a failure to mount fails the test."""
+    import subprocess
+
+    if os.geteuid() != 0:
+        pytest.skip(f"mounting {what} needs root")
+    mount.mkdir(exist_ok=True)
+    done = subprocess.run(["mount", *argv, str(mount)], check=False, capture_output=True)
+    if done.returncode != 0:
+        message = f"cannot mount {what}: {done.stderr.decode().strip()}"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", str(mount)], check=True)

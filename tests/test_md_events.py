@@ -120,10 +120,10 @@ def test_reads_from_the_live_window_skip_the_archive(
     store = _store(tmp_path)
     _emit(store, 10, keep=4)  # live: 7..10
 
-    def boom(channel: str, after: int) -> list[Event]:
+    def boom(channel: str, after: int, limit: int | None) -> list[Event]:
         raise AssertionError("archive parsed")
 
-    monkeypatch.setattr(store.events, "_read_archive", boom)
+    monkeypatch.setattr(store.events.archive, "read", boom)
     assert _seqs(store.read_events("training", after=6)) == [7, 8, 9, 10]
     assert _seqs(store.read_events("training", after=9)) == [10]
     with pytest.raises(AssertionError):
@@ -199,14 +199,16 @@ def test_corrupt_archive_is_reported_and_kept(tmp_path: Path) -> None:
     store = _store(tmp_path)
     _emit(store, 4, keep=2)
     (archive,) = Path(store.root, "archive").iterdir()
-    bad = archive.read_text().replace("**Last Seq**: 2", "**Last Seq**: lots")
+    bad = archive.read_text().replace("**Seq**: 2", "**Seq**: two")
     archive.write_text(bad)
     with pytest.raises(CorruptData) as info:
         store.read_events("training")
     assert info.value.path == str(archive)
+    assert info.value.line == bad.splitlines().index("**Seq**: two") + 1
+    _emit(store, 1, keep=2)  # appending never rewrites what is there
+    assert archive.read_text().startswith(bad)
     with pytest.raises(CorruptData):
-        _emit(store, 1, keep=2)
-    assert archive.read_text() == bad
+        store.read_events("training", after=1)
 
 
 def test_import_events_keeps_seqs(tmp_path: Path) -> None:

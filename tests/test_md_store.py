@@ -16,7 +16,7 @@ from agentcoord.api import Coordinator
 from agentcoord.store.markdown.index import TaskIndex
 from agentcoord.workspace import Workspace
 
-from .conftest import MARKDOWN_ONLY
+from .conftest import MARKDOWN_ONLY, mount_for_test
 
 
 @MARKDOWN_ONLY
@@ -297,22 +297,11 @@ def coarse_fs(tmp_path: Path) -> Iterator[Path]:
         if os.environ.get("CI") == "true":
             pytest.fail("mkfs.ext4 is missing (e2fsprogs)")
         pytest.skip("mkfs.ext4 is not installed")
-    image, mount = tmp_path / "ext4.img", tmp_path / "mnt"
-    mount.mkdir()
+    image = tmp_path / "ext4.img"
     with open(image, "wb") as fh:
         fh.truncate(16 * 1024 * 1024)
     subprocess.run([mkfs, "-q", "-I", "128", "-F", str(image)], check=True, capture_output=True)
-    argv = ["mount", "-o", "loop", str(image), str(mount)]
-    done = subprocess.run(argv, check=False, capture_output=True)
-    if done.returncode != 0:
-        message = f"cannot loop-mount: {done.stderr.decode().strip()}"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
-    try:
-        yield mount
-    finally:
-        subprocess.run(["umount", str(mount)], check=True)
+    yield from mount_for_test(["-o", "loop", str(image)], tmp_path / "mnt", "a loop device")
 
 
 def test_index_on_a_real_ext4_with_128_byte_inodes(coarse_fs: Path) -> None:

@@ -107,7 +107,7 @@ def populate(root: str, clock: FakeClock) -> Coordinator:
             coord.events.emit("training", "training_step", [("Step", str(i)), ("Loss", "0.4")])
             clock.advance(3600)
         clock.advance(86400)
-    coord.events.emit("errors", "oom", [("Agent", "bob")])
+    coord.events.emit("errors", "oom", agent="bob")
     coord.events.ack("training", "dashboard", 7)
     coord.events.ack("errors", "timer", 1)
     coord.contexts.put("proj1", "dataset", {"segments": 1847}, text="Ready for training.")

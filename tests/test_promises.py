@@ -297,7 +297,9 @@ def test_a_held_agent_lock_delays_but_never_fails_a_committed_claim(
         os.close(fd)
     assert coord.tasks.get("t1").status == COMPLETE
     assert coord.tasks.get("t2").status == PENDING  # nothing claimed twice
-    assert coord.doctor.check() == []  # a1's file was never written: nothing to repair
+    real_clock = Coordinator.open(root)  # the commands ran on the real clock
+    assert real_clock.doctor.check() == []  # a1's file was never written: nothing to repair
+    real_clock.close()
 
 
 @pytest.mark.redis
@@ -341,3 +343,168 @@ def test_a_redis_user_without_publish_rights_still_commits(
     finally:
         admin.execute_command("ACL", "DELUSER", user)
         admin.close()
+
+
+# -- 7. a follower never skips events after its channel is reset ----------------------------------
+def test_a_follower_and_a_consumer_notice_a_reset_channel(coord: Coordinator) -> None:
+    import threading
+
+    for i in range(3):
+        coord.events.emit("ch", "old", {"i": str(i)})
+    coord.events.ack("ch", "reader", 3)
+    resets: list[tuple[int, int]] = []
+    seen: list[tuple[int, str]] = []
+    follow = coord.events.follow(
+        "ch", since=3, timeout=5, on_reset=lambda a, b: resets.append((a, b))
+    )
+
+    def run() -> None:
+        for event in follow:
+            seen.append((event.seq, event.type))
+            if len(seen) == 2:
+                break
+
+    reader = threading.Thread(target=run, daemon=True)
+    reader.start()
+    coord.store.clear()  # the workspace was flushed: seqs start again at 1
+    coord.events.emit("ch", "new")
+    coord.events.emit("ch", "new")
+    reader.join(10)
+    assert seen == [(1, "new"), (2, "new")]  # nothing skipped
+    assert resets and resets[0][0] == 3 and resets[0][1] < 3
+    # a consumer whose cursor is beyond the channel: told, moved back, nothing skipped
+    coord.store.advance_cursor("ch", "late", 9)
+    told: list[tuple[int, int]] = []
+    got = coord.events.consume("ch", "late", on_reset=lambda a, b: told.append((a, b)))
+    assert [e.seq for e in got] == [1, 2] and told == [(9, 2)]
+    assert coord.events.cursor("ch", "late") == 0
+
+
+@MARKDOWN_ONLY
+def test_cli_follow_says_so_when_the_log_is_deleted(coord: Coordinator) -> None:
+    """The issue's case: ``event tail ch --follow -n 0``, then events-ch.md is deleted and new
+    events start again at seq 1: the follower says so on stderr and prints them all."""
+    import os
+    import subprocess
+    import time
+
+    root = coord.store.location
+    for _ in range(3):
+        coord.events.emit("ch", "old")
+    proc = subprocess.Popen(
+        [*COORD, "--json", "event", "tail", "ch", "--follow", "-n", "0", "--timeout", "4"],
+        env=coord_env(root),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        time.sleep(1.0)  # the follower is up
+        os.unlink(os.path.join(root, "events-ch.md"))
+        for _ in range(3):
+            coord.events.emit("ch", "new")
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert [json.loads(line)["seq"] for line in out.splitlines()] == [1, 2, 3]
+    notice = json.loads(err.splitlines()[0])["notice"]
+    assert (notice["kind"], notice["channel"], notice["last_seen"]) == ("channel_reset", "ch", 3)
+
+
+# -- 8. clocks ------------------------------------------------------------------------------------
+YEAR = 365 * 86400.0
+
+
+def _ahead(coord: Coordinator, seconds: float) -> Coordinator:
+    """Another machine on the same store whose clock is ``seconds`` ahead."""
+    return Coordinator(coord.store, config=coord.config, clock=lambda: coord.clock() + seconds)
+
+
+def test_a_lease_granted_by_a_clock_a_year_ahead_is_flagged_and_bounded(
+    coord: Coordinator, clock: FakeClock
+) -> None:
+    coord.tasks.create("job", id="j1", lease_seconds=600)
+    _ahead(coord, YEAR).tasks.claim("j1", agent="fast")
+    future = {("future_time", "j1"), ("future_time", "fast")}  # the claim's own stamps
+    assert {(v.kind, v.key) for v in coord.doctor.check()} == {("future_lease", "j1"), *future}
+    alerts = coord.reports.status()["alerts"]
+    assert {a.get("task") for a in alerts if a["kind"] == "clock_skew"} == {"j1", None}
+    bounded = coord.tasks.reap()
+    assert [t.id for t in bounded] == ["j1"]
+    task = coord.tasks.get("j1")
+    assert (task.status, task.agent) == (IN_PROGRESS, "fast")
+    assert task.lease_expires == clock.now + 600  # its length from now, no longer a year
+    assert "bounded" in task.logs[-1].message
+    assert {(v.kind, v.key) for v in coord.doctor.check()} == future  # reported, not mended
+    clock.advance(601)  # and then it expires as any lease does
+    assert coord.tasks.claim(agent="slow").id == "j1"
+
+
+def test_a_sign_of_life_from_the_future_is_not_believed(
+    coord: Coordinator, clock: FakeClock
+) -> None:
+    _ahead(coord, YEAR).agents.register("time-traveller")
+    (row,) = coord.monitor.classify()
+    assert row.health == "Concerning" and "in the future" in row.reason
+    assert [(v.kind, v.key) for v in coord.doctor.check()] == [("future_time", "time-traveller")]
+    assert "clock_skew" in [a["kind"] for a in coord.reports.status()["alerts"]]
+    coord.agents.heartbeat("time-traveller")  # a sign of life now: believed again
+    clock.advance(30)
+    (row,) = coord.monitor.classify()
+    assert row.health == "Normal"
+
+
+def test_a_clock_within_the_skew_is_fine(coord: Coordinator) -> None:
+    coord.tasks.create("job", id="j1", lease_seconds=600)
+    _ahead(coord, 30).tasks.claim("j1", agent="a")
+    _ahead(coord, 30).agents.register("a")
+    assert coord.doctor.check() == [] and coord.tasks.reap() == []
+    assert coord.monitor.classify()[0].health == "Normal"
+
+
+# -- 9. bounded outputs -------------------------------------------------------------------------
+def test_task_show_is_bounded_by_default_and_says_what_it_left_out(
+    coord: Coordinator, run_cli: Any
+) -> None:
+    coord.tasks.create("job", id="j1")
+    task = coord.tasks.claim("j1", agent="a")
+    for i in range(60):
+        coord.tasks.log("j1", f"line {i} " + "x" * 3900, agent="a")
+    text = run_cli("task", "show", "j1").stdout
+    assert len(text) < 12_000
+    assert "line 59" in text and "line 38" not in text
+    assert "older log line(s) left out" in text and "--full" in text
+    full = run_cli("task", "show", "j1", "--full").stdout
+    assert len(full) > 150_000 and "line 10 " in full  # the task keeps its newest 50
+    data = json.loads(run_cli("--json", "task", "show", "j1", "--log", "3").stdout)
+    assert [ln["message"][:7] for ln in data["logs"]] == ["line 57", "line 58", "line 59"]
+    assert data["logs_omitted"] == 47 and data["logs_cut"] == 3
+    assert data["lease_left"] == pytest.approx(600, abs=1) and data["epoch"] == task.epoch
+    fields = run_cli("task", "show", "j1", "--fields", "lease_left,status").stdout
+    assert fields.startswith("lease_left: 600") and "status: in_progress" in fields
+
+
+# -- 10. events at the command line ------------------------------------------------------------
+def test_emit_takes_options_anywhere_and_refuses_reserved_fields(
+    coord: Coordinator, run_cli: Any
+) -> None:
+    run_cli("event", "emit", "team", "started", "--agent", "backend", "msg=x")
+    run_cli("event", "emit", "team", "done", "msg=y", "--agent", "backend", "n=2")
+    rows = [json.loads(x) for x in run_cli("--json", "event", "tail", "team").stdout.splitlines()]
+    assert [r["fields"] for r in rows] == [
+        {"Agent": "backend", "msg": "x"},
+        {"Agent": "backend", "msg": "y", "n": "2"},
+    ]
+    for field in ("Agent=mallory", "agent=mallory", "SEQ=9", "time=now"):
+        out = run_cli("--json", "event", "emit", "team", "x", field, "--agent", "b", code=2)
+        assert json.loads(out.stderr)["error"]["code"] == "invalid_input"
+    assert len(coord.events.tail("team")) == 2
+
+
+def test_tail_of_a_channel_that_does_not_exist(coord: Coordinator, run_cli: Any) -> None:
+    out = run_cli("--json", "event", "tail", "nosuch", code=3)
+    assert json.loads(out.stderr)["error"]["code"] == "not_found"
+    consumer = run_cli("event", "tail", "nosuch", "--consumer", "c")
+    assert consumer.stdout == "" and "no channel 'nosuch'" in consumer.stderr

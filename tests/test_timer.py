@@ -391,6 +391,23 @@ def test_status_reports_running_count_next_tick_and_interval(
     assert out.startswith("default: running (pid ")
 
 
+def test_status_reports_the_monotonic_next_tick_after_the_wall_clock_steps(
+    project: Workspace, timers: list[int]
+) -> None:
+    """Issue 14 item 8: the daemon sleeps on the monotonic clock, so after the wall clock
+    steps back 2 h the next tick is still one interval away, not "in 2h"."""
+    from agentcoord.core.clock import parse_iso
+
+    start(project, timers, interval=5.0, max_checks=50)
+    wait_for(lambda: sidecar(project).get("next_tick_monotonic"), what="the sidecar")
+    files = TimerFiles(project.timer_dir, None)
+    for step in (-7200.0, 0.0, 7200.0):
+        now = time.time() + step  # what the wall clock says after stepping
+        s = control.status(files, now=now)
+        assert s["running"]
+        assert 0 <= parse_iso(s["next_tick"]) - now <= 5.0 + 1.0, (step, s["next_tick"])
+
+
 def test_restarted_timer_fires_although_its_count_is_lower(
     project: Workspace, timers: list[int], run: Runner
 ) -> None:

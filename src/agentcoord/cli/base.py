@@ -19,19 +19,21 @@ if TYPE_CHECKING:
     from .main import Globals
 
 
-_WIDTH: list[int] = []
+_WIDTH: dict[str | None, int] = {}  # by $COLUMNS
 
 
 def _formatter(prog: str) -> argparse.HelpFormatter:
     """argparse builds a formatter on every ``add_argument`` and, without a width, imports
     ``shutil`` to ask for the terminal size: ~3 ms of a ~30 ms start-up budget."""
-    if not _WIDTH:
+    env = os.environ.get("COLUMNS")
+    width = _WIDTH.get(env)
+    if width is None:
         try:
-            columns = int(os.environ.get("COLUMNS") or os.get_terminal_size(2).columns)
+            columns = int(env or os.get_terminal_size(2).columns)
         except (OSError, ValueError):
             columns = 80
-        _WIDTH.append(max(columns - 2, 40))
-    return argparse.RawDescriptionHelpFormatter(prog, width=_WIDTH[0])
+        width = _WIDTH[env] = max(columns - 2, 40)
+    return argparse.RawDescriptionHelpFormatter(prog, width=width)
 
 
 class _Skipped:
@@ -122,6 +124,11 @@ class Context:
 
     def warn(self, message: str) -> None:
         warn(message, self.json)
+
+    def notice(self, kind: str, message: str, **data: Any) -> None:
+        from .output import notice
+
+        notice(kind, message, data, self.json)
 
     def close(self) -> None:
         """Show the follow-ups that failed after a write committed (on stderr: the command

@@ -32,7 +32,7 @@ from .output import dumps
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import argparse
-    from collections.abc import Iterable, Sequence
+    from collections.abc import Callable, Iterable, Sequence
 
     from ..core.models import Event
     from .base import Context, Parser
@@ -47,7 +47,33 @@ def run(command: str, argv: Sequence[str], g: Globals) -> int:
         return dispatch(
             "watch", argv, g, _build_watch, "Print changes in the workspace as they happen."
         )
+    if argv and argv[0] == "emit":
+        argv = _fields_last(argv)
     return dispatch("event", argv, g, _build, "Emit, read and follow events on channels.")
+
+
+#: Options of ``event emit`` that take a value (so their value is not mistaken for a field).
+_EMIT_VALUED = ("--agent",)
+
+
+def _fields_last(argv: Sequence[str]) -> list[str]:
+    """``event emit CH TYPE --agent A k=v`` as argparse needs it: KEY=VALUE arguments after
+    every option (argparse does not take positionals again once options followed them)."""
+    options: list[str] = []
+    rest: list[str] = []
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg == "--":
+            rest.extend(argv[i:])
+            break
+        if arg in _EMIT_VALUED and i + 1 < len(argv):
+            options += [arg, argv[i + 1]]
+            i += 2
+            continue
+        (options if arg.startswith("-") else rest).append(arg)
+        i += 1
+    return [rest[0], *options, *rest[1:]] if rest else options
 
 
 def _build(parser: Parser) -> None:
@@ -151,12 +177,31 @@ def _tail(ctx: Context, ns: argparse.Namespace) -> int:
     events = ctx.coord.events
     n = DEFAULT_N if ns.n is None else ns.n
     ack = bool(ns.consumer) and not ns.no_ack
+
+    def reset(seen: int, last: int) -> None:
+        ctx.notice(
+            "channel_reset",
+            f"channel {ns.channel} was reset (its last seq went from {seen} back to {last}); "
+            "reading it again from the start",
+            channel=ns.channel,
+            last_seen=seen,
+            last_seq=last,
+        )
+
+    check_name(ns.channel, "channel")
+    if not ns.follow and ns.channel not in events.channels():
+        missing = f"no channel {ns.channel!r}: no event was ever emitted on it"
+        if not ns.consumer:
+            from ..errors import NotFound
+
+            raise NotFound(f"{missing}; --follow waits for its first event", channel=ns.channel)
+        ctx.warn(f"{missing} (yet)")  # a consumer polls: nothing pending, but say why
     try:
         if ns.consumer and ns.follow:
             # follow() starts with everything after the cursor, then waits for more.
             since = events.cursor(ns.channel, ns.consumer)
         elif ns.consumer:
-            _deliver_pending(ctx, ns, n, ack=ack)
+            _deliver_pending(ctx, ns, n, ack=ack, on_reset=reset)
             return 0
         else:
             start = events.last_seq(ns.channel) if n == 0 and ns.since is None else None
@@ -167,7 +212,11 @@ def _tail(ctx: Context, ns: argparse.Namespace) -> int:
             # Continue right after what was shown (or, with nothing shown, after --since, after
             # "now" for -n 0, and from the start of an empty channel).
             since = printed or (ns.since if ns.since is not None else start or 0)
-        for event in events.follow(ns.channel, since=since, timeout=ns.timeout):
+        consumer = ns.consumer if ack else None  # a reset moves the acknowledged cursor back
+        follow = events.follow(
+            ns.channel, since=since, consumer=consumer, timeout=ns.timeout, on_reset=reset
+        )
+        for event in follow:
             _print_events(ctx, (event,))
             if ack:  # after delivery: a crash before this line delivers it again
                 events.ack(ns.channel, ns.consumer, event.seq)
@@ -176,10 +225,17 @@ def _tail(ctx: Context, ns: argparse.Namespace) -> int:
     return 0
 
 
-def _deliver_pending(ctx: Context, ns: argparse.Namespace, n: int, *, ack: bool) -> None:
+def _deliver_pending(
+    ctx: Context,
+    ns: argparse.Namespace,
+    n: int,
+    *,
+    ack: bool,
+    on_reset: Callable[[int, int], None],
+) -> None:
     """Print at most ``n`` events after the consumer's cursor, then acknowledge them."""
     events = ctx.coord.events
-    batch = events.consume(ns.channel, ns.consumer, limit=n)
+    batch = events.consume(ns.channel, ns.consumer, limit=n, on_reset=on_reset)
     last = _print_events(ctx, batch)
     if ack and last:
         events.ack(ns.channel, ns.consumer, last)

@@ -35,6 +35,16 @@ def warn(message: str, as_json: bool) -> None:
         sys.stderr.write(f"coord: warning: {message}\n")
 
 
+def notice(kind: str, message: str, data: dict[str, Any], as_json: bool) -> None:
+    """Something a reader of a stream must know (a channel was reset): on stderr, as
+    ``{"notice": {"kind", "message", ...}}`` under ``--json`` (stdout keeps only the stream)."""
+    if as_json:
+        sys.stderr.write(dumps({"notice": {"kind": kind, "message": message, **data}}) + "\n")
+    else:
+        sys.stderr.write(f"coord: notice: {message}\n")
+    sys.stderr.flush()
+
+
 def emit(data: Any, text: str | Callable[[], str] | None, *, as_json: bool, quiet: bool) -> None:
     """Print ``data`` as JSON, or ``text`` for people (nothing when quiet)."""
     if as_json:

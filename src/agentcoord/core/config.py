@@ -29,6 +29,9 @@ DEFAULTS: dict[str, Any] = {
     # Monitor classes (timer seed, "Monitoring Thresholds"): silence below each bound.
     "monitor": {"normal": 60, "acceptable": 120, "concerning": 180, "stuck": 300},
     "context_max_bytes": 256 * 1024,
+    # Seconds two machines' clocks may disagree before a time from "the future" (a lease ending
+    # further ahead than it lasts, a sign of life not yet due) is treated as a clock's fault.
+    "clock_skew": 60,
 }
 
 

@@ -64,6 +64,29 @@ def lease_length(task: Task) -> float:
     return task.lease_grant if task.lease_grant is not None else task.lease_seconds
 
 
+def too_far(
+    status: str, lease_expires: float | None, length: float, now: float, skew: float
+) -> bool:
+    """Whether an in-progress lease ends further ahead than it lasts (plus ``skew``): it was
+    granted by a machine whose clock is ahead, and would otherwise hold the task that long."""
+    return (
+        status == IN_PROGRESS and lease_expires is not None and lease_expires - now > length + skew
+    )
+
+
+def bound(task: Task, now: float, log_limit: int) -> None:
+    """Bring a lease that ends too far ahead (:func:`too_far`) back to its length from now."""
+    ends = task.lease_expires
+    task.lease_expires = float(math.ceil(now + lease_length(task)))
+    add_log(
+        task,
+        now,
+        f"lease of {task.agent} ended at {iso(ends or now)}, further ahead than it lasts "
+        f"(a clock ahead?); bounded to {iso(task.lease_expires)}",
+        log_limit,
+    )
+
+
 def renew(task: Task, now: float) -> None:
     # Whole seconds, rounded up: the task file stores second precision, and a lease must never
     # end earlier than granted because of how it was written down.

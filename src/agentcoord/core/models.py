@@ -259,6 +259,7 @@ class TaskHead(_Record):
         "epoch",
         "id",
         "lease_expires",
+        "lease_length",
         "priority",
         "project",
         "status",
@@ -278,10 +279,13 @@ class TaskHead(_Record):
         lease_expires: float | None = None,
         depends_on: list[str] | None = None,
         epoch: int = 0,
+        lease_length: float = DEFAULT_LEASE_SECONDS,
     ) -> None:
         self.id = id
         self.status = status
         self.epoch = epoch
+        #: Seconds the current grant's lease lasts (its claim's own, else the task's).
+        self.lease_length = lease_length
         self.priority = priority
         self.created_at = created_at
         self.updated_at = updated_at
@@ -303,6 +307,7 @@ class TaskHead(_Record):
             lease_expires=task.lease_expires,
             depends_on=list(task.depends_on),
             epoch=task.epoch,
+            lease_length=task.lease_grant if task.lease_grant is not None else task.lease_seconds,
         )
 
     def lease_expired(self, now: float) -> bool:
@@ -319,6 +324,7 @@ class TaskHead(_Record):
     def from_list(cls, row: list[Any]) -> TaskHead:
         values = dict(zip(cls.__slots__, row, strict=True))
         task_id, status = values.pop("id"), values.pop("status")
+        values["depends_on"] = list(values["depends_on"])  # never share the row's own list
         return cls(task_id, status, **values)
 
 

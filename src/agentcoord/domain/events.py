@@ -47,6 +47,9 @@ MAX_EVENT_CHARS = 16 * 1024
 SAFETY_POLL = 1.0
 #: Key under which ``emit(agent=...)`` records the emitting agent.
 AGENT_KEY = "Agent"
+#: Field names an event's own lines use (``**Seq**``, ``**Time**``, ``**Agent**``): a field of
+#: one of these names (any case) could pass for them, so it is refused.
+RESERVED_KEYS = frozenset({"agent", "seq", "time"})
 
 
 def check_fields(fields: Iterable[tuple[str, str]] | Mapping[str, object]) -> list[tuple[str, str]]:
@@ -68,6 +71,13 @@ def check_fields(fields: Iterable[tuple[str, str]] | Mapping[str, object]) -> li
         key = raw_key.strip()
         if not key:
             raise InvalidInput("event field names must not be empty", field="key")
+        if key.lower() in RESERVED_KEYS:
+            hint = " (the emitting agent is --agent / agent=)" if key.lower() == "agent" else ""
+            raise InvalidInput(
+                f"event field name {key!r} is reserved for the event's own {key.title()}{hint}; "
+                "choose another name",
+                field=key,
+            )
         if any(ch in key for ch in "\n\r") or not key.isprintable():
             raise InvalidInput(
                 f"event field name {key[:40]!r} must be one line of printable text", field="key"
@@ -264,26 +274,35 @@ class Events:
             else:
                 last = self.store.last_seq(channel)
             deadline = None if timeout is None else time.monotonic() + timeout
+            # The last event seen: every read starts one before it and checks it is still
+            # there, unchanged. A reset channel whose new seqs already passed ours is noticed
+            # too (its seq ``last`` is now another event), not only one whose seqs went back.
+            anchor: Event | None = None
+            if last:
+                found = self.store.read_events(channel, after=last - 1, limit=1)
+                anchor = found[0] if found and found[0].seq == last else None
 
             def read() -> list[Event]:
                 """What is new after ``last``; after a reset, everything from the start."""
-                nonlocal last
-                fresh = self.store.read_events(channel, after=last)
-                if not fresh and last:
-                    now_last = self.store.last_seq(channel)
-                    if now_last < last:
-                        if on_reset is not None:
-                            on_reset(last, now_last)
-                        if consumer is not None:
-                            self.store.reset_cursor(channel, consumer, 0)
-                        last = 0
-                        fresh = self.store.read_events(channel, after=0)
-                return fresh
+                nonlocal last, anchor
+                if not last:
+                    return self.store.read_events(channel, after=0)
+                fresh = self.store.read_events(channel, after=last - 1)
+                if fresh and fresh[0].seq == last and (anchor is None or _same(fresh[0], anchor)):
+                    return fresh[1:]
+                if not fresh and anchor is None and self.store.last_seq(channel) >= last:
+                    return []  # ``since`` pointed past what exists: nothing new yet
+                if on_reset is not None:
+                    on_reset(last, self.store.last_seq(channel))
+                if consumer is not None:
+                    self.store.reset_cursor(channel, consumer, 0)
+                last, anchor = 0, None
+                return self.store.read_events(channel, after=0)
 
             while True:
                 polled = time.monotonic()
                 for event in read():
-                    last = event.seq
+                    last, anchor = event.seq, event
                     yield event
                     if timeout is not None:
                         deadline = time.monotonic() + timeout
@@ -291,7 +310,7 @@ class Events:
                     if _concerns(batch, channel) or time.monotonic() - polled >= SAFETY_POLL:
                         polled = time.monotonic()
                         for event in read():
-                            last = event.seq
+                            last, anchor = event.seq, event
                             yield event
                             if timeout is not None:
                                 deadline = time.monotonic() + timeout
@@ -310,6 +329,11 @@ class Events:
         if deadline is not None:
             return max(0.0, min(SAFETY_POLL, deadline - time.monotonic()))
         return SAFETY_POLL if timeout is None else min(SAFETY_POLL, timeout)
+
+
+def _same(a: Event, b: Event) -> bool:
+    """The same event (events never change once written): seq, type, time and fields."""
+    return (a.seq, a.type, a.time, a.fields) == (b.seq, b.type, b.time, b.fields)
 
 
 def _concerns(batch: list[Change], channel: str) -> bool:

@@ -293,6 +293,11 @@ class Monitor:
             signs.append((max(task_times), "task"))
         if commit is not None:
             signs.append((commit.time, "git"))
+        # A sign of life from the future is a clock's fault, not a sign of life: believing it
+        # would keep a dead agent Normal until then (SPEC section 4, Monitor).
+        skew = self.config.float("clock_skew")
+        future = [s for s in signs if s[0] > now + skew]
+        signs = [s for s in signs if s[0] <= now + skew]
         last, source = max(signs) if signs else (None, None)
         silence = max(0.0, now - last) if last is not None else None
         health = classify_silence(silence, bounds)
@@ -300,6 +305,14 @@ class Monitor:
             reason = "no sign of life recorded"
         else:
             reason = f"last sign of life {duration(silence)} ago ({source})"
+        if future:
+            ahead = max(future)
+            reason += (
+                f"; ignored a sign of life {duration(ahead[0] - now)} in the future "
+                f"({ahead[1]}: a clock ahead?)"
+            )
+            if silence is None:
+                health = CONCERNING
         if agent.status == "blocked":
             health, reason = BLOCKED, f"reports status BLOCKED; {reason}"
         expired = [t.id for t in held if t.lease_expired(now)]

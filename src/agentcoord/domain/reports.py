@@ -10,8 +10,9 @@
 ``AGENT_HEALTH`` is the ``coord monitor --json`` row. Alert kinds, most urgent first: ``corrupt``
 (a file that does not parse), ``blocked_agent``, ``stuck_agent``, ``expired_lease`` (the holder
 stopped renewing: the next claim, ``coord reap`` or the timer takes the task back),
-``breaker_open`` and ``stale_task`` (an open task nobody touched for over an hour; the seed's
-staleness check, applied only where staleness means something).
+``clock_skew`` (a lease ending further ahead than it lasts, or a sign of life in the future:
+a machine's clock is ahead), ``breaker_open`` and ``stale_task`` (an open task nobody touched
+for over an hour; the seed's staleness check, applied only where staleness means something).
 
 ``check_in(since=T)`` (the checkpoint sidecar's ``health`` and the check-in summary, seed 004)::
 
@@ -45,6 +46,7 @@ markdown: ``metrics-performance.md``, seed naming).
 
 from __future__ import annotations
 
+from ..core import leases
 from ..core.clock import duration, iso
 from ..core.models import (
     BLOCKED,
@@ -76,6 +78,7 @@ KINDS = (
     "blocked_agent",
     "stuck_agent",
     "expired_lease",
+    "clock_skew",
     "breaker_open",
     "stale_task",
 )
@@ -120,7 +123,10 @@ class Reports:
 
         for err in snap.errors:
             alert("corrupt", err.message, path=err.path)
+        skew = self.monitor.config.float("clock_skew")
         for row in rows:
+            if "in the future" in row.reason:
+                alert("clock_skew", f"agent {row.agent}: {row.reason}", agent=row.agent)
             if row.health in (mon.BLOCKED, mon.STUCK):
                 kind = "blocked_agent" if row.health == mon.BLOCKED else "stuck_agent"
                 alert(kind, f"agent {row.agent} is {row.health}: {row.reason}", agent=row.agent)
@@ -145,6 +151,17 @@ class Reports:
                 alert(
                     "expired_lease",
                     f"task {task.id}: lease of {task.agent} expired {ago} ago; {fate}",
+                    task=task.id,
+                    agent=task.agent,
+                )
+            elif leases.too_far(
+                task.status, task.lease_expires, leases.lease_length(task), when, skew
+            ):
+                alert(
+                    "clock_skew",
+                    f"task {task.id}: the lease of {task.agent} ends "
+                    f"{iso(task.lease_expires or 0)}, further ahead than it lasts (a clock "
+                    "ahead?); 'coord reap' bounds it",
                     task=task.id,
                     agent=task.agent,
                 )

@@ -637,10 +637,19 @@ class TaskBoard:
                 continue
         return released
 
+    @property
+    def clock_skew(self) -> float:
+        """Config ``clock_skew`` (seconds, default 60): how far ahead a time may be before it
+        is a clock's fault."""
+        return self.config.float("clock_skew")
+
     def reap(self, ids: Iterable[str] | None = None) -> TaskList:
         """Take back every expired lease (pending with attempts + 1, or failed), or only those
-        of ``ids`` (each re-checked under its lock). Returns the tasks it changed."""
+        of ``ids`` (each re-checked under its lock); and bound a lease that ends further ahead
+        than it lasts (granted by a machine whose clock is ahead: it would hold the task that
+        long) to its length from now. Returns the tasks it changed."""
         changed = []
+        skew = self.clock_skew
         if ids is not None:
             candidates = [check_name(i, "task id") for i in ids]
         else:
@@ -649,16 +658,23 @@ class TaskBoard:
                 h.id
                 for h in self.store.list_task_heads(statuses=[IN_PROGRESS])
                 if h.lease_expired(now)
+                or leases.too_far(h.status, h.lease_expires, h.lease_length, now, skew)
             ]
         for cand_id in candidates:
             outcome: dict[str, Any] = {}
 
             def fn(task: Task, outcome: dict[str, Any] = outcome) -> Task | None:
                 outcome.clear()
-                if not task.lease_expired(self.clock()):
+                now = self.clock()
+                length = leases.lease_length(task)
+                if leases.too_far(task.status, task.lease_expires, length, now, skew):
+                    leases.bound(task, now, MAX_LOG_LINES)
+                    outcome["bounded"] = True
+                    return task
+                if not task.lease_expired(now):
                     return None
                 outcome["holder"] = task.agent
-                outcome["failed"] = leases.expire(task, self.clock(), MAX_LOG_LINES)
+                outcome["failed"] = leases.expire(task, now, MAX_LOG_LINES)
                 return task
 
             try:
@@ -668,6 +684,8 @@ class TaskBoard:
             if not outcome:
                 continue
             changed.append(task)
+            if outcome.get("bounded"):
+                continue
             if outcome["failed"]:
                 self._after_failure(task, str(outcome["holder"]))
             else:

@@ -12,6 +12,8 @@ state             a task's status is one of the seven states                    
 index             the head index agrees with the task records (one state each)  yes (rebuild)
 lease             in_progress <=> an agent and a lease; no lease otherwise       no
 expired_lease     an in_progress lease that has expired                          yes (reap)
+future_lease      a lease ends further ahead than it lasts (a clock ahead)       yes (bound)
+future_time       a task's or an agent's time lies in the future                 no
 epoch             granted tasks have epoch >= 1; logged grants never exceed it   no
 attempts          0 <= attempts <= max_attempts                                  no
 dependency        every dependency is on the board or archived                  no
@@ -48,6 +50,7 @@ import os
 import re
 
 from ..core import leases
+from ..core.clock import iso
 from ..core.models import (
     ASSIGNED,
     BLOCKED,
@@ -82,9 +85,10 @@ def _corrupt(exc: CorruptData) -> Violation:
 
 
 # -- check -------------------------------------------------------------------------------------
-def check(store: Store, *, now: float) -> list[Violation]:
+def check(store: Store, *, now: float, skew: float = 60.0) -> list[Violation]:
     """Every violated invariant of the workspace in ``store`` at time ``now`` (POSIX seconds);
-    changes nothing."""
+    changes nothing. ``skew``: seconds a time may lie ahead of ``now`` before it counts as a
+    clock's fault (config ``clock_skew``)."""
     out: list[Violation] = list(store.check_storage())
     errors: list[CorruptData] = []
     tasks = {t.id: t for t in store.list_tasks(errors=errors)}
@@ -96,11 +100,11 @@ def check(store: Store, *, now: float) -> list[Violation]:
         return store.record_path("task", task_id)
 
     for task in tasks.values():
-        out += _check_task(task, now, set(tasks) | set(archived), path(task.id))
+        out += _check_task(task, now, skew, set(tasks) | set(archived), path(task.id))
     out += _check_graph(tasks, statuses, path)
     # Check the index every other process reads, not this process's copy of it.
     out += _check_index(store.fresh(), tasks)
-    out += _check_agents(store, tasks)
+    out += _check_agents(store, tasks, now, skew)
     errors = []
     store.list_contexts(errors=errors)
     out += [_corrupt(e) for e in errors]
@@ -108,7 +112,9 @@ def check(store: Store, *, now: float) -> list[Violation]:
     return out
 
 
-def _check_task(task: Task, now: float, known: set[str], path: str | None) -> list[Violation]:
+def _check_task(
+    task: Task, now: float, skew: float, known: set[str], path: str | None
+) -> list[Violation]:
     out: list[Violation] = []
 
     def bad(kind: str, message: str, *, repairable: bool = False) -> None:
@@ -121,8 +127,26 @@ def _check_task(task: Task, now: float, known: set[str], path: str | None) -> li
             bad("lease", f"task {task.id} is in_progress without an agent and a lease")
         elif task.lease_expires <= now:
             bad("expired_lease", f"{task.agent}'s lease on task {task.id} expired", repairable=True)
+        elif leases.too_far(task.status, task.lease_expires, leases.lease_length(task), now, skew):
+            bad(
+                "future_lease",
+                f"{task.agent}'s lease on task {task.id} ends {iso(task.lease_expires)}, further "
+                f"ahead than its {leases.lease_length(task):g}s (granted by a clock ahead?)",
+                repairable=True,
+            )
     elif task.lease_expires is not None or task.lease_grant is not None:
         bad("lease", f"task {task.id} is {task.status} but still has a lease")
+    ahead = [
+        name
+        for name, value in (
+            ("created", task.created_at),
+            ("started", task.started_at),
+            ("updated", task.updated_at),
+        )
+        if value is not None and value > now + skew
+    ]
+    if ahead:
+        bad("future_time", f"task {task.id}: {', '.join(ahead)} in the future (a clock ahead?)")
     if task.epoch < 0 or (
         task.epoch < 1 and (task.status == IN_PROGRESS or task.started_at is not None)
     ):
@@ -248,9 +272,21 @@ def _view_drift(store: Store, tasks: dict[str, Task], errors: list[CorruptData])
     return out
 
 
-def _check_agents(store: Store, tasks: dict[str, Task]) -> list[Violation]:
+def _check_agents(store: Store, tasks: dict[str, Task], now: float, skew: float) -> list[Violation]:
     errors: list[CorruptData] = []
     out = _view_drift(store, tasks, errors)
+    for agent in store.list_agents():
+        if max(agent.last_seen, agent.registered_at) > now + skew:
+            path = store.record_path("agent", agent.name)
+            out.append(
+                Violation(
+                    "future_time",
+                    agent.name,
+                    f"agent {agent.name}'s last sign of life {iso(agent.last_seen)} is in the "
+                    "future (a clock ahead?)",
+                    file=path,
+                )
+            )
     return [_corrupt(e) for e in errors] + out
 
 
@@ -293,16 +329,19 @@ def fix(store: Store, *, now: float, board: TaskBoard, agents: Agents) -> list[s
     (``agents``) and the task index, and lets the store repair its own (temp files, world write
     permission). Each repair is an atomic update that re-checks its condition, so running it on
     a live board is safe."""
-    found = check(store, now=now)
+    found = check(store, now=now, skew=board.clock_skew)
     kinds = {v.kind for v in found if v.repairable}
     actions: list[str] = []
     if "index" in kinds and store.rebuild_index():
         actions.append("rebuilt the task index (from the task records)")
-    if "expired_lease" in kinds:
+    if "expired_lease" in kinds or "future_lease" in kinds:
         # Exactly the tasks check() found (each re-checked under its lock).
-        expired = [v.key for v in found if v.kind == "expired_lease"]
+        expired = [v.key for v in found if v.kind in ("expired_lease", "future_lease")]
         for task in board.reap(ids=expired):
-            actions.append(f"reaped task {task.id}: lease expired, now {task.status}")
+            if task.lease_expires is not None:
+                actions.append(f"bounded the lease on task {task.id} (it ended too far ahead)")
+            else:
+                actions.append(f"reaped task {task.id}: lease expired, now {task.status}")
     if "unblocked" in kinds or "expired_lease" in kinds:
         actions += _block(store, now)
     if "agent_view" in kinds or "expired_lease" in kinds:
@@ -352,7 +391,7 @@ class Doctor:
 
     def check(self) -> list[Violation]:
         """Every violated invariant now; changes nothing."""
-        return check(self.store, now=self.clock())
+        return check(self.store, now=self.clock(), skew=self.board.clock_skew)
 
     def fix(self) -> list[str]:
         """Repair what is repairable; returns what was done."""

@@ -27,6 +27,7 @@ from ..errors import (
 from ..fs import proc_start_time
 from .files import (
     TimerFiles,
+    boot_id,
     is_our_timer,
     probe_writable,
     read_checkpoint,
@@ -325,6 +326,16 @@ def status(files: TimerFiles, *, now: float | None = None) -> dict[str, Any]:
     if state == "running" and not running:
         state = "dead"
     next_tick = side.get("next_tick_epoch") if running else None
+    mono = side.get("next_tick_monotonic") if running else None
+    this_boot = boot_id()
+    if (
+        isinstance(mono, (int, float))
+        and this_boot is not None
+        and side.get("boot_id") == this_boot
+    ):
+        # The daemon sleeps on the monotonic clock: if the wall clock stepped since it wrote
+        # the sidecar, its wall-clock "next tick" is off by that step; this is not.
+        next_tick = when + (mono - time.monotonic())
     out: dict[str, Any] = {
         "name": files.name,
         "running": running,

@@ -106,6 +106,7 @@ class Daemon:
             coord, files, opts, durable=durable, should_stop=lambda: bool(self.stop_signal)
         )
         self.t0_mono = time.monotonic()
+        self.timer.t0_mono = self.t0_mono
         try:
             self.timer.begin(time.time())
         except BaseException:

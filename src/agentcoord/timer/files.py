@@ -46,6 +46,15 @@ _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,47}")
 _SUFFIXES = (".json", ".pid", ".lock", ".log")
 
 
+def boot_id() -> str | None:
+    """This boot's id (Linux): monotonic times compare only within one boot."""
+    try:
+        with open("/proc/sys/kernel/random/boot_id", encoding="ascii") as fh:
+            return fh.read().strip() or None
+    except OSError:
+        return None
+
+
 def check_timer_name(name: str | None, what: str = "timer name") -> str:
     """The timer's name (``default`` when none is given); exit 2 for anything unsafe,
     including an empty name (``--name ""`` is a mistake, not "the default timer")."""

@@ -23,6 +23,7 @@ from ..fs import proc_start_time
 from .files import (
     PidInfo,
     append_log,
+    boot_id,
     checkpoint_message,
     format_checkpoint,
     read_pidfile,
@@ -114,6 +115,8 @@ class Timer:
         self.max_factor = max(1, int(opts.max_interval / opts.interval)) if opts.adaptive else 1
         self.next_emit = 1
         self.t0 = 0.0
+        #: When the grid started on the monotonic clock (set by the daemon that runs it).
+        self.t0_mono: float | None = None
         self.last_emit = 0.0
         self.reaped: list[dict[str, Any]] = []  # since the last checkpoint
         self.history: list[dict[str, Any]] = []
@@ -164,6 +167,13 @@ class Timer:
     # -- ticks ------------------------------------------------------------------------------
     def next_tick(self) -> float:
         return self.t0 + self.next_emit * self.opts.interval
+
+    def next_tick_monotonic(self) -> float | None:
+        """The next tick on the monotonic clock the daemon sleeps on (None before it runs):
+        ``timer status`` reports this truth even after the wall clock stepped."""
+        if self.t0_mono is None:
+            return None
+        return self.t0_mono + self.next_emit * self.opts.interval
 
     def on_grid(self, k: int, now: float, lateness: float) -> bool:
         """Grid point ``k`` (``lateness`` seconds after its time). Returns False to stop."""
@@ -311,6 +321,8 @@ class Timer:
             "started_epoch": self.t0,
             "next_tick": iso(next_tick) if next_tick is not None else None,
             "next_tick_epoch": next_tick,
+            "next_tick_monotonic": self.next_tick_monotonic() if next_tick is not None else None,
+            "boot_id": boot_id(),
             "updated": iso(now),
             "schedule": dict(self.schedule),
             "reaped": list(self.reaped),

@@ -2,11 +2,11 @@
 
 ``events-{channel}.md`` holds the newest ``keep`` events in append order, under the channel's lock
 (``.locks/events-{channel}.lock``). Rotation happens inside :meth:`EventLogs.append_events`: the
-oldest events move to ``archive/events-{channel}-{YYYY-MM-DD}.md`` (the UTC date of each event's
-own time). Archive files are written *before* the live file is shortened, each atomically, so a
-crash in between can only leave an event in both places, never in neither; readers and later
-rotations drop such duplicates by ``seq``. The live file's ``**Last Seq**`` header keeps sequence
-numbers growing across rotation.
+oldest events are appended to ``archive/events-{channel}-{YYYY-MM-DD}.md`` (see
+:mod:`.archive`: append-only files, read by bisection). The archive is written *before* the live
+file is shortened, so a crash in between can only leave an event in both places, never in
+neither; readers and later rotations drop such duplicates by ``seq``. The live file's
+``**Last Seq**`` header keeps sequence numbers growing across rotation.
 
 Cursors live in ``.state/cursors-{channel}.json`` (``{"consumer": seq}``), changed under
 ``.locks/cursors-{channel}.lock`` and never moved backwards.
@@ -15,7 +15,6 @@ Cursors live in ``.state/cursors-{channel}.json`` (``{"consumer": seq}``), chang
 from __future__ import annotations
 
 import json
-import os
 import re
 
 from ...core.clock import round_ms
@@ -23,7 +22,8 @@ from ...core.validate import check_name, is_valid_name
 from ...errors import CorruptData
 from ...fs import ensure_dir, read_text
 from ..base import Store
-from .directory import ARCHIVE, STATE
+from .archive import Archive
+from .directory import STATE
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -32,7 +32,6 @@ if TYPE_CHECKING:
     from .directory import Directory
 
 _LIVE = re.compile(r"events-(.+)\.md")
-_ARCHIVED = re.compile(r"events-(.+)-\d{4}-\d{2}-\d{2}\.md")
 _check_count = Store.check_count
 
 
@@ -42,6 +41,7 @@ class EventLogs:
 
     def __init__(self, directory: Directory) -> None:
         self.d = directory
+        self.archive = Archive(directory)
 
     # -- appending and rotation -------------------------------------------------------------
     def append_events(self, channel: str, events: list[Event], *, keep: int) -> list[Event]:
@@ -69,7 +69,7 @@ class EventLogs:
                     return fast
             log = self._live(channel)
             if log is None:  # a deleted live file must not restart the numbering
-                log = EventLog([], self._archive_last_seq(channel))
+                log = EventLog([], self.archive.last_seq(channel))
             if explicit:
                 Store.check_import_seqs(channel, log.last_seq, events)
             now = self.d.clock()
@@ -84,10 +84,9 @@ class EventLogs:
             live = log.events + added
             old = live[: len(live) - keep] if len(live) > keep else []
             live = live[len(old) :]
-            note = self._archive_name(channel, old[-1].time) if old else log.archive
+            # The archive first: a crash in between duplicates, never loses.
+            note = self.archive.append(channel, old) if old else log.archive
             text = render_events(channel, live, last_seq=seq, updated=now, archive=note)
-            if old:
-                self._archive_events(channel, old)
             self.d.write(f"events-{channel}.md", text)
         return added
 
@@ -104,11 +103,10 @@ class EventLogs:
             if dry_run:
                 return len(old)
             live = log.events[len(old) :]
-            note = self._archive_name(channel, old[-1].time)
+            note = self.archive.append(channel, old)  # first: a crash duplicates, never loses
             text = render_events(
                 channel, live, last_seq=log.last_seq, updated=self.d.clock(), archive=note
             )
-            self._archive_events(channel, old)  # archive first: a crash duplicates, never loses
             self.d.write(f"events-{channel}.md", text)
             return len(old)
 
@@ -142,61 +140,10 @@ class EventLogs:
         if from_file:
             old = parse_events(live.mini_log(live.blocks[:from_file]), path, channel).events
         old += added[: drop - from_file]
-        note = self._archive_name(channel, old[-1].time) if old else None
+        note = self.archive.append(channel, old) if old else None  # first: see rotate_events
         new_text = live.render(added, drop, now, note)
-        if old:
-            self._archive_events(channel, old)  # archive first: a crash duplicates, never loses
         self.d.write(f"events-{channel}.md", new_text)
         return added
-
-    def _archive_name(self, channel: str, when: float) -> str:
-        from .codec.event import day_of
-
-        return f"{ARCHIVE}/events-{channel}-{day_of(when)}.md"
-
-    def _archive_events(self, channel: str, events: list[Event]) -> None:
-        """Append ``events`` (in seq order) to their dates' archive files, skipping any that a
-        rotation interrupted by a crash already wrote there."""
-        from .codec.event import (
-            append_blocks,
-            archive_title,
-            day_of,
-            header_last_seq,
-            parse_events,
-            render_events,
-        )
-
-        by_day: dict[str, list[Event]] = {}
-        for event in events:
-            by_day.setdefault(day_of(event.time), []).append(event)
-        ensure_dir(self.d.path(ARCHIVE))
-        for day, batch in by_day.items():
-            name = self._archive_name(channel, batch[0].time)
-            path = self.d.path(name)
-            text = read_text(path)
-            if text is None:
-                title = archive_title(channel, day)
-                text = render_events(channel, batch, last_seq=batch[-1].seq, title=title)
-                self.d.write(name, text)
-                continue
-            prev = header_last_seq(text)
-            parsed = None
-            if prev is None:
-                parsed = parse_events(text, path, channel)  # unreadable: reported, not replaced
-                prev = parsed.last_seq
-            fresh = [e for e in batch if e.seq > prev]
-            if not fresh:
-                continue
-            new = append_blocks(text, fresh)
-            if new is None:
-                parsed = parsed or parse_events(text, path, channel)
-                new = render_events(
-                    channel,
-                    parsed.events + fresh,
-                    last_seq=fresh[-1].seq,
-                    title=archive_title(channel, day),
-                )
-            self.d.write(name, new)
 
     # -- reading ----------------------------------------------------------------------------
     def _live(self, channel: str) -> EventLog | None:
@@ -205,41 +152,6 @@ class EventLogs:
         path = self.d.path(f"events-{channel}.md")
         text = read_text(path)
         return None if text is None else parse_events(text, path, channel)
-
-    def _archive_files(self, channel: str) -> list[str]:
-        pattern = re.compile(rf"events-{re.escape(channel)}-\d{{4}}-\d{{2}}-\d{{2}}\.md")
-        try:
-            with os.scandir(self.d.path(ARCHIVE)) as entries:
-                names = [e.name for e in entries if pattern.fullmatch(e.name)]
-        except (FileNotFoundError, NotADirectoryError):
-            return []
-        return [os.path.join(self.d.path(ARCHIVE), n) for n in sorted(names)]
-
-    def _archive_last_seq(self, channel: str) -> int:
-        from .codec.event import header_last_seq, parse_events
-
-        last = 0
-        for path in self._archive_files(channel):
-            text = read_text(path) or ""
-            seq = header_last_seq(text)
-            if seq is None:
-                seq = parse_events(text, path, channel).last_seq
-            last = max(last, seq)
-        return last
-
-    def _read_archive(self, channel: str, after: int) -> list[Event]:
-        from .codec.event import header_last_seq, parse_events
-
-        out: list[Event] = []
-        for path in self._archive_files(channel):
-            text = read_text(path)
-            if text is None:
-                continue
-            last = header_last_seq(text)
-            if last is not None and last <= after:  # nothing new in there: skip the parse
-                continue
-            out.extend(e for e in parse_events(text, path, channel).events if e.seq > after)
-        return out
 
     def read_events(self, channel: str, *, after: int = 0, limit: int | None = None) -> list[Event]:
         check_name(channel, "channel")
@@ -256,7 +168,7 @@ class EventLogs:
         if log is not None and (after >= live[0].seq - 1 if live else after >= log.last_seq):
             out = [e for e in live if e.seq > after]
         else:
-            merged = {e.seq: e for e in self._read_archive(channel, after)}
+            merged = {e.seq: e for e in self.archive.read(channel, after, limit)}
             for event in live:
                 if event.seq > after:
                     merged.setdefault(event.seq, event)
@@ -282,13 +194,12 @@ class EventLogs:
     def last_seq(self, channel: str) -> int:
         check_name(channel, "channel")
         log = self._live(channel)
-        return log.last_seq if log is not None else self._archive_last_seq(channel)
+        return log.last_seq if log is not None else self.archive.last_seq(channel)
 
     def list_channels(self) -> list[str]:
         """Channels with a live file or an archive file (a live file deleted by hand)."""
         found = {m.group(1) for m in map(_LIVE.fullmatch, self.d.names()) if m}
-        found |= {m.group(1) for m in map(_ARCHIVED.fullmatch, self.d.names(ARCHIVE)) if m}
-        return sorted(c for c in found if is_valid_name(c))
+        return sorted({c for c in found if is_valid_name(c)} | self.archive.channels())
 
     def live_event_count(self, channel: str) -> int:
         check_name(channel, "channel")
@@ -302,7 +213,7 @@ class EventLogs:
         check_name(channel, "channel")
         _check_count(seq, "seq")
         with self.d.lock(f"events-{channel}"):
-            log = self._live(channel) or EventLog([], self._archive_last_seq(channel))
+            log = self._live(channel) or EventLog([], self.archive.last_seq(channel))
             if log.last_seq >= seq:
                 return log.last_seq
             text = render_events(
