@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 
-.PHONY: all demo test lint typecheck unit bench bench-quick clean
+.PHONY: all demo test lint typecheck unit system-deps bench bench-quick clean
 
 all: test
 
@@ -26,12 +26,16 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-unit: $(STAMP)
+# redis-server and e2fsprogs from Debian's packages when missing (root): see the script.
+system-deps:
+	bash scripts/system-deps.sh
+
+unit: $(STAMP) system-deps
 	$(BIN)/pytest -n 2 $(PYTEST_ARGS)
 
 test: lint typecheck unit
 
-bench: $(STAMP)
+bench: $(STAMP) system-deps
 	$(BIN)/python -m benchmarks
 
 bench-quick: $(STAMP)

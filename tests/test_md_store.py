@@ -246,7 +246,8 @@ def test_index_on_a_file_system_with_one_second_timestamps(workspace: Workspace)
         with open(path, "r+") as fh:  # in place: same inode, same size
             fh.write(edited)
         _whole_second_stamp(path, second)  # the same second
-    assert coord.store.index_granularity() == 10**9  # learnt from the mtimes
+    # Learnt from the mtimes: whole seconds (two, when the second happens to be even).
+    assert coord.store.index_granularity() in (10**9, 2 * 10**9)
     assert coord.tasks.claim(agent="a").id == "t1"  # priority 3 now
 
 

@@ -21,7 +21,7 @@ from agentcoord.errors import (
     InvalidInput,
     NotFound,
 )
-from agentcoord.store.base import Change
+from agentcoord.store.base import Change, Store
 
 try:
     from redis_server import RedisServer, free_port, redis_server_fixture, require_binary
@@ -251,6 +251,104 @@ def test_import_events_keeps_seqs(store: RedisStore) -> None:
         store.import_events("m", [Event("m", "x", seq=9)], keep=2)
     assert [e.seq for e in store.append_events("m", [Event("m", "y")], keep=2)] == [10]
     assert [e.seq for e in store.read_events("m")] == [3, 4, 9, 10]
+
+
+def _keys(store: RedisStore) -> list[str]:
+    """Every key of the workspace but the short-lived operation markers."""
+    pattern = store.c.glob(store.c.key("")) + "*"
+    return sorted(k for k in store.c.client.scan_iter(match=pattern) if ":op:" not in k)
+
+
+def test_no_op_writes_create_nothing(store: RedisStore) -> None:
+    """A write that changes nothing stores nothing: raising a last seq to 0 does not make a
+    channel (list_channels, record_names and the key space are unchanged), nor does a cursor
+    advanced to 0, a counter set to 0, a rotation or an empty append."""
+    store.create_task(Task("t", "x"))
+    store.append_events("c", [Event("c", "x")], keep=5)
+    before = (store.record_names(), store.list_channels(), store.list_cursors(), _keys(store))
+    assert store.raise_last_seq("quiet", 0) == 0
+    assert store.raise_last_seq("c", 0) == 1
+    assert store.raise_last_seq("c", 1) == 1
+    assert store.advance_cursor("quiet", "me", 0) == 0
+    assert store.advance_cursor("c", "me", 0) == 0
+    store.set_counter("task", 0)
+    assert store.rotate_events("quiet", keep=0) == 0
+    assert store.rotate_events("c", keep=5) == 0
+    assert store.rotate_events("c", keep=0, dry_run=True) == 1
+    assert store.append_events("quiet", [], keep=5) == []
+    assert store.import_events("quiet", [], keep=5) == []
+    assert store.update_task("t", lambda t: None).title == "x"
+    assert store.update_agent("nobody", lambda a: None) is None
+    assert not store.archive_task("t", lambda t: False)
+    assert store.last_seq("quiet") == 0
+    after = (store.record_names(), store.list_channels(), store.list_cursors(), _keys(store))
+    assert after == before
+    assert store.list_channels() == ["c"]
+
+
+def test_raise_last_seq_never_goes_below_the_streams(store: RedisStore) -> None:
+    """A lost counter (a key deleted by hand) is restored from the streams, never lowered."""
+    store.append_events("c", [Event("c", "x") for _ in range(3)], keep=1)
+    store.c.client.delete(store.c.key("events", "c", "seq"))
+    assert store.raise_last_seq("c", 2) == 3
+    assert store.last_seq("c") == 3
+    assert store.raise_last_seq("c", 7) == 7
+    store.c.client.set(store.c.key("events", "c", "seq"), "-4")
+    with pytest.raises(CorruptData):
+        store.raise_last_seq("c", 9)
+    with pytest.raises(CorruptData):
+        store.last_seq("c")
+    with pytest.raises(CorruptData):
+        store.append_events("c", [Event("c", "x")], keep=1)
+
+
+def test_record_names_and_listings_equal_the_reference_store(store: RedisStore) -> None:
+    """The same operations on the in-memory reference store and on Redis give the same record
+    names (names, never Redis keys), channels, cursors, counters and documents."""
+    from agentcoord.store.memory import MemoryStore
+
+    reference = MemoryStore()
+
+    def run(s: Store) -> None:
+        s.create_task(Task("t1", "live"))
+        s.create_task(Task("t2", "done", status="complete"))
+        assert s.archive_task("t2", lambda t: True)
+        s.import_archived("task", "7-20250101T000000", Task("7", "old", status="complete"))
+        s.update_agent("ann", lambda _a: Agent("ann"))
+        s.update_agent("bob", lambda _a: Agent("bob"))
+        assert s.archive_agent("bob", lambda a: True)
+        s.append_events("main", [Event("main", "x"), Event("main", "y")], keep=1)
+        s.raise_last_seq("raised", 4)
+        s.raise_last_seq("quiet", 0)
+        s.advance_cursor("main", "reader", 1)
+        s.advance_cursor("nowhere", "reader", 0)
+        s.reset_cursor("other", "r2", 0)
+        s.put_context(ContextDoc("proj", "api"))
+        s.put_document("metrics-performance", {"overall": {}})
+        s.next_id("task")
+        s.set_counter("msg", 5)
+        s.set_counter("zero", 0)
+
+    def seen(s: Store) -> tuple[object, ...]:
+        return (
+            s.record_names(),
+            s.list_channels(),
+            s.list_cursors(),
+            s.counters(),
+            s.list_documents(),
+            [n for n, _ in s.list_archived_tasks()],
+            [n for n, _ in s.list_archived_agents()],
+        )
+
+    assert store.record_names() == reference.record_names() == []
+    run(reference)
+    run(store)
+    assert seen(store) == seen(reference)
+    assert "task-t1" in store.record_names()
+    assert all(isinstance(n, str) and "{" not in n for n in store.record_names())
+    assert store.clear() == reference.clear()
+    assert store.record_names() == reference.record_names() == []
+    assert _keys(store) == []
 
 
 # -- change feed -----------------------------------------------------------------------------

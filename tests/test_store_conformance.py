@@ -5,6 +5,7 @@ the rest of the conformance suite."""
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import pytest
 
@@ -242,3 +243,285 @@ def test_the_change_feed_reports_writes_made_after_watch(store: Store) -> None:
         assert any(c.kind == "task" and c.key == "t" for c in seen)
     finally:
         feed.close()
+
+
+# -- what crosses the boundary: JSON data, names, records (store/base.py's check_* rules) ------
+class _Int(int):
+    """An ``int`` subclass: a caller's value that JSON holds as a plain number."""
+
+
+class _Dict(dict[str, Any]):
+    """A ``dict`` subclass: record copies share it instead of copying it (``_clone``)."""
+
+
+def _messy() -> dict[Any, Any]:
+    """JSON data the way a Python caller may hand it over."""
+    return {"pair": (1, 2), "count": _Int(3), 5: "five", "zero": -0.0, "nested": _Dict(a=(1,))}
+
+
+_CLEAN = {"pair": [1, 2], "count": 3, "5": "five", "zero": -0.0, "nested": {"a": [1]}}
+
+
+def _exact(value: Any) -> Any:
+    """``value`` with the type of every part spelled out: ``==`` alone takes ``_Int(3)`` for
+    ``3`` and a dict subclass for a dict."""
+    if isinstance(value, dict):
+        return (type(value).__name__, {k: _exact(v) for k, v in value.items()})
+    if isinstance(value, (list, tuple)):
+        return (type(value).__name__, [_exact(v) for v in value])
+    return (type(value).__name__, repr(value))
+
+
+def test_json_data_is_stored_and_returned_as_exactly_its_json_value(store: Store) -> None:
+    """Tuples, int and dict subclasses, non-string keys: every backend keeps the JSON value
+    (what markdown and Redis read back), never the caller's objects."""
+    store.create_task(Task("t", "t", metrics=_messy()))
+    assert _exact(store.get_task("t").metrics) == _exact(_CLEAN)
+
+    holder = _Dict(x=1)
+
+    def fn(task: Task) -> Task:
+        task.metrics = {**_messy(), "held": holder}
+        return task
+
+    returned = store.update_task("t", fn)
+    holder["x"] = 2  # the caller's object, changed after the update: never the store's
+    want = _exact({**_CLEAN, "held": {"x": 1}})
+    assert _exact(returned.metrics) == want
+    assert _exact(store.get_task("t").metrics) == want
+
+    store.put_context(ContextDoc("p", "d", data=_messy()))
+    assert _exact(store.get_context("p", "d").data) == _exact(_CLEAN)
+    assert [_exact(d.data) for d in store.list_contexts()] == [_exact(_CLEAN)]
+
+    store.put_document("metrics-x", _messy())
+    assert _exact(store.get_document("metrics-x")) == _exact(_CLEAN)
+
+    entry = {"id": "t", "title": "t", "metrics": {"pair": (1, 2), "count": _Int(3)}}
+    store.update_agent("a", lambda _a: Agent("a", active=[entry]))
+    metrics = store.get_agent("a").active[0]["metrics"]
+    assert _exact(metrics) == _exact({"pair": [1, 2], "count": 3})
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [float("nan"), float("inf"), -float("inf"), {1, 2}, object(), {(1, 2): "tuple key"}],
+    ids=["nan", "inf", "-inf", "set", "object", "tuple-key"],
+)
+def test_data_json_cannot_hold_is_refused_everywhere(store: Store, bad: object) -> None:
+    """NaN, infinities and non-JSON values: InvalidInput (exit 2) before anything is written,
+    on every backend (markdown would write a file it cannot read back)."""
+    store.create_task(Task("t", "t"))
+
+    def fn(task: Task) -> Task:
+        task.metrics = {"v": bad}
+        return task
+
+    for call in (
+        lambda: store.create_task(Task("u", "u", metrics={"v": bad})),
+        lambda: store.update_task("t", fn),
+        lambda: store.put_context(ContextDoc("p", "d", data={"v": bad})),
+        lambda: store.put_document("metrics-x", {"v": bad}),
+        lambda: store.update_agent("a", lambda _a: Agent("a", stats={"v": bad})),
+        lambda: store.import_archived("task", "v", Task("v", "v", metrics={"v": bad})),
+    ):
+        with pytest.raises(InvalidInput):
+            call()
+    assert [t.id for t in store.list_tasks()] == ["t"]
+    assert store.get_task("t").metrics == {}
+    assert store.list_contexts() == []
+    assert store.list_documents() == []
+    assert store.list_agents() == []
+    assert store.list_archived_tasks() == []
+
+
+def test_documents_must_be_json_objects(store: Store) -> None:
+    for bad in (None, [1], "text", 3):
+        with pytest.raises(InvalidInput):
+            store.put_document("metrics-x", bad)  # type: ignore[arg-type]
+    assert store.list_documents() == []
+
+
+def test_an_update_that_returns_none_changes_nothing_even_if_fn_mutated_its_copy(
+    store: Store,
+) -> None:
+    """None means "no change": the record as stored comes back, whatever fn did to the copy
+    it was given (base docstring), on every backend."""
+    store.create_task(Task("t", "title", metrics={"a": 1}))
+
+    def meddle(task: Task) -> None:
+        task.title = "meddled"
+        task.metrics["a"] = 2
+
+    returned = store.update_task("t", meddle)
+    assert (returned.title, returned.metrics) == ("title", {"a": 1})
+    assert (store.get_task("t").title, store.get_task("t").metrics) == ("title", {"a": 1})
+    assert store.try_update_task("t", meddle) in (None, returned)
+    assert store.get_task("t").title == "title"
+
+    store.update_agent("a", lambda _a: Agent("a", notes="kept"))
+
+    def meddle_agent(agent: Agent | None) -> None:
+        assert agent is not None
+        agent.notes = "meddled"
+
+    back = store.update_agent("a", meddle_agent)
+    assert back is not None and back.notes == "kept"
+    assert store.get_agent("a").notes == "kept"
+    assert store.update_agent("nobody", lambda a: None) is None
+    assert [a.name for a in store.list_agents()] == ["a"]
+
+
+def test_cursor_and_counter_writes_that_move_nothing_store_nothing(store: Store) -> None:
+    assert store.advance_cursor("c", "me", 0) == 0
+    store.set_counter("k", 0)
+    store.set_counter("k", -5)
+    assert (store.list_cursors(), store.counters(), store.record_names()) == ({}, {}, [])
+    store.set_counter("k", 4)
+    store.set_counter("k", -1)
+    assert store.counters() == {"k": 4}
+    assert store.advance_cursor("c", "me", 2) == 2
+    assert store.advance_cursor("c", "me", 0) == 2
+    assert store.list_cursors() == {"c": {"me": 2}}
+
+
+@pytest.mark.parametrize("value", ["5", 5.0, True, None])
+def test_counter_values_must_be_whole_numbers(store: Store, value: object) -> None:
+    with pytest.raises(InvalidInput):
+        store.set_counter("k", value)  # type: ignore[arg-type]
+    assert store.counters() == {}
+
+
+def test_counter_values_are_stored_as_plain_ints(store: Store) -> None:
+    store.set_counter("k", _Int(7))
+    assert [(k, type(v)) for k, v in store.counters().items()] == [("k", int)]
+    assert store.next_id("k") == 8
+
+
+def test_import_archived_refuses_a_record_of_another_kind(store: Store) -> None:
+    for kind, record in (
+        ("task", Agent("x")),
+        ("agent", Task("x", "x")),
+        ("task", "x"),
+        ("agent", {"name": "x"}),
+        ("task", Task("bad id", "x")),
+        ("agent", Agent("bad/name")),
+    ):
+        with pytest.raises(InvalidInput):
+            store.import_archived(kind, "x", record)  # type: ignore[arg-type]
+    assert (store.list_archived_tasks(), store.list_archived_agents()) == ([], [])
+    assert store.record_names() == []
+
+
+@pytest.mark.parametrize("bad", ["../x", "a b", "", "a/b", "-x", "x" * 65])
+def test_every_name_is_checked_before_a_record_is_touched(store: Store, bad: str) -> None:
+    """A direct Store caller cannot make (or read) a file or key under a bad name."""
+    store.create_task(Task("t", "t"))
+    for call in (
+        lambda: store.create_task(Task(bad, "x")),
+        lambda: store.create_task(Task("u", "x", project=bad)),
+        lambda: store.create_task(Task("u", "x", depends_on=[bad])),
+        lambda: store.update_task("t", lambda t: Task("t", "x", agent=bad)),
+        lambda: store.get_task(bad),
+        lambda: store.get_task_head(bad),
+        lambda: store.update_task(bad, lambda t: t),
+        lambda: store.archive_task(bad, lambda t: True),
+        lambda: store.update_agent(bad, lambda a: Agent(bad)),
+        lambda: store.get_agent(bad),
+        lambda: store.archive_agent(bad, lambda a: True),
+        lambda: store.next_id(bad),
+        lambda: store.set_counter(bad, 1),
+        lambda: store.put_context(ContextDoc(bad, "d")),
+        lambda: store.put_context(ContextDoc("p", bad)),
+        lambda: store.get_context(bad, "d"),
+    ):
+        with pytest.raises(InvalidInput):
+            call()
+    assert [t.id for t in store.list_tasks()] == ["t"]
+    assert store.get_task("t").agent is None
+    assert (store.list_agents(), store.counters(), store.list_contexts()) == ([], {}, [])
+
+
+def test_dependency_snapshots_keep_what_a_task_file_holds(store: Store) -> None:
+    """``dep_states``/``dep_titles`` are decoration of the task's own Dependencies lines: an
+    entry for another task (a transitive cause), a state that is not a task state or an empty
+    title is dropped on every backend (markdown has no line to keep it on)."""
+    task = Task(
+        "t",
+        "t",
+        depends_on=["d", "e"],
+        dep_states={"d": "complete", "e": "COMPLETE", "far": "failed"},
+        dep_titles={"d": "Dee", "e": "", "far": "Far"},
+    )
+    store.create_task(task)
+    got = store.get_task("t")
+    assert (got.dep_states, got.dep_titles) == ({"d": "complete"}, {"d": "Dee"})
+
+    def block(task: Task) -> Task:
+        task.status = "blocked"
+        task.dep_states["far"] = "failed"  # what blocking by a transitive cause records
+        task.dep_states["e"] = "in_progress"
+        return task
+
+    returned = store.update_task("t", block)
+    want = {"d": "complete", "e": "in_progress"}
+    assert returned.dep_states == want
+    assert store.get_task("t").dep_states == want
+
+
+def test_an_agents_active_entries_keep_their_update_time(store: Store, clock: FakeClock) -> None:
+    from agentcoord.domain.agents import active_entry
+
+    store.create_task(Task("t", "t", status="in_progress", agent="a", started_at=clock.now))
+    entry = active_entry(store.get_task("t"), clock.now + 60)
+    store.update_agent("a", lambda _a: Agent("a", active=[entry]))
+    (got,) = store.get_agent("a").active
+    assert got["updated"] == clock.now + 60
+    assert {k: got[k] for k in entry} == entry
+
+
+def test_record_names_and_listings_equal_the_reference_stores(store: Store) -> None:
+    """The same operations on the in-memory reference store and on this backend give the same
+    record names (canonical names: never file names or Redis keys), channels, cursors, counters,
+    documents and archives; ``clear`` removes (and counts) the same."""
+    from agentcoord.store.memory import MemoryStore
+
+    reference = MemoryStore()
+
+    def run(s: Store) -> None:
+        s.create_task(Task("t1", "live"))
+        s.create_task(Task("t2", "done", status="complete"))
+        assert s.archive_task("t2", lambda t: True)
+        s.import_archived("task", "7-20250101T000000", Task("7", "old", status="complete"))
+        s.update_agent("ann", lambda _a: Agent("ann"))
+        s.update_agent("bob", lambda _a: Agent("bob"))
+        assert s.archive_agent("bob", lambda a: True)
+        s.append_events("main", [Event("main", "x"), Event("main", "y")], keep=1)
+        s.raise_last_seq("raised", 4)
+        s.raise_last_seq("quiet", 0)
+        s.advance_cursor("main", "reader", 1)
+        s.advance_cursor("nowhere", "reader", 0)
+        s.put_context(ContextDoc("proj", "api"))
+        s.put_document("metrics-performance", {"overall": {}})
+        s.next_id("task")
+        s.set_counter("msg", 5)
+        s.set_counter("zero", 0)
+
+    def seen(s: Store) -> tuple[object, ...]:
+        return (
+            s.record_names(),
+            s.list_channels(),
+            s.list_cursors(),
+            s.counters(),
+            s.list_documents(),
+            [n for n, _ in s.list_archived_tasks()],
+            [n for n, _ in s.list_archived_agents()],
+        )
+
+    assert store.record_names() == reference.record_names() == []
+    run(reference)
+    run(store)
+    assert seen(store) == seen(reference)
+    assert "task-t1" in store.record_names()
+    assert store.clear() == reference.clear()
+    assert store.record_names() == reference.record_names() == []

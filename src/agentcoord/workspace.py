@@ -11,13 +11,14 @@ from __future__ import annotations
 import json
 import os
 
-from .core.config import Config
-from .errors import NotFound
+from .core.config import Config, ConfigProblem, check
+from .errors import CorruptData, NotFound
 from .fs import atomic_write, read_text
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Mapping
+    from typing import Any
 
 SUBDIR = os.path.join(".claude", "coordination")
 CONFIG_FILE = "config.json"
@@ -35,13 +36,27 @@ GITIGNORE_BLOCK = (
 
 
 class Workspace:
-    """A coordination directory on disk (also present for Redis workspaces: it holds config)."""
+    """A coordination directory on disk (also present for Redis workspaces: it holds config).
 
-    __slots__ = ("config", "root")
+    ``config`` is read (and checked: :class:`CorruptData` for a bad ``config.json``) on first
+    use, so that finding a workspace never fails on its settings and a caller that goes on to
+    use them always sees the error."""
+
+    __slots__ = ("_config", "root")
 
     def __init__(self, root: str, config: Config | None = None) -> None:
         self.root = os.path.abspath(root)
-        self.config = config if config is not None else load_config(self.root)
+        self._config = config
+
+    @property
+    def config(self) -> Config:
+        if self._config is None:
+            self._config = load_config(self.root)
+        return self._config
+
+    @config.setter
+    def config(self, value: Config) -> None:
+        self._config = value
 
     @property
     def timer_dir(self) -> str:
@@ -63,21 +78,50 @@ class Workspace:
 
 
 def load_config(root: str) -> Config:
+    """The workspace's settings: ``config.json`` over the defaults. :class:`CorruptData` (exit
+    6, ``path:line: reason``) when the file is not a JSON object, or has an unknown key, a value
+    of the wrong type or out of range, or a ``backend`` and ``url`` that do not go together
+    (:func:`agentcoord.core.config.check`): a setting is never silently ignored."""
     path = os.path.join(root, CONFIG_FILE)
     text = read_text(path)
     if text is None:
         return Config()
+    data = _parse(path, text)
+    _check(path, text, data)
+    return Config(data)
+
+
+def _parse(path: str, text: str) -> dict[str, Any]:
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
-        from .errors import CorruptData
-
         raise CorruptData(path, exc.lineno, f"config is not valid JSON: {exc.msg}") from None
+    except (ValueError, RecursionError) as exc:  # a 5000-digit number, nesting too deep
+        raise CorruptData(path, 1, f"config is not valid JSON: {exc}") from None
     if not isinstance(data, dict):
-        from .errors import CorruptData
-
         raise CorruptData(path, 1, "config must be a JSON object")
-    return Config(data)
+    return data
+
+
+def _check(path: str, text: str, data: Mapping[str, Any]) -> None:
+    try:
+        check(data)
+    except ConfigProblem as exc:
+        raise CorruptData(path, _line_of(text, exc.key), exc.message) from None
+
+
+def _line_of(text: str, key: str) -> int:
+    """The line of ``key`` (``monitor.normal``: ``normal`` inside ``monitor``) in the JSON
+    ``text``; 1 when it is not spelt plainly there."""
+    import re
+
+    pos = 0
+    for part in key.split("."):
+        found = re.compile(rf'"{re.escape(part)}"\s*:').search(text, pos)
+        if found is None:
+            break
+        pos = found.start()
+    return text.count("\n", 0, pos) + 1
 
 
 def find_root(directory: str | None = None, *, env: Mapping[str, str] | None = None) -> str:
@@ -136,8 +180,9 @@ def init_workspace(
     from .store.markdown.directory import Directory
 
     actions += Directory(root).prepare()  # the layout: README.md, .gitkeep, archive/
-    config = load_config(root)
-    if url is not None:
+    if url is None:
+        config = load_config(root)
+    else:  # may repair a backend/url mismatch; any other bad setting is still reported
         config = record_backend(root, "redis", url)
         actions.append(f"recorded backend redis in {os.path.join(root, CONFIG_FILE)}")
     if project is not None:
@@ -148,22 +193,17 @@ def init_workspace(
 def record_backend(root: str, backend: str, url: str | None = None) -> Config:
     """Point ``config.json`` at ``backend`` (``redis`` with ``url``, or ``markdown``), keeping
     every other setting; returns the new config. :class:`CorruptData` if the file is not a JSON
-    object (it is never overwritten then)."""
+    object or another of its settings is bad (it is never overwritten then)."""
     path = os.path.join(root, CONFIG_FILE)
-    text = read_text(path)
-    try:
-        values = json.loads(text) if text and text.strip() else {}
-    except ValueError:
-        values = None
-    if not isinstance(values, dict):
-        from .errors import CorruptData
-
-        raise CorruptData(path, 1, "config must be a JSON object")
+    text = read_text(path) or ""
+    values = _parse(path, text) if text.strip() else {}
     values["backend"] = backend
     if url is None:
         values.pop("url", None)
     else:
         values["url"] = url
+    # The other settings must be good: a bad one is reported, never rewritten (and so hidden).
+    _check(path, text, values)
     atomic_write(path, json.dumps(values, indent=2) + "\n")
     return Config(values)
 

@@ -220,36 +220,88 @@ def show_record(
     return 0
 
 
-def count(flag: str, minimum: int = 0) -> Callable[[str], int]:
-    """An argparse ``type`` for a whole number >= ``minimum`` (exit 2 otherwise)."""
+def count(flag: str, minimum: int = 0, maximum: int | None = None) -> Callable[[str], int]:
+    """An argparse ``type`` for a whole number from ``minimum`` to ``maximum`` (default and at
+    most 2**53 - 1: Redis stream ids and Lua numbers hold no more exactly); exit 2 otherwise."""
+    from ..core.validate import MAX_INT
+
+    top = MAX_INT if maximum is None else min(maximum, MAX_INT)
 
     def parse(value: str) -> int:
         try:
             number = int(value)
         except ValueError:
-            raise InvalidInput(f"{flag}: {value!r} is not a whole number") from None
+            raise InvalidInput(
+                f"{flag}: {_clip(value)!r} is not a whole number", field=flag
+            ) from None
         if number < minimum:
-            raise InvalidInput(f"{flag} must be at least {minimum}, not {number}")
+            raise InvalidInput(f"{flag} must be at least {minimum}, not {_clip(value)}", field=flag)
+        if number > top:
+            raise InvalidInput(
+                f"{flag} must be at most {top}{' (2**53 - 1)' if top == MAX_INT else ''}, "
+                f"not {_clip(value)}",
+                field=flag,
+            )
+        return number
+
+    return parse
+
+
+def integer(flag: str) -> Callable[[str], int]:
+    """An argparse ``type`` for a whole number, negative too, of at most 2**53 - 1 either way."""
+    from ..core.validate import MAX_INT
+
+    return count(flag, minimum=-MAX_INT)
+
+
+def real(flag: str) -> Callable[[str], float]:
+    """An argparse ``type`` for a finite number (no ``nan``, ``inf`` or ``1e999``)."""
+
+    def parse(value: str) -> float:
+        import math
+
+        try:
+            number = float(value)
+        except ValueError:
+            raise InvalidInput(f"{flag}: {_clip(value)!r} is not a number", field=flag) from None
+        if not math.isfinite(number):
+            raise InvalidInput(f"{flag} must be a finite number, not {_clip(value)}", field=flag)
         return number
 
     return parse
 
 
 def seconds(flag: str, *, positive: bool = False) -> Callable[[str], float]:
-    """An argparse ``type`` for a duration: ``30``, ``0.5``, ``90s``, ``10m``, ``1h 30m``."""
+    """An argparse ``type`` for a duration: ``30``, ``0.5``, ``90s``, ``10m``, ``1h 30m``; at
+    least 0 (more than 0 if ``positive``) and at most 100 years."""
 
     def parse(value: str) -> float:
+        import math
+
         from ..core.clock import parse_duration
+        from ..core.validate import MAX_DURATION, MAX_DURATION_TEXT
 
         try:
             got = parse_duration(value)
-        except ValueError:
-            raise InvalidInput(
-                f"{flag}: {value!r} is not a duration (e.g. 30, 0.5, 90s, 10m, 1h)"
-            ) from None
+        except ValueError as exc:
+            if "finite" not in str(exc):
+                raise InvalidInput(
+                    f"{flag}: {_clip(value)!r} is not a duration (e.g. 30, 0.5, 90s, 10m, 1h)",
+                    field=flag,
+                ) from None
+            got = math.copysign(math.inf, -1.0 if value.strip().startswith("-") else 1.0)
         if got < 0 or (positive and got == 0):
             bound = "more than 0" if positive else "at least 0"
-            raise InvalidInput(f"{flag} must be {bound} seconds, not {value}")
+            raise InvalidInput(f"{flag} must be {bound} seconds, not {_clip(value)}", field=flag)
+        if got > MAX_DURATION:
+            raise InvalidInput(
+                f"{flag} must be at most {MAX_DURATION_TEXT}, not {_clip(value)}", field=flag
+            )
         return got
 
     return parse
+
+
+def _clip(value: str) -> str:
+    """An argument as a message shows it: at most 40 characters."""
+    return value if len(value) <= 40 else value[:37] + "..."

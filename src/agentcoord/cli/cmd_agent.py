@@ -13,9 +13,8 @@ Exit codes: 2 bad input (name, status, workload outside 0-100 or not a number), 
 
 from __future__ import annotations
 
-from ..errors import InvalidInput
 from ..shapes import agent_full, agent_summary
-from .base import dispatch, show_record
+from .base import count, dispatch, show_record
 from .output import parse_fields, select, table
 
 TYPE_CHECKING = False
@@ -60,7 +59,9 @@ def _build(parser: Parser) -> None:
     p.add_argument("--status", help="only agents in this status")
     p.add_argument("--min-workload", metavar="PCT", help="only agents at or above this workload")
     p.add_argument("--all", action="store_true", help="include retired agents")
-    p.add_argument("--limit", type=int, default=DEFAULT_LIMIT, help=f"default {DEFAULT_LIMIT}")
+    p.add_argument(
+        "--limit", type=count("--limit"), default=DEFAULT_LIMIT, help=f"default {DEFAULT_LIMIT}"
+    )
     p.add_argument("--fields", help="comma-separated fields to show")
     p.set_defaults(handler=_list)
 
@@ -108,8 +109,6 @@ def _show(ctx: Context, ns: argparse.Namespace) -> int:
 def _list(ctx: Context, ns: argparse.Namespace) -> int:
     from ..errors import CorruptData
 
-    if ns.limit < 0:
-        raise InvalidInput("--limit must be >= 0")
     errors: list[CorruptData] = []
     agents = ctx.coord.agents.list(
         status=ns.status,

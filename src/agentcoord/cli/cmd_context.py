@@ -15,7 +15,7 @@ from __future__ import annotations
 import sys
 
 from ..errors import InvalidInput
-from .base import dispatch
+from .base import count, dispatch
 from .output import dumps, parse_fields, select, table
 
 TYPE_CHECKING = False
@@ -56,7 +56,9 @@ def _build(parser: Parser) -> None:
 
     p = sub.add_parser("list", help="list context documents")
     p.add_argument("--project")
-    p.add_argument("--limit", type=int, default=DEFAULT_LIMIT, help=f"default {DEFAULT_LIMIT}")
+    p.add_argument(
+        "--limit", type=count("--limit"), default=DEFAULT_LIMIT, help=f"default {DEFAULT_LIMIT}"
+    )
     p.add_argument("--fields", help="comma-separated fields to show")
     p.set_defaults(handler=_list)
 
@@ -90,9 +92,13 @@ def _read_source(path: str | None, cap: int, limit: int, what: str) -> tuple[str
 
 
 def _put(ctx: Context, ns: argparse.Namespace) -> int:
+    from ..core.validate import encodable
     from ..domain.contexts import RAW_FACTOR
     from ..shapes import context_row
 
+    for value, flag in ((ns.title, "--title"), (ns.text, "--text"), (ns.by, "--by")):
+        if value is not None:
+            encodable(value, flag)
     contexts = ctx.coord.contexts
     limit = contexts.max_bytes
     cap = RAW_FACTOR * limit
@@ -137,8 +143,6 @@ def _list(ctx: Context, ns: argparse.Namespace) -> int:
     from ..errors import CorruptData
     from ..shapes import context_row
 
-    if ns.limit < 0:
-        raise InvalidInput("--limit must be >= 0")
     errors: list[CorruptData] = []
     docs = ctx.coord.contexts.list(project=ns.project, errors=errors)
     for err in errors:

@@ -10,7 +10,7 @@ snapshot behind the frame (``time``, ``location``, ``agents``, ``tasks``, ``coun
 from __future__ import annotations
 
 from ..errors import InvalidInput
-from .base import dispatch
+from .base import count, dispatch
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -37,10 +37,15 @@ def run(command: str, argv: Sequence[str], g: Globals) -> int:
 
 def _build(parser: Parser) -> None:
     parser.add_argument("--once", action="store_true", help="print one frame and exit")
-    parser.add_argument("--width", type=int, help="frame width for --once (columns)")
-    parser.add_argument("--height", type=int, help="frame height for --once (lines)")
+    parser.add_argument("--width", type=count("--width"), help="frame width for --once (columns)")
+    parser.add_argument("--height", type=count("--height"), help="frame height for --once (lines)")
     parser.add_argument("--svg", metavar="FILE", help="with --once: also save the frame as SVG")
-    parser.add_argument("--events", type=int, default=30, help="newest events to read (default 30)")
+    parser.add_argument(
+        "--events",
+        type=count("--events", maximum=1000),
+        default=30,
+        help="newest events to read (default 30)",
+    )
     parser.set_defaults(handler=_dashboard)
 
 

@@ -10,7 +10,7 @@ per notable change is printed. It ends with a summary; ``--json`` prints only th
 
 from __future__ import annotations
 
-from .base import dispatch
+from .base import dispatch, integer, real, seconds
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -36,13 +36,21 @@ def run(command: str, argv: Sequence[str], g: Globals) -> int:
 
 
 def _build(parser: Parser) -> None:
-    parser.add_argument("--agents", type=int, default=4, help="agent processes (2-8, default 4)")
-    parser.add_argument("--tasks", type=int, default=10, help="tasks (4-40, default 10)")
     parser.add_argument(
-        "--speed", type=float, default=1.0, help="time factor (default 1: about a minute)"
+        "--agents", type=integer("--agents"), default=4, help="agent processes (2-8, default 4)"
+    )
+    parser.add_argument(
+        "--tasks", type=integer("--tasks"), default=10, help="tasks (4-40, default 10)"
+    )
+    parser.add_argument(
+        "--speed", type=real("--speed"), default=1.0, help="time factor (default 1: about a minute)"
     )
     parser.add_argument("--keep", metavar="DIR", help="run in DIR (new or empty) and keep it")
-    parser.add_argument("--timeout", type=float, help="give up after this many seconds")
+    parser.add_argument(
+        "--timeout",
+        type=seconds("--timeout", positive=True),
+        help="give up after this many seconds",
+    )
     parser.add_argument(
         "--no-dashboard", action="store_true", help="print progress lines even on a terminal"
     )

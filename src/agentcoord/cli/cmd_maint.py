@@ -53,13 +53,21 @@ def run(command: str, argv: Sequence[str], g: Globals) -> int:
     return dispatch(command, argv, g, build, text)
 
 
-def _number(text: str) -> float:
+def _hours(text: str) -> float:
+    """``--stale-hours``: a number of hours from 0 to 100 years' worth (876000)."""
+    from ..core.validate import MAX_DURATION
+
+    top = MAX_DURATION / 3600
     try:
         value = float(text)
     except ValueError:
-        raise InvalidInput(f"not a number: {text!r}") from None
-    if not value >= 0 or value == float("inf"):
-        raise InvalidInput(f"must be a finite number >= 0, not {text!r}")
+        raise InvalidInput(f"--stale-hours: {text[:40]!r} is not a number of hours") from None
+    if not 0 <= value <= top:
+        raise InvalidInput(
+            f"--stale-hours must be a number of hours from 0 to {top:.0f} (100 years), "
+            f"not {text[:40]!r}",
+            field="--stale-hours",
+        )
     return value
 
 
@@ -76,7 +84,7 @@ def _build_stale(parser: Parser) -> None:
 
 def _build_cleanup(parser: Parser) -> None:
     parser.add_argument("--dry-run", action="store_true", help="list what would be done")
-    parser.add_argument("--stale-hours", type=_number, default=24.0, help="default 24")
+    parser.add_argument("--stale-hours", type=_hours, default=24.0, help="default 24")
     parser.add_argument(
         "--keep-events",
         type=count("--keep-events"),

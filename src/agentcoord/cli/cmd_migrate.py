@@ -19,7 +19,7 @@ from __future__ import annotations
 import os
 
 from ..errors import InvalidInput
-from .base import dispatch
+from .base import count, dispatch
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -54,7 +54,7 @@ def _build(parser: Parser) -> None:
     )
     parser.add_argument(
         "--limit",
-        type=int,
+        type=count("--limit"),
         default=DEFAULT_LIMIT,
         help=f"names shown per kind (default {DEFAULT_LIMIT})",
     )

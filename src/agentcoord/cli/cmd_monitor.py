@@ -16,8 +16,7 @@ from __future__ import annotations
 
 import sys
 
-from ..errors import InvalidInput
-from .base import dispatch, seconds
+from .base import count, dispatch, seconds
 from .output import dumps, parse_fields, select, table
 
 TYPE_CHECKING = False
@@ -56,8 +55,12 @@ def _build_monitor(parser: Parser) -> None:
         metavar="S",
         help=f"--watch: re-check at least this often (default {DEFAULT_INTERVAL:g}s)",
     )
-    parser.add_argument("--count", type=int, default=0, help="--watch: stop after N updates")
-    parser.add_argument("--limit", type=int, default=DEFAULT_LIMIT, help=f"default {DEFAULT_LIMIT}")
+    parser.add_argument(
+        "--count", type=count("--count"), default=0, help="--watch: stop after N updates"
+    )
+    parser.add_argument(
+        "--limit", type=count("--limit"), default=DEFAULT_LIMIT, help=f"default {DEFAULT_LIMIT}"
+    )
     parser.add_argument("--fields", help="comma-separated row fields to show")
     parser.set_defaults(handler=_monitor)
 
@@ -119,8 +122,6 @@ def render(data: dict[str, Any], fields: list[str] | None) -> str:
 
 
 def _monitor(ctx: Context, ns: argparse.Namespace) -> int:
-    if ns.limit < 0 or ns.count < 0:
-        raise InvalidInput("--limit and --count must be >= 0")
     fields = parse_fields(ns.fields)
     if not ns.watch:
         data = report(ctx, ns.limit, fields)

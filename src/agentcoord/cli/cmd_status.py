@@ -8,8 +8,7 @@
 
 from __future__ import annotations
 
-from ..errors import InvalidInput
-from .base import dispatch
+from .base import count, dispatch
 from .output import table
 
 TYPE_CHECKING = False
@@ -30,7 +29,10 @@ def run(command: str, argv: Sequence[str], g: Globals) -> int:
 
 def _build(parser: Parser) -> None:
     parser.add_argument(
-        "--limit", type=int, default=DEFAULT_LIMIT, help=f"rows per part (default {DEFAULT_LIMIT})"
+        "--limit",
+        type=count("--limit"),
+        default=DEFAULT_LIMIT,
+        help=f"rows per part (default {DEFAULT_LIMIT})",
     )
     parser.set_defaults(handler=_status)
 
@@ -72,8 +74,6 @@ def render(data: dict[str, Any]) -> str:
 
 
 def _status(ctx: Context, ns: argparse.Namespace) -> int:
-    if ns.limit < 0:
-        raise InvalidInput("--limit must be >= 0")
     data = ctx.coord.reports.status()
     if ns.limit:
         for key in ("agents", "alerts"):

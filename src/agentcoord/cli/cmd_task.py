@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ..errors import InvalidInput
 from ..shapes import SHOW_LOG_CHARS, SHOW_LOG_LINES
-from .base import count, dispatch, key_values, scalar, seconds, show_record
+from .base import count, dispatch, integer, key_values, real, scalar, seconds, show_record
 from .output import parse_fields, select, table
 
 TYPE_CHECKING = False
@@ -27,26 +27,31 @@ def run(command: str, argv: Sequence[str], g: Globals) -> int:
 
 
 def _when(value: str) -> float:
-    """``--eta``: an ISO timestamp, or a duration from now (``90m``, ``2h``)."""
-    from ..core.clock import parse_duration, parse_iso
+    """``--eta``: an ISO timestamp (1970 to 9999), or a duration from now (``90m``, ``2h``; at
+    most 100 years)."""
+    from ..core.clock import parse_iso
+    from ..core.validate import timestamp
 
     try:
-        return parse_iso(value)
+        when = parse_iso(value)
     except ValueError:
         pass
+    else:
+        try:
+            return timestamp(when, "--eta")
+        except InvalidInput as exc:
+            raise InvalidInput(f"{exc.message} ({value!r})", field="--eta") from None
     try:
-        import time
+        ahead = seconds("--eta")(value)
+    except InvalidInput as exc:
+        if "not a duration" in exc.message:
+            raise InvalidInput(
+                f"--eta {value[:40]!r}: give an ISO time or a duration like 90m", field="--eta"
+            ) from None
+        raise
+    import time
 
-        return time.time() + parse_duration(value)
-    except ValueError:
-        raise InvalidInput(f"--eta {value!r}: give an ISO time or a duration like 90m") from None
-
-
-def _number(text: str) -> float:
-    try:
-        return float(text)
-    except ValueError:
-        raise InvalidInput(f"not a number: {text!r}") from None
+    return time.time() + ahead
 
 
 def _build(parser: Parser) -> None:
@@ -56,15 +61,20 @@ def _build(parser: Parser) -> None:
     p.add_argument("title")
     p.add_argument("--id", help="task id (default: the next number)")
     p.add_argument("--project")
-    p.add_argument("--priority", type=int, default=0, help="higher is claimed first (default 0)")
+    p.add_argument(
+        "--priority",
+        type=integer("--priority"),
+        default=0,
+        help="higher is claimed first (default 0)",
+    )
     p.add_argument("--depends-on", action="append", default=[], metavar="ID")
     p.add_argument("--assign", metavar="AGENT", help="reserve it for one agent")
-    p.add_argument("--total", type=_number, help="total steps (for --current progress)")
+    p.add_argument("--total", type=real("--total"), help="total steps (for --current progress)")
     p.add_argument("--unit", default="steps", help="progress unit (default steps)")
     p.add_argument("--eta", type=_when, help="ISO time or a duration from now")
     p.add_argument("--ref", action="append", default=[], metavar="LABEL=PATH", help="context ref")
     p.add_argument("--next-step", action="append", default=[], metavar="TEXT")
-    p.add_argument("--max-attempts", type=int)
+    p.add_argument("--max-attempts", type=count("--max-attempts", minimum=1))
     p.add_argument(
         "--lease",
         type=seconds("--lease", positive=True),
@@ -96,20 +106,20 @@ def _build(parser: Parser) -> None:
     p = sub.add_parser("progress", help="report progress (renews the lease)")
     p.add_argument("id")
     p.add_argument("--agent", required=True)
-    p.add_argument("--current", type=_number)
-    p.add_argument("--total", type=_number)
-    p.add_argument("--percent", type=_number)
+    p.add_argument("--current", type=real("--current"))
+    p.add_argument("--total", type=real("--total"))
+    p.add_argument("--percent", type=real("--percent"))
     p.add_argument("--metric", action="append", default=[], metavar="KEY=VALUE")
     p.add_argument("--message", "-m")
     p.add_argument("--eta", type=_when)
-    p.add_argument("--epoch", type=int, help="refuse if the grant is not this epoch")
+    p.add_argument("--epoch", type=count("--epoch"), help="refuse if the grant is not this epoch")
     p.set_defaults(handler=_progress)
 
     p = sub.add_parser("log", help="append a line to the task's log")
     p.add_argument("id")
     p.add_argument("message")
     p.add_argument("--agent", required=True)
-    p.add_argument("--epoch", type=int)
+    p.add_argument("--epoch", type=count("--epoch"))
     p.set_defaults(handler=_log)
 
     for name, text in (
@@ -120,7 +130,7 @@ def _build(parser: Parser) -> None:
         p = sub.add_parser(name, help=text)
         p.add_argument("id")
         p.add_argument("--agent", required=True)
-        p.add_argument("--epoch", type=int)
+        p.add_argument("--epoch", type=count("--epoch"))
         if name == "complete":
             p.add_argument("--result")
         elif name == "fail":
@@ -143,7 +153,9 @@ def _build(parser: Parser) -> None:
         action="store_true",
         help="only tasks a claim would take now (with --agent: that agent's claim)",
     )
-    p.add_argument("--limit", type=int, default=DEFAULT_LIMIT, help=f"default {DEFAULT_LIMIT}")
+    p.add_argument(
+        "--limit", type=count("--limit"), default=DEFAULT_LIMIT, help=f"default {DEFAULT_LIMIT}"
+    )
     p.add_argument("--fields", help="comma-separated fields to show")
     p.set_defaults(handler=_list)
 
@@ -267,8 +279,6 @@ def _cancel(ctx: Context, ns: argparse.Namespace) -> int:
 def _list(ctx: Context, ns: argparse.Namespace) -> int:
     from ..errors import CorruptData
 
-    if ns.limit < 0:
-        raise InvalidInput("--limit must be >= 0")
     errors: list[CorruptData] = []
     board = ctx.coord.tasks
     heads = board.heads(

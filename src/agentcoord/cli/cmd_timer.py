@@ -127,16 +127,23 @@ def _build_hook(parser: Parser) -> None:
         help="one consumer per agent session (session_id from the input)",
     )
     parser.add_argument("--format", choices=("auto", "text"), default="auto")
-    parser.add_argument("--max-chars", type=int, default=4000, help="bound on the output")
+    parser.add_argument(
+        "--max-chars", type=count("--max-chars"), default=4000, help="bound on the output"
+    )
     parser.set_defaults(handler=_hook)
 
 
 # -- helpers ---------------------------------------------------------------------------------
-def _workspace(ctx: Context) -> Workspace:
-    """The workspace (for its timer directory) without opening the store."""
+def _workspace(ctx: Context, *, check_config: bool = True) -> Workspace:
+    """The workspace (for its timer directory) without opening the store. Its ``config.json``
+    is read and checked (exit 6 for a bad setting, as every command does), except for ``timer
+    stop``: stopping a timer must work whatever the settings say."""
     from ..workspace import Workspace, find_root
 
-    return Workspace(find_root(ctx.g.dir))
+    ws = Workspace(find_root(ctx.g.dir))
+    if check_config:
+        ws.config  # noqa: B018 - read now: a bad config.json is reported, not ignored
+    return ws
 
 
 def _files(ws: Workspace, name: str | None) -> Any:
@@ -191,7 +198,7 @@ def _start(ctx: Context, ns: argparse.Namespace) -> int:
 def _stop(ctx: Context, ns: argparse.Namespace) -> int:
     from ..timer import control
 
-    ws = _workspace(ctx)
+    ws = _workspace(ctx, check_config=False)
 
     def line(r: dict[str, Any]) -> str:
         if r["stopped"]:

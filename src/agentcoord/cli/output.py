@@ -65,6 +65,9 @@ def select(rows: Iterable[dict[str, Any]], fields: Sequence[str] | None) -> list
 def parse_fields(value: str | None) -> list[str] | None:
     if not value:
         return None
+    from ..core.validate import encodable
+
+    encodable(value, "--fields")  # the names come back as keys of the output
     return [f.strip() for f in value.split(",") if f.strip()]
 
 

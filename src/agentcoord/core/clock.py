@@ -77,6 +77,9 @@ def parse_iso(text: str) -> float:
         sign = 1 if tz[0] == "+" else -1
         digits = tz[1:].replace(":", "")
         value -= sign * (int(digits[:2]) * 3600 + int(digits[2:]) * 60)
+    if not FIRST_TIME <= value < LAST_TIME + 1:
+        # 9999-12-31T23:30-01:00 is in year 10000 UTC: it would be written back with five digits.
+        raise ValueError(f"outside years 0001-9999 in UTC: {text!r}")
     return value
 
 
@@ -165,3 +168,8 @@ def exact_duration(seconds: float) -> str:
         if not frac or parse_duration(pretty) == seconds:
             text = pretty
     return text
+
+
+#: The first and last second a timestamp can name: 0001-01-01T00:00:00Z, 9999-12-31T23:59:59Z.
+FIRST_TIME = float(_days_from_civil(1, 1, 1) * 86400)
+LAST_TIME = float(_days_from_civil(10000, 1, 1) * 86400 - 1)

@@ -1,5 +1,5 @@
-"""Checks of what users and agents supply: names and ids (SPEC section 3), text, numbers and
-JSON data, with messages that say what was expected.
+"""Checks of what users and agents supply: names and ids (SPEC section 3), text, numbers, times
+and JSON data, with messages that say what was expected.
 
 Every name that becomes part of a file name or a Redis key goes through :func:`check_name` before
 any file is touched, so ``..``, path separators and control characters can never reach the store.
@@ -46,10 +46,40 @@ def check_name(value: object, what: str = "name") -> str:
 MAX_TITLE = 300
 MAX_TEXT = 4000
 
+#: Whole numbers from users (seqs, cursors, limits, counts, priorities, epochs) stay below 2**53:
+#: Redis stream ids, Lua numbers and JSON readers hold integers exactly only up to there.
+MAX_INT = 2**53 - 1
+#: The latest time a record may hold: 9999-12-31T23:59:59Z (four-digit years render and parse
+#: back; ``time.gmtime`` overflows not far beyond).
+MAX_TIME = 253402300799.0
+#: The longest duration a user may give (a lease, an ETA from now, a window, an interval): 100
+#: years, so that now plus it is still a time a record can hold.
+MAX_DURATION = 100 * 365 * 86400.0
+MAX_DURATION_TEXT = "100 years (3153600000 seconds)"
+
+
+def encodable(value: str, what: str) -> str:
+    """``value`` if it can be stored as UTF-8, else :class:`InvalidInput` naming ``what``.
+
+    Python hands undecodable bytes of a command line or file name over as lone surrogates
+    (``\\udcff``); nothing can write them to a file or send them to Redis."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        bad = value[exc.start]
+        raise InvalidInput(
+            f"{what} is not valid text: character {exc.start + 1} is {bad!r}, which stands for "
+            "bytes that are not UTF-8 (an undecodable command-line argument, say) and cannot be "
+            "stored; give it as UTF-8",
+            field=what,
+        ) from None
+    return value
+
 
 def text(value: str, what: str, limit: int = MAX_TEXT) -> str:
     if not isinstance(value, str):
         raise InvalidInput(f"{what} must be text")
+    encodable(value, what)
     value = value.strip()
     if not value:
         raise InvalidInput(f"{what} must not be empty")
@@ -59,12 +89,80 @@ def text(value: str, what: str, limit: int = MAX_TEXT) -> str:
 
 
 def number(value: float, what: str, *, minimum: float = 0.0, maximum: float | None = None) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise InvalidInput(f"{what} must be a finite number, not {value!r}")
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise InvalidInput(f"{what} must be a finite number, not {value!r}", field=what)
+    try:
+        finite = math.isfinite(value)
+    except OverflowError:  # an int beyond any float
+        finite = False
+    if not finite:
+        raise InvalidInput(f"{what} must be a finite number, not {_shown(value)}", field=what)
     if value < minimum or (maximum is not None and value > maximum):
         bound = f"between {minimum:g} and {maximum:g}" if maximum is not None else f">= {minimum:g}"
-        raise InvalidInput(f"{what} must be {bound}, not {value:g}")
+        raise InvalidInput(f"{what} must be {bound}, not {_shown(value)}", field=what)
     return float(value)
+
+
+def whole(value: int, what: str, *, minimum: int = 0, maximum: int = MAX_INT) -> int:
+    """``value`` if it is a whole number from ``minimum`` to ``maximum`` (at most
+    :data:`MAX_INT`), else :class:`InvalidInput` naming ``what`` and the range."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidInput(f"{what} must be a whole number, not {value!r}", field=what)
+    if not minimum <= value <= maximum:
+        raise InvalidInput(
+            f"{what} must be a whole number from {minimum} to {maximum}, not {_shown(value)}",
+            field=what,
+        )
+    return value
+
+
+def seconds(value: float, what: str, *, minimum: float = 0.0, positive: bool = False) -> float:
+    """A duration in seconds: finite, at least ``minimum`` (more than 0 if ``positive``) and at
+    most :data:`MAX_DURATION`, else :class:`InvalidInput` naming ``what``."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise InvalidInput(f"{what} must be a number of seconds, not {value!r}", field=what)
+    try:
+        ok = math.isfinite(value) and value >= minimum and (value > 0 or not positive)
+    except OverflowError:
+        ok = False
+    if not ok or value > MAX_DURATION:
+        low = "more than 0" if positive and minimum <= 0 else f"at least {minimum:g}"
+        raise InvalidInput(
+            f"{what} must be {low} and at most {MAX_DURATION_TEXT}, not {_shown(value)}",
+            field=what,
+        )
+    return float(value)
+
+
+def timestamp(value: float, what: str) -> float:
+    """A time in POSIX seconds a record can hold: from 1970-01-01 to 9999-12-31T23:59:59Z."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise InvalidInput(f"{what} must be a time in POSIX seconds, not {value!r}", field=what)
+    try:
+        ok = math.isfinite(value) and 0 <= value <= MAX_TIME
+    except OverflowError:
+        ok = False
+    if not ok:
+        raise InvalidInput(
+            f"{what} must be a time from 1970-01-01T00:00:00Z to 9999-12-31T23:59:59Z "
+            f"(0 to {MAX_TIME:.0f} POSIX seconds), not {_shown(value)}",
+            field=what,
+        )
+    return float(value)
+
+
+def _shown(value: object) -> str:
+    """A number for a message: ``1e+300``, not three hundred digits."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        if abs(value) < 10**15:
+            return str(value)
+        try:
+            return f"{float(value):g}"
+        except OverflowError:
+            return f"a number of {int(value.bit_length() * 0.30103) + 1} digits"
+    if isinstance(value, float):
+        return f"{value:g}"
+    return repr(value)
 
 
 def json_data(value: object, what: str) -> str:
@@ -73,13 +171,15 @@ def json_data(value: object, what: str) -> str:
     import json
 
     try:
-        return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+        dumped = json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
     except RecursionError:
         raise InvalidInput(f"{what} is nested too deeply") from None
     except (TypeError, ValueError) as exc:
         raise InvalidInput(f"{what} is not valid JSON data: {exc}") from None
+    return encodable(dumped, what)
 
 
-def normalize_block(text: str) -> str:
-    """The form free text is stored in: no leading or trailing blank lines."""
-    return text.strip("\n")
+def normalize_block(text: str, what: str = "note") -> str:
+    """The form free text is stored in: no leading or trailing blank lines. :class:`InvalidInput`
+    for text that cannot be stored (see :func:`encodable`)."""
+    return encodable(text, what).strip("\n")

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 
-from ..core.validate import MAX_TITLE, check_name, json_data
+from ..core.validate import MAX_TITLE, check_name, encodable, json_data
 from ..errors import InvalidInput
 
 TYPE_CHECKING = False
@@ -130,6 +130,9 @@ class Contexts:
         notes = text or ""
         if not isinstance(notes, str):
             raise InvalidInput("text must be text")
+        for value, what in ((clean_title, "title"), (creator, "created by"), (notes, "text")):
+            if value:
+                encodable(value, what)
         size = sum(len(s.encode("utf-8", "surrogatepass")) for s in (compact, clean_title, notes))
         if size > limit:
             raise self._too_big(size, f"context {project}/{domain}")

@@ -25,7 +25,7 @@ import time
 from collections.abc import Mapping
 
 from ..core.models import Event
-from ..core.validate import check_name
+from ..core.validate import check_name, encodable, seconds, whole
 from ..errors import InvalidInput
 
 TYPE_CHECKING = False
@@ -68,7 +68,7 @@ def check_fields(fields: Iterable[tuple[str, str]] | Mapping[str, object]) -> li
             raise InvalidInput(f"event fields must be key/value pairs, not {pair!r}") from None
         if not isinstance(raw_key, str):
             raise InvalidInput(f"event field names must be text, not {raw_key!r}")
-        key = raw_key.strip()
+        key = encodable(raw_key, "event field name").strip()
         if not key:
             raise InvalidInput("event field names must not be empty", field="key")
         if key.lower() in RESERVED_KEYS:
@@ -91,7 +91,7 @@ def check_fields(fields: Iterable[tuple[str, str]] | Mapping[str, object]) -> li
         if raw_value is None:
             value = ""
         elif isinstance(raw_value, str):
-            value = raw_value
+            value = encodable(raw_value, f"event field {key!r}")
         elif isinstance(raw_value, (bool, int, float)):
             value = str(raw_value).lower() if isinstance(raw_value, bool) else str(raw_value)
         else:
@@ -118,11 +118,9 @@ def keep_events(config: Config) -> int:
 
 
 def _count(value: int | None, what: str) -> int | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise InvalidInput(f"{what} must be a whole number >= 0, not {value!r}", field=what)
-    return value
+    """A seq, a cursor or a count from the caller: a whole number from 0 to 2**53 - 1 (Redis
+    stream ids and Lua numbers hold no more exactly)."""
+    return None if value is None else whole(value, what)
 
 
 class Events:
@@ -251,8 +249,8 @@ class Events:
         if consumer is not None:
             check_name(consumer, "consumer")
         since = _count(since, "since")
-        if timeout is not None and not timeout >= 0:
-            raise InvalidInput(f"timeout must be >= 0 seconds, not {timeout!r}")
+        if timeout is not None:
+            timeout = seconds(timeout, "timeout")
         return self._follow(channel, since, consumer, timeout, on_reset)
 
     def _follow(

@@ -57,7 +57,7 @@ from ..core.models import (
     PENDING,
     TASK_STATES,
 )
-from ..errors import InvalidInput
+from ..core.validate import seconds
 from . import monitor as mon
 
 TYPE_CHECKING = False
@@ -226,9 +226,9 @@ class Reports:
     ) -> dict[str, Any]:
         """Figures per agent and overall over ``window`` seconds ending ``now``; unreadable
         records are skipped and appended to ``errors``. :class:`InvalidInput` for a window that
-        is not a positive number."""
-        if isinstance(window, bool) or not isinstance(window, (int, float)) or not window > 0:
-            raise InvalidInput(f"window must be a positive number of seconds, not {window!r}")
+        is not a positive, finite number (an infinite one has no start, and the document that
+        holds the figures is JSON, which has no infinities)."""
+        seconds(window, "window", positive=True)
         when = self.clock() if now is None else now
         since = when - window
         tasks = self.store.list_tasks(errors=errors)

@@ -36,7 +36,18 @@ from ..core.models import (
     Task,
     TaskHead,
 )
-from ..core.validate import MAX_TITLE, check_name, json_data, number, text
+from ..core.validate import (
+    MAX_INT,
+    MAX_TIME,
+    MAX_TITLE,
+    check_name,
+    json_data,
+    number,
+    seconds,
+    text,
+    timestamp,
+    whole,
+)
 from ..errors import (
     Conflict,
     CoordError,
@@ -94,6 +105,8 @@ def _spread(pending: list[TaskHead]) -> int:
 #: The agent file's progress figures are refreshed by a progress report only when the task had
 #: not been updated for this long; ownership changes and heartbeats always refresh the view.
 VIEW_REFRESH = 5.0
+#: The shortest lease a task or a claim may have (seconds).
+MIN_LEASE = 0.001
 
 
 def _no_change(task: Task, previous: str | None, progress_only: bool) -> None:
@@ -198,8 +211,8 @@ class TaskBoard:
     ) -> TaskList:
         """Tasks in claim order, filtered. Unreadable files are skipped and reported in
         ``errors`` (so one corrupt file never hides the board)."""
-        if limit is not None and limit < 0:
-            raise InvalidInput("limit must be >= 0")
+        if limit is not None:
+            whole(limit, "limit")
         found = self.heads(status=status, agent=agent, project=project, ready=ready, errors=errors)
         return self.load(found[:limit] if limit is not None else found, errors=errors)
 
@@ -298,17 +311,20 @@ class TaskBoard:
         ):
             if name is not None:
                 check_name(name, what)
-        if isinstance(priority, bool) or not isinstance(priority, int):
-            raise InvalidInput(f"priority must be a whole number, not {priority!r}")
+        whole(priority, "priority", minimum=-MAX_INT)
         dep_ids = list(dict.fromkeys(check_name(d, "dependency id") for d in depends_on))
-        attempts = self.config["max_attempts"] if max_attempts is None else max_attempts
-        if isinstance(attempts, bool) or not isinstance(attempts, int) or attempts < 1:
-            raise InvalidInput(f"max attempts must be a whole number >= 1, not {attempts!r}")
-        lease = number(
+        attempts = whole(
+            self.config["max_attempts"] if max_attempts is None else max_attempts,
+            "max attempts",
+            minimum=1,
+        )
+        lease = seconds(
             self.config.float("lease_seconds") if lease_seconds is None else lease_seconds,
             "lease",
-            minimum=0.001,
+            minimum=MIN_LEASE,
         )
+        if eta is not None:
+            eta = timestamp(eta, "eta")
         if total is not None:
             number(total, "total", minimum=1e-9)
         if not re.fullmatch(r"[A-Za-z][A-Za-z _-]{0,23}", unit):
@@ -436,7 +452,7 @@ class TaskBoard:
         :class:`NothingToClaim` (exit 3) or :class:`Conflict` (exit 4) with the reason."""
         check_name(agent, "agent name")
         if lease_seconds is not None:
-            number(lease_seconds, "lease", minimum=0.001)
+            lease_seconds = seconds(lease_seconds, "lease", minimum=MIN_LEASE)
         self._before_claim(agent)
         if task_id is not None:
             check_name(task_id, "task id")
@@ -756,6 +772,9 @@ class TaskBoard:
         msg = text(message, "message") if message is not None else None
         if metrics:
             json_data(metrics, "metrics")
+        if eta is not None:
+            eta = timestamp(eta, "eta")
+        _epoch(epoch)
 
         refresh = [False]
 
@@ -780,7 +799,7 @@ class TaskBoard:
             if eta is not None:
                 task.eta = eta
             elif pct and task.started_at is not None and now > task.started_at:
-                task.eta = task.started_at + (now - task.started_at) * 100.0 / pct
+                task.eta = _estimate(task.started_at, now, pct)
             if msg is not None:
                 leases.add_log(task, now, msg, MAX_LOG_LINES)
             leases.renew(task, now)
@@ -795,6 +814,7 @@ class TaskBoard:
         check_name(task_id, "task id")
         check_name(agent, "agent name")
         msg = text(message, "message")
+        _epoch(epoch)
 
         def fn(task: Task) -> Task:
             now = self.clock()
@@ -820,6 +840,7 @@ class TaskBoard:
         check_name(task_id, "task id")
         check_name(agent, "agent name")
         body = text(outcome, "result") if outcome is not None else None
+        _epoch(epoch)
 
         def fn(task: Task) -> Task | None:
             now = self.clock()
@@ -853,6 +874,7 @@ class TaskBoard:
         check_name(task_id, "task id")
         check_name(agent, "agent name")
         why = text(reason, "reason") if reason is not None else None
+        _epoch(epoch)
 
         def fn(task: Task) -> Task:
             now = self.clock()
@@ -867,6 +889,19 @@ class TaskBoard:
         task = self.store.update_task(task_id, fn)
         self._on_change(task, agent)
         return task
+
+
+def _epoch(epoch: int | None) -> None:
+    """A fencing epoch from the caller: a whole number the store holds exactly."""
+    if epoch is not None:
+        whole(epoch, "epoch")
+
+
+def _estimate(started: float, now: float, pct: float) -> float | None:
+    """The ETA from the rate so far, or None when it lies beyond any time a record can hold
+    (a tiny percentage: ``percent 1e-300`` would put it past year 9999)."""
+    eta = started + (now - started) * 100.0 / pct
+    return eta if eta <= MAX_TIME else None
 
 
 def _finished_by(task: Task, agent: str, status: str, epoch: int | None) -> bool:

@@ -7,7 +7,7 @@ after torture and crashes (see ``docs/reliability.md``):
 ================  ============================================================  ==========
 kind              invariant                                                     repairable
 ================  ============================================================  ==========
-corrupt           every record parses (``path:line: reason``)                   no
+corrupt           every record parses (``path:line: reason``), documents too     no
 state             a task's status is one of the seven states                    no
 index             the head index agrees with the task records (one state each)  yes (rebuild)
 lease             in_progress <=> an agent and a lease; no lease otherwise       no
@@ -108,8 +108,22 @@ def check(store: Store, *, now: float, skew: float = 60.0) -> list[Violation]:
     errors = []
     store.list_contexts(errors=errors)
     out += [_corrupt(e) for e in errors]
+    out += _check_documents(store)
     out += _check_events(store)
-    return out
+    # A record the storage's own checks also read (a Redis document) is reported once.
+    unique = {(v.kind, v.key, v.file, v.message): v for v in reversed(out)}
+    return [v for v in out if unique[(v.kind, v.key, v.file, v.message)] is v]
+
+
+def _check_documents(store: Store) -> list[Violation]:
+    """Every document (``metrics-*``) has a valid name and reads back."""
+    errors: list[CorruptData] = []
+    for name in store.list_documents(errors=errors):
+        try:
+            store.get_document(name)
+        except CorruptData as exc:
+            errors.append(exc)
+    return [_corrupt(e) for e in errors]
 
 
 def _check_task(

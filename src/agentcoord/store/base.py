@@ -16,7 +16,21 @@ every behavioural test against each backend.
 ``fn`` passed to an update may be called more than once (an optimistic backend re-runs it after
 a conflicting write), so it must be a pure function of the record it is given; it returns the new
 record, ``None`` for "no change", or raises a :class:`~agentcoord.errors.CoordError` to abort
-with nothing written.
+with nothing written. ``None`` means exactly that: nothing is written and the update returns the
+record as stored, so whatever ``fn`` did to the record it was given before returning ``None`` is
+discarded (every backend hands ``fn`` a record of its own).
+
+What crosses the boundary is checked and normalized here, once, for every backend (the
+``check_*`` methods below): names and ids (:func:`~agentcoord.core.validate.check_name`) before
+any file or key is touched; JSON data (task metrics, context data, documents, the agent views) is
+stored as exactly the JSON value it encodes (one round trip through JSON text: tuples become
+lists, ``int``/``float``/``str``/``dict`` subclasses plain values, non-string keys strings), and
+anything JSON cannot hold (NaN, infinities, sets, objects, text that is not UTF-8) is refused
+with :class:`~agentcoord.errors.InvalidInput` (exit 2). Fields that only decorate a file for
+people keep what the file can hold (:meth:`Store.check_task`: a task's dependency snapshots). So
+a record reads back the same from every backend, and nothing a caller still holds is shared with
+the store. The one difference left is on purpose: the markdown files keep most times to the whole
+second (event and context times to the millisecond), as people and the seed's recipes read them.
 
 How each backend keeps each record is one table, in ``docs/architecture.md`` ("The backends"); the
 key layout of Redis is in :mod:`agentcoord.store.redis.store`.
@@ -27,7 +41,7 @@ from __future__ import annotations
 import time
 from abc import ABC, abstractmethod
 
-from ..core.validate import check_name
+from ..core.validate import check_name, json_data
 from ..errors import Conflict, InvalidInput
 
 TYPE_CHECKING = False
@@ -44,6 +58,12 @@ if TYPE_CHECKING:
 
 #: Kinds of archived records (``archive/{kind}-{name}.md``).
 ARCHIVE_KINDS = ("task", "agent")
+
+#: ``check_document(name)``: the name alone (``None`` is data, and refused).
+_NO_DATA: Any = object()
+
+#: What :meth:`Store.check_key` calls the key of each kind of record in its messages.
+_KEY_WHAT = {"task": "task id", "agent": "agent name", "counter": "counter"}
 
 
 class Change:
@@ -160,7 +180,8 @@ class Store(ABC):
 
     @abstractmethod
     def update_task(self, task_id: str, fn: TaskFn) -> Task:
-        """Atomically apply ``fn`` to the task and store the result; return the stored task.
+        """Atomically apply ``fn`` to the task and store the result (:meth:`check_task`); return
+        the stored task, or the task as stored when ``fn`` returns None (nothing written).
         :class:`NotFound` if there is no such task; ``fn``'s own errors pass through."""
 
     def try_update_task(self, task_id: str, fn: TaskFn) -> Task | None:
@@ -183,7 +204,8 @@ class Store(ABC):
 
     @abstractmethod
     def next_id(self, kind: str) -> int:
-        """A number never returned before for ``kind`` in this workspace (generated ids)."""
+        """A number never returned before for ``kind`` (a name: :meth:`check_key`) in this
+        workspace (generated ids)."""
 
     @abstractmethod
     def counters(self) -> dict[str, int]:
@@ -191,7 +213,9 @@ class Store(ABC):
 
     @abstractmethod
     def set_counter(self, kind: str, value: int) -> None:
-        """Continue :meth:`next_id` for ``kind`` after ``value`` (never lowers the counter)."""
+        """Continue :meth:`next_id` for ``kind`` after ``value`` (:meth:`check_counter`). Never
+        lowers the counter, and a value that would not raise it (0 or less for a counter that
+        was never used) creates nothing."""
 
     # == agents ===============================================================================
     @abstractmethod
@@ -204,9 +228,11 @@ class Store(ABC):
 
     @abstractmethod
     def update_agent(self, name: str, fn: AgentFn, *, durable: bool = True) -> Agent | None:
-        """Atomically apply ``fn`` to the agent (``None`` if it does not exist yet); store and
-        return what ``fn`` returns. ``durable=False`` allows skipping the flush to stable storage
-        for changes that can be rebuilt (the views of task records): still atomic."""
+        """Atomically apply ``fn`` to the agent (``None`` if it does not exist yet); store
+        (:meth:`check_agent`) and return what ``fn`` returns, or, when it returns None, the agent
+        as stored (None if there is none) with nothing written. ``durable=False`` allows skipping
+        the flush to stable storage for changes that can be rebuilt (the views of task records):
+        still atomic."""
 
     @abstractmethod
     def archive_agent(self, name: str, check: Callable[[Agent], bool]) -> bool:
@@ -221,8 +247,9 @@ class Store(ABC):
     @abstractmethod
     def import_archived(self, kind: str, name: str, record: Task | Agent) -> None:
         """Store ``record`` in the archive of ``kind`` under exactly ``name`` (``coord
-        migrate``), replacing an entry of that name. :class:`InvalidInput` for an unknown kind
-        or a name that is not a valid archive name."""
+        migrate``), replacing an entry of that name. :class:`InvalidInput` for an unknown kind,
+        a name that is not a valid archive name, or a record that is not a valid record of that
+        kind (:meth:`check_archived`)."""
 
     # == events ===============================================================================
     @abstractmethod
@@ -270,7 +297,8 @@ class Store(ABC):
 
     @abstractmethod
     def advance_cursor(self, channel: str, consumer: str, seq: int) -> int:
-        """Move the consumer's cursor forward to ``seq`` (never backwards); return the cursor."""
+        """Move the consumer's cursor forward to ``seq`` (never backwards); return the cursor.
+        A ``seq`` that does not move it (0 for a consumer without a cursor) stores nothing."""
 
     @abstractmethod
     def reset_cursor(self, channel: str, consumer: str, seq: int) -> int:
@@ -286,8 +314,8 @@ class Store(ABC):
     # == context ==============================================================================
     @abstractmethod
     def put_context(self, doc: ContextDoc) -> None:
-        """Store (replace) the document; :class:`Conflict` when another (project, domain) pair
-        already holds its name (:meth:`check_context_slot`)."""
+        """Store (replace) the document (:meth:`check_context`); :class:`Conflict` when another
+        (project, domain) pair already holds its name (:meth:`check_context_slot`)."""
 
     @abstractmethod
     def get_context(self, project: str, domain: str) -> ContextDoc:
@@ -301,15 +329,18 @@ class Store(ABC):
     @abstractmethod
     def put_document(self, name: str, data: dict[str, Any]) -> None:
         """Store (replace) the JSON object ``data`` as document ``name`` (markdown renders it
-        for people, ``metrics-performance.md``)."""
+        for people, ``metrics-performance.md``); :meth:`check_document` first."""
 
     @abstractmethod
     def get_document(self, name: str) -> dict[str, Any] | None:
         """The document's data, or None; :class:`CorruptData` if it cannot be read."""
 
     @abstractmethod
-    def list_documents(self) -> list[str]:
-        """Names of the stored documents, sorted."""
+    def list_documents(self, *, errors: list[CorruptData] | None = None) -> list[str]:
+        """Names of the stored documents, sorted: only valid document names
+        (:meth:`check_document`), so every name listed can be read with :meth:`get_document`.
+        A stored document under any other name (a file or key made by hand) is skipped, and
+        appended to ``errors`` when given. The documents themselves are not read."""
 
     # == the workspace as a whole (coord migrate, coord doctor) ===============================
     @abstractmethod
@@ -408,8 +439,9 @@ class Store(ABC):
 
     @staticmethod
     def context_name(project: str, domain: str) -> str:
-        """The key of a context document: ``{project}-{domain}`` (``context-{p}-{d}.md``)."""
-        return f"{project}-{domain}"
+        """The key of a context document: ``{project}-{domain}`` (``context-{p}-{d}.md``);
+        :class:`InvalidName` (exit 2) unless both are valid names."""
+        return f"{check_name(project, 'project')}-{check_name(domain, 'domain')}"
 
     @classmethod
     def check_context_slot(cls, current: ContextDoc | None, doc: ContextDoc) -> None:
@@ -453,15 +485,155 @@ class Store(ABC):
         if not is_valid_archive_name(name):
             raise InvalidInput(f"invalid archive entry name {name!r}")
 
-    @staticmethod
-    def check_document(name: str, data: object = None) -> None:
-        """Documents are reports named ``metrics-{type}`` (seed naming) holding a JSON object;
-        anything else is :class:`InvalidInput` (exit 2)."""
+    @classmethod
+    def check_document(cls, name: str, data: object = _NO_DATA) -> None:
+        """Documents are reports named ``metrics-{type}`` (seed naming) holding a JSON object
+        (:meth:`document_data`, when ``data`` is given); anything else is :class:`InvalidInput`
+        (exit 2)."""
         check_name(name, "document name")
         if not name.startswith("metrics-") or name == "metrics-":
             raise InvalidInput(f"document names start with 'metrics-', not {name!r}")
-        if data is not None and not isinstance(data, dict):
-            raise InvalidInput(f"document {name} must hold a JSON object")
+        if data is not _NO_DATA:
+            cls.json_object(data, f"document {name}")
+
+    @classmethod
+    def document_data(cls, name: str, data: object) -> dict[str, Any]:
+        """:meth:`check_document`, and ``data`` as it is stored: exactly its JSON value
+        (:meth:`json_object`)."""
+        cls.check_document(name)
+        return cls.json_object(data, f"document {name}")
+
+    @staticmethod
+    def is_document_name(name: str) -> bool:
+        """Whether ``name`` is a valid document name (:meth:`check_document`)."""
+        from ..core.validate import is_valid_name
+
+        return is_valid_name(name) and name.startswith("metrics-") and name != "metrics-"
+
+    # -- what crosses the boundary: names and records -------------------------------------------
+    @staticmethod
+    def check_key(kind: str, key: object) -> str:
+        """``key`` if it is a valid name for a record of ``kind`` (``task`` id, ``agent`` name,
+        ``counter`` kind), else :class:`InvalidName` (exit 2): every backend calls it before it
+        reads or writes the record, so no file or key is ever made from a bad name."""
+        return check_name(key, _KEY_WHAT.get(kind, f"{kind} name"))
+
+    @staticmethod
+    def check_counter(kind: str, value: object) -> int:
+        """The counter ``kind`` (:meth:`check_key`) and ``value`` as a plain ``int``;
+        :class:`InvalidInput` (exit 2) unless ``value`` is a whole number."""
+        check_name(kind, "counter")
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise InvalidInput(f"a counter value must be a whole number, not {value!r}")
+        return int(value)
+
+    @staticmethod
+    def json_value(value: object, what: str) -> Any:
+        """``value`` as exactly the JSON value it encodes, in new containers: one round trip
+        through JSON text (tuples become lists, subclasses of ``int``, ``float``, ``str``,
+        ``dict`` and ``list`` plain ones, non-string keys strings). :class:`InvalidInput` (exit 2)
+        for anything JSON cannot hold: NaN or infinities, sets and other objects, keys that
+        are not scalars, text that is not UTF-8, nesting too deep."""
+        import json
+
+        return json.loads(json_data(value, what))
+
+    @classmethod
+    def json_object(cls, value: object, what: str) -> dict[str, Any]:
+        """:meth:`json_value` of a JSON object (a ``dict``); :class:`InvalidInput` otherwise."""
+        if not isinstance(value, dict):
+            raise InvalidInput(f"{what} must hold a JSON object, not {type(value).__name__}")
+        data: dict[str, Any] = cls.json_value(value, what)
+        return data
+
+    @classmethod
+    def check_task(cls, task: object) -> Task:
+        """``task`` as every backend stores it (``create_task``, an update's result, an archive
+        import), changed in place and returned; :class:`InvalidInput` (exit 2) unless it is a
+        :class:`~agentcoord.core.models.Task` whose id and names (project, agent, creator,
+        dependencies) are valid and whose ``metrics`` are a JSON object.
+
+        ``metrics`` become exactly their JSON value (:meth:`json_object`). The dependency
+        snapshots (``dep_states``, ``dep_titles``: decoration for people, never decisions) keep
+        what the task file's Dependencies lines can hold: entries for the task's own
+        dependencies only, states that are task states, titles that are not empty."""
+        from ..core.models import TASK_STATES, Task
+
+        if not isinstance(task, Task):
+            raise InvalidInput(f"expected a task (Task), not {type(task).__name__}")
+        check_name(task.id, "task id")
+        for value, what in (
+            (task.project, "project"),
+            (task.agent, "agent name"),
+            (task.created_by, "agent name"),
+        ):
+            if value is not None:
+                check_name(value, what)
+        deps = {check_name(d, "dependency id") for d in task.depends_on}
+        metrics = cls.json_object(task.metrics, "metrics")
+        task.metrics = metrics
+        task.dep_states = {
+            d: s for d, s in task.dep_states.items() if d in deps and s in TASK_STATES
+        }
+        task.dep_titles = {
+            d: t for d, t in task.dep_titles.items() if d in deps and isinstance(t, str) and t
+        }
+        return task
+
+    @classmethod
+    def check_agent(cls, agent: object) -> Agent:
+        """``agent`` as every backend stores it, changed in place and returned;
+        :class:`InvalidInput` (exit 2) unless it is an :class:`~agentcoord.core.models.Agent`
+        with a valid name. Its views (``active``, ``recent``, ``stats``) become exactly their
+        JSON values (:meth:`json_value`)."""
+        from ..core.models import Agent
+
+        if not isinstance(agent, Agent):
+            raise InvalidInput(f"expected an agent (Agent), not {type(agent).__name__}")
+        check_name(agent.name, "agent name")
+        if not isinstance(agent.active, list) or not isinstance(agent.recent, list):
+            raise InvalidInput(f"agent {agent.name}: active and recent must be lists")
+        active = cls.json_value(agent.active, f"agent {agent.name}'s active tasks")
+        recent = cls.json_value(agent.recent, f"agent {agent.name}'s recent tasks")
+        stats = cls.json_object(agent.stats, f"agent {agent.name}'s stats")
+        agent.active, agent.recent, agent.stats = active, recent, stats
+        return agent
+
+    @classmethod
+    def check_context(cls, doc: object) -> ContextDoc:
+        """``doc`` as every backend stores it, changed in place and returned;
+        :class:`InvalidInput` (exit 2) unless it is a
+        :class:`~agentcoord.core.models.ContextDoc` with valid project and domain names whose
+        ``data`` is a JSON object, which becomes exactly its JSON value (:meth:`json_object`)."""
+        from ..core.models import ContextDoc
+
+        if not isinstance(doc, ContextDoc):
+            raise InvalidInput(f"expected a context document, not {type(doc).__name__}")
+        cls.context_name(doc.project, doc.domain)
+        doc.data = cls.json_object(doc.data, f"context {doc.project}/{doc.domain}")
+        return doc
+
+    @classmethod
+    def updated_task(cls, task_id: str, new: object) -> Task:
+        """What an update of task ``task_id`` stores when ``fn`` returned ``new`` (not None):
+        :meth:`check_task`, and it must be the same task (:meth:`check_same_record`)."""
+        task = cls.check_task(new)
+        cls.check_same_record("task", task_id, task.id)
+        return task
+
+    @classmethod
+    def updated_agent(cls, name: str, new: object) -> Agent:
+        """Like :meth:`updated_task`, for agents (:meth:`check_agent`)."""
+        agent = cls.check_agent(new)
+        cls.check_same_record("agent", name, agent.name)
+        return agent
+
+    @classmethod
+    def check_archived(cls, kind: str, name: str, record: object) -> Task | Agent:
+        """What :meth:`import_archived` stores: :meth:`check_archive_kind`, then a task
+        (:meth:`check_task`) for kind ``task``, an agent (:meth:`check_agent`) for ``agent``."""
+        cls.check_archive_kind(kind, name)
+        return cls.check_task(record) if kind == "task" else cls.check_agent(record)
 
     @staticmethod
     def record_order(names: Iterable[str]) -> list[str]:

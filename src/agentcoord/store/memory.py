@@ -61,6 +61,7 @@ class MemoryStore(Store):
 
     # == tasks ================================================================================
     def get_task(self, task_id: str) -> Task:
+        self.check_key("task", task_id)
         with self._lock:
             task = self._tasks.get(task_id)
             if task is None:
@@ -100,6 +101,7 @@ class MemoryStore(Store):
     def get_task_head(self, task_id: str) -> TaskHead:
         from ..core.models import TaskHead
 
+        self.check_key("task", task_id)
         with self._lock:
             task = self._tasks.get(task_id)
             if task is None:
@@ -107,7 +109,7 @@ class MemoryStore(Store):
             return TaskHead.of(task)
 
     def create_task(self, task: Task) -> None:
-        check_name(task.id, "task id")
+        task = self.check_task(task)
         with self._lock:
             if task.id in self._tasks:
                 raise AlreadyExists(f"task {task.id!r} already exists", task=task.id)
@@ -115,20 +117,21 @@ class MemoryStore(Store):
             self._publish("task", task.id, "created")
 
     def update_task(self, task_id: str, fn: TaskFn) -> Task:
+        self.check_key("task", task_id)
         with self._lock:
             current = self._tasks.get(task_id)
             if current is None:
                 raise NotFound(f"no task {task_id!r} in {self.location}", task=task_id)
-            new = fn(current.copy())
-            if new is None:
+            got = fn(current.copy())  # fn's own copy: what it does to it is its business
+            if got is None:  # "no change": the task as stored
                 return current.copy()
-            self.check_same_record("task", task_id, new.id)
+            new = self.updated_task(task_id, got)
             self._tasks[task_id] = new.copy()
             self._publish("task", task_id, "changed")
             return new
 
     def archive_task(self, task_id: str, check: Callable[[Task], bool]) -> bool:
-        return self._archive("task", self._tasks, task_id, check)
+        return self._archive("task", self._tasks, self.check_key("task", task_id), check)
 
     def list_archived_tasks(
         self, *, errors: list[CorruptData] | None = None
@@ -136,6 +139,7 @@ class MemoryStore(Store):
         return self._archived("task")  # type: ignore[return-value]
 
     def next_id(self, kind: str) -> int:
+        self.check_key("counter", kind)
         with self._lock:
             self._counters[kind] = self._counters.get(kind, 0) + 1
             return self._counters[kind]
@@ -145,12 +149,14 @@ class MemoryStore(Store):
             return dict(sorted(self._counters.items()))
 
     def set_counter(self, kind: str, value: int) -> None:
-        check_name(kind, "counter")
+        value = self.check_counter(kind, value)
         with self._lock:
-            self._counters[kind] = max(self._counters.get(kind, 0), int(value))
+            if value > self._counters.get(kind, 0):  # never lowered; nothing made for <= 0
+                self._counters[kind] = value
 
     # == agents ===============================================================================
     def get_agent(self, name: str) -> Agent:
+        self.check_key("agent", name)
         with self._lock:
             agent = self._agents.get(name)
             if agent is None:
@@ -162,18 +168,19 @@ class MemoryStore(Store):
             return [self._agents[n].copy() for n in self.record_order(self._agents)]
 
     def update_agent(self, name: str, fn: AgentFn, *, durable: bool = True) -> Agent | None:
+        self.check_key("agent", name)
         with self._lock:
             current = self._agents.get(name)
-            new = fn(current.copy() if current is not None else None)
-            if new is None:
+            got = fn(current.copy() if current is not None else None)
+            if got is None:  # "no change": the agent as stored
                 return current.copy() if current is not None else None
-            self.check_same_record("agent", name, new.name)
+            new = self.updated_agent(name, got)
             self._agents[name] = new.copy()
             self._publish("agent", name, "created" if current is None else "changed")
             return new
 
     def archive_agent(self, name: str, check: Callable[[Agent], bool]) -> bool:
-        return self._archive("agent", self._agents, name, check)
+        return self._archive("agent", self._agents, self.check_key("agent", name), check)
 
     def list_archived_agents(
         self, *, errors: list[CorruptData] | None = None
@@ -181,7 +188,7 @@ class MemoryStore(Store):
         return self._archived("agent")  # type: ignore[return-value]
 
     def import_archived(self, kind: str, name: str, record: Task | Agent) -> None:
-        self.check_archive_kind(kind, name)
+        record = self.check_archived(kind, name, record)
         with self._lock:
             self._archives[kind][name] = record.copy()
 
@@ -310,9 +317,12 @@ class MemoryStore(Store):
         check_name(consumer, "consumer")
         self.check_count(seq, "seq")
         with self._lock:
-            cursors = self._channel(channel).cursors
-            cursors[consumer] = max(cursors.get(consumer, 0), seq)
-            return cursors[consumer]
+            log = self._channels.get(channel)
+            current = log.cursors.get(consumer, 0) if log is not None else 0
+            if seq <= current:  # not forward: nothing stored (no cursor made at 0)
+                return current
+            self._channel(channel).cursors[consumer] = seq
+            return seq
 
     def reset_cursor(self, channel: str, consumer: str, seq: int) -> int:
         check_name(channel, "channel")
@@ -332,6 +342,7 @@ class MemoryStore(Store):
 
     # == context ==============================================================================
     def put_context(self, doc: ContextDoc) -> None:
+        doc = self.check_context(doc)
         name = self.context_name(doc.project, doc.domain)
         with self._lock:
             current = self._contexts.get(name)
@@ -352,12 +363,9 @@ class MemoryStore(Store):
 
     # == documents ============================================================================
     def put_document(self, name: str, data: dict[str, Any]) -> None:
-        import json
-
-        self.check_document(name, data)
-        copy = json.loads(json.dumps(data))  # JSON data only, and never shared
+        stored = self.document_data(name, data)  # exactly the JSON value, never shared
         with self._lock:
-            self._documents[name] = copy
+            self._documents[name] = stored
             self._publish("metrics", name.removeprefix("metrics-"), "changed")
 
     def get_document(self, name: str) -> dict[str, Any] | None:
@@ -368,7 +376,7 @@ class MemoryStore(Store):
             data = self._documents.get(name)
             return None if data is None else dict(json.loads(json.dumps(data)))
 
-    def list_documents(self) -> list[str]:
+    def list_documents(self, *, errors: list[CorruptData] | None = None) -> list[str]:
         with self._lock:
             return sorted(self._documents)
 

@@ -14,6 +14,7 @@ many tasks uses the stat-validated head index (:mod:`.index`); events and cursor
 from __future__ import annotations
 
 import os
+import re
 import time
 
 from ...errors import AlreadyExists, BackendUnavailable, CorruptData, NotFound
@@ -35,6 +36,7 @@ _BUSY = object()  # _update's answer when wait=False and the record is locked
 INDEX = os.path.join(STATE, "index-task.json")
 #: Files of a workspace that hold records (``clear`` removes these, nothing else).
 _RECORD_PREFIXES = ("task-", "agent-", "events-", "context-", "metrics-")
+_ARCHIVED_EVENTS = re.compile(r"events-(.+)-\d{4}-\d{2}-\d{2}\.md")
 _RECORD_FILES = {
     "task": "task-{}.md",
     "agent": "agent-{}.md",
@@ -44,16 +46,38 @@ _RECORD_FILES = {
 }
 
 
+def _named(path: str, kind: str, key: str, what: str) -> None:
+    """A live record's file must be the one its own key names (``{kind}-{key}.md``): a file
+    that says otherwise (renamed or copied by hand) is corrupt data, never read as another
+    record (whose next write would make a second file for it)."""
+    expected = os.path.basename(path)[len(kind) + 1 : -len(".md")]
+    if key != expected:
+        raise CorruptData(path, 1, f"file name says {kind} {expected!r} but {what} is {key!r}")
+
+
 def _parse_agent(text: str, path: str) -> Agent:
+    """A live agent file: its ``# Agent:`` heading must name the agent its name says."""
     from .codec.agent import parse_agent
+
+    agent = parse_agent(text, path)
+    _named(path, "agent", agent.name, "the '# Agent:' heading")
+    return agent
+
+
+def _parse_archived_agent(text: str, path: str) -> Agent:
+    from .codec.agent import parse_agent  # archived files may carry a -stamp suffix
 
     return parse_agent(text, path)
 
 
 def _parse_context(text: str, path: str) -> ContextDoc:
+    """A context file: its **Project** and **Domain** must make the name it has."""
     from .codec.context import parse_context
 
-    return parse_context(text, path)
+    doc = parse_context(text, path)
+    key = Store.context_name(doc.project, doc.domain)
+    _named(path, "context", key, "**Project**-**Domain**")
+    return doc
 
 
 def _parse_task(text: str, path: str) -> Task:
@@ -61,11 +85,7 @@ def _parse_task(text: str, path: str) -> Task:
     from .codec.task import parse_task
 
     task = parse_task(text, path)
-    expected = os.path.basename(path)[len("task-") : -len(".md")]
-    if task.id != expected:
-        raise CorruptData(
-            path, 1, f"file name says task {expected!r} but **Task ID** is {task.id!r}"
-        )
+    _named(path, "task", task.id, "**Task ID**")
     return task
 
 
@@ -107,7 +127,13 @@ class MarkdownStore(Store):
         return self.d.path(name)
 
     def _load(self, file: str, parse: Callable[[str, str], Any], *, cache: bool = True) -> Any:
-        raw = self.d.read_bytes(file)
+        return self._parsed(file, self.d.read_bytes(file), parse, cache=cache)
+
+    def _parsed(
+        self, file: str, raw: bytes | None, parse: Callable[[str, str], Any], *, cache: bool = True
+    ) -> Any:
+        """The record in ``raw``, the bytes of ``file`` (None: no record); a record of its own
+        (a copy from the cache, or parsed and cached)."""
         if raw is None:
             return None
         found = self.d.cache.get(file, raw)
@@ -134,10 +160,11 @@ class MarkdownStore(Store):
             return _BUSY
         try:
             file = name + ".md"
-            current = self._load(file, parse)
+            before = self.d.read_bytes(file)
+            current = self._parsed(file, before, parse)
             new = fn(current)
-            if new is None:  # "no change"; a mutated-and-returned record is still written
-                return current
+            if new is None:  # "no change": the record as stored, not what fn did to its copy
+                return self._parsed(file, before, parse)  # a copy from the cache: no parse
             raw = render(new).encode("utf-8")
             self.d.write(file, raw, durable=durable)
             # What the file now says is what parsing it gives, not ``new`` (files keep times
@@ -223,6 +250,7 @@ class MarkdownStore(Store):
         return render_task(task, self.clock())
 
     def get_task(self, task_id: str) -> Task:
+        self.check_key("task", task_id)
         task: Task | None = self._load(f"task-{task_id}.md", _parse_task)
         if task is None:
             raise NotFound(f"no task {task_id!r} in {self.root}", task=task_id)
@@ -231,7 +259,7 @@ class MarkdownStore(Store):
     def get_task_head(self, task_id: str) -> TaskHead:
         """From the bytes this process last wrote when the file still holds exactly them (a
         read, no parse); else from the task."""
-        file = f"task-{task_id}.md"
+        file = f"task-{self.check_key('task', task_id)}.md"
         raw = self.d.read_bytes(file)
         if raw is not None:
             head: TaskHead | None = self.d.heads.get(file, raw)
@@ -291,6 +319,7 @@ class MarkdownStore(Store):
         return tasks
 
     def create_task(self, task: Task) -> None:
+        task = self.check_task(task)
         name = f"task-{task.id}"
         with self.d.lock(name):
             if os.path.lexists(self.d.path(name + ".md")):
@@ -303,6 +332,7 @@ class MarkdownStore(Store):
             self._noted(name, task, raw)
 
     def update_task(self, task_id: str, fn: TaskFn) -> Task:
+        self.check_key("task", task_id)
         task: Task = self._update(
             f"task-{task_id}",
             _parse_task,
@@ -313,6 +343,7 @@ class MarkdownStore(Store):
         return task
 
     def try_update_task(self, task_id: str, fn: TaskFn) -> Task | None:
+        self.check_key("task", task_id)
         got = self._update(
             f"task-{task_id}",
             _parse_task,
@@ -331,9 +362,7 @@ class MarkdownStore(Store):
             if current is None:
                 raise NotFound(f"no task {task_id!r} in {self.root}", task=task_id)
             new = fn(current)
-            if new is not None:
-                self.check_same_record("task", task_id, new.id)
-            return new
+            return None if new is None else self.updated_task(task_id, new)
 
         return apply
 
@@ -345,7 +374,7 @@ class MarkdownStore(Store):
             self._index.note(name + ".md", task, raw)
 
     def archive_task(self, task_id: str, check: Callable[[Task], bool]) -> bool:
-        return self._archive("task", task_id, _parse_task, check)
+        return self._archive("task", self.check_key("task", task_id), _parse_task, check)
 
     def list_archived_tasks(
         self, *, errors: list[CorruptData] | None = None
@@ -355,6 +384,7 @@ class MarkdownStore(Store):
         return self._archived("task", parse_task, errors)
 
     def next_id(self, kind: str) -> int:
+        self.check_key("counter", kind)
         with self.d.lock(f"counter-{kind}"):
             value = self._counter(kind) + 1
             self.d.ensure(STATE)
@@ -380,16 +410,15 @@ class MarkdownStore(Store):
         return out
 
     def set_counter(self, kind: str, value: int) -> None:
-        from ...core.validate import check_name
-
-        check_name(kind, "counter")
+        value = self.check_counter(kind, value)
         with self.d.lock(f"counter-{kind}"):
             if self._counter(kind) < value:
                 self.d.ensure(STATE)
-                self.d.write(os.path.join(STATE, f"counter-{kind}"), f"{int(value)}\n")
+                self.d.write(os.path.join(STATE, f"counter-{kind}"), f"{value}\n")
 
     # -- agents -----------------------------------------------------------------------------
     def get_agent(self, name: str) -> Agent:
+        self.check_key("agent", name)
         agent: Agent | None = self._load(f"agent-{name}.md", _parse_agent)
         if agent is None:
             raise NotFound(f"no agent {name!r} in {self.root}", agent=name)
@@ -402,11 +431,11 @@ class MarkdownStore(Store):
     def update_agent(self, name: str, fn: AgentFn, *, durable: bool = True) -> Agent | None:
         from .codec.agent import render_agent
 
+        self.check_key("agent", name)
+
         def apply(current: Agent | None) -> Agent | None:
             new = fn(current)
-            if new is not None:
-                self.check_same_record("agent", name, new.name)
-            return new
+            return None if new is None else self.updated_agent(name, new)
 
         agent: Agent | None = self._update(
             f"agent-{name}",
@@ -418,22 +447,23 @@ class MarkdownStore(Store):
         return agent
 
     def archive_agent(self, name: str, check: Callable[[Agent], bool]) -> bool:
-        return self._archive("agent", name, _parse_agent, check)
+        return self._archive("agent", self.check_key("agent", name), _parse_agent, check)
 
     def list_archived_agents(
         self, *, errors: list[CorruptData] | None = None
     ) -> list[tuple[str, Agent]]:
-        return self._archived("agent", _parse_agent, errors)
+        return self._archived("agent", _parse_archived_agent, errors)
 
     def import_archived(self, kind: str, name: str, record: Task | Agent) -> None:
+        from ...core.models import Task
         from .codec.agent import render_agent
         from .codec.task import render_task
 
-        self.check_archive_kind(kind, name)
+        checked = self.check_archived(kind, name, record)
         text = (
-            render_task(record, self.clock())  # type: ignore[arg-type]
-            if kind == "task"
-            else render_agent(record, self.clock())  # type: ignore[arg-type]
+            render_task(checked, self.clock())
+            if isinstance(checked, Task)
+            else render_agent(checked, self.clock())
         )
         self.d.ensure(ARCHIVE)
         self.d.write(os.path.join(ARCHIVE, f"{kind}-{name}.md"), text)
@@ -479,6 +509,8 @@ class MarkdownStore(Store):
     def put_context(self, doc: ContextDoc) -> None:
         from .codec.context import render_context
 
+        doc = self.check_context(doc)
+
         def put(current: ContextDoc | None) -> ContextDoc:
             self.check_context_slot(current, doc)
             return doc
@@ -505,7 +537,7 @@ class MarkdownStore(Store):
     def put_document(self, name: str, data: dict[str, Any]) -> None:
         from .codec.document import render_document
 
-        self.check_document(name, data)
+        data = self.document_data(name, data)
         with self.d.lock(name):
             self.d.write(name + ".md", render_document(name, data))
 
@@ -516,8 +548,16 @@ class MarkdownStore(Store):
         text = self.d.read_text(name + ".md")
         return None if text is None else parse_document(text, self.d.path(name + ".md"))
 
-    def list_documents(self) -> list[str]:
-        return [f[:-3] for f in self.d.names() if f.startswith("metrics-") and f.endswith(".md")]
+    def list_documents(self, *, errors: list[CorruptData] | None = None) -> list[str]:
+        out: list[str] = []
+        for file in self.d.names():
+            if not (file.startswith("metrics-") and file.endswith(".md")):
+                continue
+            if self.is_document_name(file[:-3]):
+                out.append(file[:-3])
+            elif errors is not None:
+                errors.append(CorruptData(self.d.path(file), 1, "document file name is not valid"))
+        return out
 
     # -- the workspace as a whole -----------------------------------------------------------
     def identity(self) -> tuple[str, ...]:
@@ -526,7 +566,8 @@ class MarkdownStore(Store):
     def prepare(self) -> None:
         self.d.prepare()
 
-    def record_names(self) -> list[str]:
+    def _record_files(self) -> list[str]:
+        """The files (relative paths) that hold records, cursors and counters."""
         names = self.d.names()
         out = [n for n in names if n.startswith(_RECORD_PREFIXES) and n.endswith(".md")]
         out += [f"{ARCHIVE}/{n}" for n in self.d.names(ARCHIVE)]
@@ -535,20 +576,35 @@ class MarkdownStore(Store):
         ]
         return out
 
+    def record_names(self) -> list[str]:
+        """The canonical names every backend gives (``task-{id}``, ``archive/task-{name}``,
+        ``events-{channel}`` for a channel's live log and archive files alike,
+        ``cursors-{channel}``, ``counter-{kind}``, a document's name), not file names."""
+        out: set[str] = set()
+        for file in self._record_files():
+            if file.startswith(f"{STATE}/"):
+                out.add(file[len(STATE) + 1 :].removesuffix(".json"))
+                continue
+            m = _ARCHIVED_EVENTS.fullmatch(file[len(ARCHIVE) + 1 :])
+            if file.startswith(f"{ARCHIVE}/events-") and m:
+                out.add(f"events-{m.group(1)}")
+            else:
+                out.add(file.removesuffix(".md"))
+        return sorted(out)
+
     def clear(self) -> int:
-        removed = 0
-        for name in [*self.record_names(), INDEX]:
+        count = len(self.record_names())
+        for name in [*self._record_files(), INDEX]:
             try:
                 os.unlink(self.d.path(name))
             except FileNotFoundError:
                 continue
             except OSError as exc:
                 raise BackendUnavailable(f"cannot remove {name}: {exc.strerror}") from exc
-            removed += name != INDEX
         self._index = None
         self.d.cache.clear()
         self.d.heads.clear()
-        return removed
+        return count
 
     def check_storage(self) -> list[Violation]:
         from . import checks

@@ -340,6 +340,21 @@ class Connection:
             except UnicodeDecodeError as exc:
                 raise CorruptData(self.location, 1, f"a value is not UTF-8: {exc}") from exc
 
+    def read_index(
+        self, op: Callable[[], T], where: str, errors: list[CorruptData] | None, empty: T
+    ) -> T:
+        """Run ``op``, a read of derived index keys (``where``). When one of them holds another
+        Redis type, the listing goes on without it (``empty``) and reports it in ``errors``, if
+        given (else :class:`CorruptData` is raised): ``coord doctor`` can then run and rebuild
+        the index."""
+        try:
+            return self.call(op)
+        except CorruptData as exc:
+            if errors is None:
+                raise
+            errors.append(CorruptData(where, 1, f"{exc.reason} (coord doctor --fix rebuilds it)"))
+            return empty
+
     def watched(self, keys: list[str], step: Step[R] | Cas) -> R:
         """The optimistic read-modify-write loop (a :class:`Cas` step runs the compare-and-set
         loop, :meth:`compare_and_set`, instead).
@@ -407,12 +422,14 @@ class Connection:
     # -- decoding -----------------------------------------------------------------------------
     @staticmethod
     def to_int(where: str, raw: Any) -> int:
+        """A stored counter, seq or cursor (absent: 0): only plain decimal digits, as Redis and
+        the scripts write them (not ``-1``, ``1_000``, `` 7`` or ``1e3``), else corrupt."""
         if raw is None:
             return 0
-        try:
-            return int(raw)
-        except ValueError:
-            raise CorruptData(where, 1, f"not a number: {raw!r}") from None
+        text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
+        if not (text.isascii() and text.isdigit()):
+            raise CorruptData(where, 1, f"not a whole number >= 0: {raw!r}")
+        return int(text)
 
     @staticmethod
     def dumps(data: dict[str, Any]) -> str:

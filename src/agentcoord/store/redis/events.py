@@ -35,11 +35,13 @@ if TYPE_CHECKING:
 # KEYS: seq, live, archive, channels, op.  ARGV: keep, channel, op ttl (ms), pub/sub channel,
 # hint, then one (seq, json) pair per event; seq "0" means "assign the next one", anything else
 # is an explicit seq (imports) that must be larger than every seq stored so far.
-# Returns the last seq written, or -1 (with nothing written) if an explicit seq is too small.
+# Returns the last seq written, or (with nothing written) -1 if an explicit seq is too small, -2 if
+# the counter is not a whole number >= 0.
 _APPEND = """
 local done = redis.call('GET', KEYS[5])
 if done then return tonumber(done) end
 local cur = tonumber(redis.call('GET', KEYS[1]) or '0')
+if cur == nil or cur < 0 then return -2 end
 if cur == 0 then
   -- a lost counter must not restart numbering below what the streams already hold
   for _, k in ipairs({KEYS[2], KEYS[3]}) do
@@ -87,7 +89,7 @@ local raw = redis.call('HGET', KEYS[1], ARGV[1])
 local cur = 0
 if raw then
   cur = tonumber(raw)
-  if cur == nil then return -1 end
+  if cur == nil or cur < 0 then return -1 end
 end
 local new = tonumber(ARGV[2])
 if new > cur then
@@ -116,12 +118,33 @@ redis.pcall('PUBLISH', ARGV[4], ARGV[5])
 return len - keep
 """
 
-# KEYS: seq, channels.  ARGV: seq, channel.  Raise the counter to ARGV[1] (never lower it).
+# KEYS: seq, live, archive, channels.  ARGV: seq, channel.  Raise the counter to ARGV[1] (never
+# lower it, nor below what the streams hold if the counter was lost: then it is restored). A
+# channel joins the channel set only with a seq: raising to 0 writes nothing (list_channels and
+# record_names are unchanged). Returns the last seq after, -1 if the counter is corrupt.
 _RAISE_SEQ = """
-local cur = tonumber(redis.call('GET', KEYS[1]) or '0')
+local raw = redis.call('GET', KEYS[1])
+local cur = tonumber(raw or '0')
+if cur == nil or cur < 0 then return -1 end
+if raw == false then
+  for _, k in ipairs({KEYS[2], KEYS[3]}) do
+    local top = redis.call('XREVRANGE', k, '+', '-', 'COUNT', 1)
+    if #top > 0 then
+      local s = tonumber(string.match(top[1][1], '^(%d+)-'))
+      if s > cur then cur = s end
+    end
+  end
+end
 local new = tonumber(ARGV[1])
-if new > cur then redis.call('SET', KEYS[1], ARGV[1]) else new = cur end
-redis.call('SADD', KEYS[2], ARGV[2])
+if new <= cur then
+  if raw == false and cur > 0 then  -- a lost counter: the streams say where it was
+    redis.call('SET', KEYS[1], string.format('%d', cur))
+    redis.call('SADD', KEYS[4], ARGV[2])
+  end
+  return cur
+end
+redis.call('SET', KEYS[1], ARGV[1])
+redis.call('SADD', KEYS[4], ARGV[2])
 return new
 """
 
@@ -178,6 +201,8 @@ class EventStreams:
         script = self.c.script("append", _APPEND)
         # The op key makes a retry after a lost reply return the first run's result.
         last = int(self.c.call(lambda: script(keys=keys, args=args)))
+        if last == -2:
+            raise CorruptData(keys[0], 1, "the last seq is not a whole number >= 0")
         if last < 0:
             Store.check_import_seqs(channel, self.last_seq(channel), events)
             raise InvalidInput(f"imported events for channel {channel!r} must increase")
@@ -260,7 +285,7 @@ class EventStreams:
         # Idempotent (a maximum), so a retry after a lost reply is harmless.
         cursor = int(self.c.call(lambda: script(keys=[key], args=[consumer, int(seq)])))
         if cursor < 0:
-            raise CorruptData(f"{key}#{consumer}", 1, "cursor is not a number")
+            raise CorruptData(f"{key}#{consumer}", 1, "cursor is not a whole number >= 0")
         return cursor
 
     # -- maintenance and migration --------------------------------------------------------
@@ -288,9 +313,18 @@ class EventStreams:
     def raise_last_seq(self, channel: str, seq: int) -> int:
         """Make the channel's next seq at least ``seq + 1`` (``coord migrate`` of a log whose
         newest events were removed by hand); never lowers it."""
-        keys = [self._event_key(check_name(channel, "channel"), "seq"), self.c.key("channels")]
+        check_name(channel, "channel")
+        keys = [
+            self._event_key(channel, "seq"),
+            self._event_key(channel, "live"),
+            self._event_key(channel, "archive"),
+            self.c.key("channels"),
+        ]
         script = self.c.script("raise_seq", _RAISE_SEQ)
-        return int(self.c.call(lambda: script(keys=keys, args=[_count(seq, "seq"), channel])))
+        last = int(self.c.call(lambda: script(keys=keys, args=[_count(seq, "seq"), channel])))
+        if last < 0:
+            raise CorruptData(keys[0], 1, "the last seq is not a whole number >= 0")
+        return last
 
     def reset_cursor(self, channel: str, consumer: str, seq: int) -> int:
         check_name(channel, "channel")

@@ -113,7 +113,8 @@ class HeadIndex:
         for status in states:
             keys += [self.key(status), self.c.key("tasks", "status", status)]
         script = self.c.script("heads", _HEADS)
-        joined, odd = self.c.call(lambda: script(keys=keys))
+        where = self.c.key("tasks", "*")
+        joined, odd = self.c.read_index(lambda: script(keys=keys), where, errors, ("", []))
         try:
             rows: list[Any] = json.loads("[" + joined + "]") if joined else []
             heads = [_head(row) for row in rows]
@@ -131,7 +132,10 @@ class HeadIndex:
         """For ``states`` whose heads hash and state set disagree: drop heads of ids not in the
         set, and read (and backfill) the tasks in the set that have no head."""
         sets = [self.c.key("tasks", "status", s) for s in states]
-        members: set[str] = self.c.call(lambda: self.c.client.sunion(sets))
+        where = self.c.key("tasks", "*")
+        members: set[str] = self.c.read_index(
+            lambda: self.c.client.sunion(sets), where, errors, set()
+        )
         repaired = set(states)
         kept = [h for h in heads if h.status not in repaired or h.id in members]
         have = {h.id for h in kept if h.status in repaired}
@@ -157,11 +161,7 @@ class HeadIndex:
         return kept
 
     def _backfill(self, script: Any, keys: list[str], args: list[str]) -> None:
-        self.c.call(lambda: script(keys=keys, args=args))
-
-    def rebuild(self) -> None:
-        """Recompute every state's heads hash from its state set and the task records (``coord
-        doctor --fix``). Readers meanwhile see a hash smaller than its set and repair it too."""
-        keys = [self.key(status) for status in TASK_STATES]
-        self.c.call(lambda: self.c.client.delete(*keys))
-        self._repair(list(TASK_STATES), [], [])
+        try:
+            self.c.call(lambda: script(keys=keys, args=args))
+        except CorruptData:  # the heads hash holds another type: best effort, doctor --fix
+            pass

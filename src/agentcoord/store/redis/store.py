@@ -25,6 +25,10 @@ archiving and ``put_context`` are ``WATCH`` / ``MULTI`` / ``EXEC`` loops; ``crea
 ``append_events``, ``rotate_events`` and ``advance_cursor`` are Lua scripts; ``next_id`` is
 ``HINCRBY``. All keys one operation touches share the workspace's hash tag.
 
+The sets and heads hashes are derived from the records: ``coord doctor`` checks them against the
+records and rebuilds them (:mod:`.checks`), which also names the records the way every backend
+does (:meth:`RedisStore.record_names`).
+
 Each record is decoded at most once per operation: the decoded record of the last value this
 process read or wrote is kept with that value (:class:`~agentcoord.store.cache.RecordCache` keyed by
 the exact JSON), and the compare-and-set loop starts from it.
@@ -38,7 +42,6 @@ from __future__ import annotations
 import time
 
 from ...core.models import Agent, ContextDoc, Task
-from ...core.validate import check_name
 from ...errors import AlreadyExists, CorruptData, NotFound
 from ..base import Store
 from ..cache import RecordCache
@@ -55,7 +58,7 @@ if TYPE_CHECKING:
     import redis
 
     from ...core.models import Event, TaskHead
-    from ..base import AgentFn, Change, TaskFn
+    from ..base import AgentFn, Change, TaskFn, Violation
     from .connection import Pipeline, Writes
 
     T = TypeVar("T")
@@ -207,6 +210,7 @@ class RedisStore(Store):
 
     # -- tasks ------------------------------------------------------------------------------
     def get_task(self, task_id: str) -> Task:
+        self.check_key("task", task_id)
         task = self._get(self.c.key("task", task_id), Task.from_dict)
         if task is None:
             raise NotFound(f"no task {task_id!r} in {self.location}", task=task_id)
@@ -231,7 +235,9 @@ class RedisStore(Store):
             )
             return union
 
-        tasks = self._read_many("task", self.c.call(ids), Task.from_dict, errors)
+        none: set[str] = set()
+        found = self.c.read_index(ids, self.c.key("tasks", "*"), errors, none)
+        tasks = self._read_many("task", found, Task.from_dict, errors)
         if wanted is not None:  # a task may have moved on between the index read and the MGET
             tasks = [t for t in tasks if t.status in wanted]
         return tasks
@@ -245,7 +251,7 @@ class RedisStore(Store):
         return self.heads.read(None if statuses is None else frozenset(statuses), errors)
 
     def create_task(self, task: Task) -> None:
-        check_name(task.id, "task id")
+        task = self.check_task(task)
         key = self.c.key("task", task.id)
         data = self.c.dumps(task.to_dict())
         keys = [
@@ -277,7 +283,7 @@ class RedisStore(Store):
         return None if got is BUSY else got
 
     def _update_task(self, task_id: str, fn: TaskFn, *, once: bool) -> Any:
-        key = self.c.key("task", task_id)
+        key = self.c.key("task", self.check_key("task", task_id))
         op_key = self.c.key("op", self.c.token())
         script = self.c.script("update_task", _UPDATE_TASK)
         hint = self.c.hint("task", "changed", task_id)
@@ -287,10 +293,10 @@ class RedisStore(Store):
                 raise NotFound(f"no task {task_id!r} in {self.location}", task=task_id)
             current = self._decode(key, raw, Task.from_dict)
             old_status = current.status
-            new = fn(current)
-            if new is None:
-                return None, [], current
-            self.check_same_record("task", task_id, new.id)
+            got = fn(current)
+            if got is None:  # "no change": the task as stored, not what fn did to its copy
+                return None, [], self._decode(key, raw, Task.from_dict)
+            new = self.updated_task(task_id, got)
             data = self.c.dumps(new.to_dict())
             self._decoded.put(key, data.encode("utf-8", "surrogatepass"), new)
             keys = [
@@ -324,6 +330,7 @@ class RedisStore(Store):
         return self._list_archived("task", Task.from_dict, errors)
 
     def next_id(self, kind: str) -> int:
+        self.check_key("counter", kind)
         # A retry after a lost reply skips a number; numbers are never handed out twice.
         value = self.c.call(lambda: self.c.client.hincrby(self.c.key("counters"), kind, 1))
         return int(value)
@@ -334,7 +341,7 @@ class RedisStore(Store):
         return {kind: self.c.to_int(f"{key}#{kind}", v) for kind, v in sorted(raw.items())}
 
     def set_counter(self, kind: str, value: int) -> None:
-        check_name(kind, "counter")
+        value = self.check_counter(kind, value)
         key = self.c.key("counters")
 
         def step(pipe: Pipeline) -> tuple[Writes, None]:
@@ -346,26 +353,29 @@ class RedisStore(Store):
 
     # -- agents -----------------------------------------------------------------------------
     def get_agent(self, name: str) -> Agent:
+        self.check_key("agent", name)
         agent = self._get(self.c.key("agent", name), Agent.from_dict)
         if agent is None:
             raise NotFound(f"no agent {name!r} in {self.location}", agent=name)
         return agent
 
     def list_agents(self, *, errors: list[CorruptData] | None = None) -> list[Agent]:
-        names = self.c.call(lambda: self.c.client.smembers(self.c.key("agents", "all")))
+        key = self.c.key("agents", "all")
+        none: set[str] = set()
+        names = self.c.read_index(lambda: self.c.client.smembers(key), key, errors, none)
         return self._read_many("agent", names, Agent.from_dict, errors)
 
     def update_agent(self, name: str, fn: AgentFn, *, durable: bool = True) -> Agent | None:
-        key = self.c.key("agent", name)
+        key = self.c.key("agent", self.check_key("agent", name))
         op_key = self.c.key("op", self.c.token())
         script = self.c.script("update_agent", _UPDATE_AGENT)
 
         def plan(raw: str | None) -> tuple[list[str] | None, list[Any], Agent | None]:
             current = None if raw is None else self._decode(key, raw, Agent.from_dict)
-            new = fn(current)
-            if new is None:
-                return None, [], current
-            self.check_same_record("agent", name, new.name)
+            got = fn(current)
+            if got is None:  # "no change": the agent as stored, not what fn did to its copy
+                return None, [], None if raw is None else self._decode(key, raw, Agent.from_dict)
+            new = self.updated_agent(name, got)
             action = "created" if current is None else "changed"
             data = self.c.dumps(new.to_dict())
             self._decoded.put(key, data.encode("utf-8", "surrogatepass"), new)
@@ -401,7 +411,7 @@ class RedisStore(Store):
         from_dict: Callable[[dict[str, Any]], Any],
         check: Callable[[Any], bool],
     ) -> bool:
-        key = self.c.key(kind, name)
+        key = self.c.key(kind, self.check_key(kind, name))
         archive = self.c.key(kind + "s", "archive")
         op_key = self.c.key("op", self.c.token())
 
@@ -449,7 +459,7 @@ class RedisStore(Store):
         return out
 
     def import_archived(self, kind: str, name: str, record: Task | Agent) -> None:
-        self.check_archive_kind(kind, name)
+        record = self.check_archived(kind, name, record)
         archive = self.c.key(kind + "s", "archive")
         raw = self.c.dumps(record.to_dict())
         self.c.call(lambda: self.c.client.hset(archive, name, raw))
@@ -493,6 +503,7 @@ class RedisStore(Store):
 
     # -- context ----------------------------------------------------------------------------
     def put_context(self, doc: ContextDoc) -> None:
+        doc = self.check_context(doc)
         name = self.context_name(doc.project, doc.domain)
         key = self.c.key("context", name)
         data = self.c.dumps(doc.to_dict())
@@ -522,7 +533,9 @@ class RedisStore(Store):
         return doc
 
     def list_contexts(self, *, errors: list[CorruptData] | None = None) -> list[ContextDoc]:
-        names = self.c.call(lambda: self.c.client.smembers(self.c.key("contexts")))
+        key = self.c.key("contexts")
+        none: set[str] = set()
+        names = self.c.read_index(lambda: self.c.client.smembers(key), key, errors, none)
         return self._read_many("context", names, ContextDoc.from_dict, errors)
 
     # -- documents --------------------------------------------------------------------------
@@ -545,11 +558,18 @@ class RedisStore(Store):
         data: dict[str, Any] = self.c.decode(key, raw, dict)
         return data
 
-    def list_documents(self) -> list[str]:
+    def list_documents(self, *, errors: list[CorruptData] | None = None) -> list[str]:
         prefix = self.c.key("doc", "")
         pattern = self.c.glob(prefix) + "*"
         keys = self.c.call(lambda: list(self.c.client.scan_iter(pattern, 1000)))
-        return sorted(k[len(prefix) :] for k in keys)
+        out: list[str] = []
+        for key in sorted(keys):
+            name = key[len(prefix) :]
+            if self.is_document_name(name):
+                out.append(name)
+            elif errors is not None:
+                errors.append(CorruptData(key, 1, "document key name is not valid"))
+        return out
 
     # -- the workspace as a whole -----------------------------------------------------------
     def identity(self) -> tuple[str, ...]:
@@ -562,16 +582,22 @@ class RedisStore(Store):
         self.ping()
 
     def record_names(self) -> list[str]:
-        """Every key of this workspace except the short-lived operation markers."""
-        ops = self.c.key("op", "")
-        pattern = self.c.glob(self.c.key("")) + "*"
-        keys = self.c.call(lambda: list(self.c.client.scan_iter(pattern, 1000)))
-        return sorted(k for k in keys if not k.startswith(ops))
+        """Every record, named as on every backend (``task-{id}``, ``archive/task-{name}``,
+        ``events-{channel}``, ``counter-{kind}``...: :func:`.checks.record_names`), never
+        Redis keys."""
+        from . import checks
+
+        return checks.record_names(self.c)
 
     def clear(self) -> int:
-        """Delete every key of this workspace. Other workspaces on the same server are
-        untouched (their hash tag differs)."""
-        keys = self.record_names()
+        """Delete every key of this workspace (records and what is derived from them); return
+        how many records there were. Other workspaces on the same server are untouched (their
+        hash tag differs)."""
+        from . import checks
+
+        space = checks.scan(self.c)
+        count = len(checks.record_names(self.c, space))
+        keys = space.keys
 
         def drop() -> None:
             with self.c.client.pipeline(transaction=False) as pipe:
@@ -579,14 +605,27 @@ class RedisStore(Store):
                     pipe.unlink(*keys[i : i + 500])
                 pipe.execute()
 
-        self.c.call(drop)
+        if keys:
+            self.c.call(drop)
         self.c.notify(self.c.hint("store", "removed", "*"))
         self.c.seen.clear()
         self._decoded.clear()
-        return len(keys)
+        return count
+
+    def check_storage(self) -> list[Violation]:
+        """The derived structures (task heads, state sets, the all-sets, the channel set)
+        against the records, and the values no listing reads (documents, archived agents,
+        counters): :mod:`.checks`."""
+        from . import checks
+
+        return checks.check(self.c)
 
     def rebuild_index(self) -> bool:
-        self.heads.rebuild()
+        """Re-derive the heads, state sets, all-sets and the channel set from the records, one
+        record at a time and only where the record is still what was read (:mod:`.checks`)."""
+        from . import checks
+
+        checks.rebuild(self.c)
         return True
 
     # -- change feed ------------------------------------------------------------------------

@@ -10,7 +10,9 @@ missing ones):
 
 - ``active`` items: ``id`` (task id), ``title`` (str), ``project`` (name or None), ``status``
   (str), ``started`` (float or None), ``percent``, ``current``, ``total`` (float or None),
-  ``unit`` (str, default ``"steps"``), ``metrics`` (dict of JSON values).
+  ``unit`` (str, default ``"steps"``), ``metrics`` (dict of JSON values); and ``updated`` (when
+  the entry was last refreshed, float or None) only when the file has its ``Updated`` line (the
+  seed's format has none; every entry the domain makes has one).
 - ``recent`` items: ``id``, ``title``, ``completed`` (float or None), ``duration`` (seconds, float
   or None), ``success`` (bool, None when unknown).
 - ``stats``: ``{}`` or all of ``success_rate`` (percent, float or None), ``succeeded``,
@@ -145,6 +147,8 @@ def render_agent(agent: Agent, now: float) -> str:
         if started is not None:
             add(f"- **Started**: {iso(started)}")
             add(f"- **Duration**: {duration(now - started)}")
+        if "updated" in item:
+            add(f"- **Updated**: {_ts(item['updated'])}")
         add(f"- **Status**: {_inline(item.get('status') or '')}")
         progress = _progress(item)
         if progress is not None:
@@ -300,6 +304,8 @@ def _parse_active_item(doc: Doc, item: Section) -> dict[str, Any]:
     out: dict[str, Any] = dict(id=tid[0].strip(), title=unescape_line(title), project=project)
     out["status"] = unescape_line(f["status"][0].strip()) if "status" in f else ""
     out["started"] = _time(doc, f.get("started"), "Started")
+    if "updated" in f:
+        out["updated"] = _time(doc, f["updated"], "Updated")
     out.update(percent=None, current=None, total=None, unit="steps", metrics={})
     progress = f.get("progress")
     if progress is not None:

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# System packages the test suite needs: tests start their own redis-server (and Sentinel) on
+# loopback ports, and mount a small ext4 image and tmpfs file systems. Run by `make test`.
+# As root with apt-get (CI, these machines), whatever is missing is installed from Debian's
+# packages; elsewhere the missing packages are named, and the tests that need them skip (under
+# CI=true they fail).
+set -euo pipefail
+
+need=()
+have() { command -v "$1" >/dev/null 2>&1 || [ -x "/usr/bin/$1" ] || [ -x "/usr/sbin/$1" ] || [ -x "/sbin/$1" ]; }
+have redis-server || need+=(redis-server)
+have mkfs.ext4 || need+=(e2fsprogs)
+
+if [ ${#need[@]} -eq 0 ]; then
+    exit 0
+fi
+if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "system-deps: installing ${need[*]}" >&2
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+else
+    echo "system-deps: missing ${need[*]} (apt-get install ${need[*]});" \
+        "the tests that need them skip (fail under CI=true)" >&2
+fi
