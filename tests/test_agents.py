@@ -321,3 +321,25 @@ def test_pick_agent_by_capability(coord: Coordinator) -> None:
     with pytest.raises(errors.NotFound) as info:
         pick_agent(coord.monitor, "deploy")
     assert "lacks capability deploy" in info.value.message
+
+
+def test_retire_drops_reservations_and_a_retired_agent_cannot_claim(coord: Coordinator) -> None:
+    """A task reserved for an agent that retires goes back to pending for anyone; a retired
+    agent takes no work until it registers (or heartbeats) again."""
+    from agentcoord.errors import Conflict
+
+    coord.agents.register("ann")
+    coord.agents.register("bob")
+    coord.tasks.create("reserved", id="r1")
+    coord.tasks.create("held", id="h1")
+    coord.tasks.assign("r1", "ann")
+    coord.tasks.claim("h1", agent="ann")
+    coord.agents.retire("ann")
+    r1, h1 = coord.tasks.get("r1"), coord.tasks.get("h1")
+    assert (r1.status, r1.agent) == ("pending", None)
+    assert (h1.status, h1.agent) == ("pending", None)
+    assert coord.tasks.claim("r1", agent="bob").agent == "bob"
+    with pytest.raises(Conflict, match="retired"):
+        coord.tasks.claim(agent="ann")
+    coord.agents.register("ann")
+    assert coord.tasks.claim("h1", agent="ann").agent == "ann"

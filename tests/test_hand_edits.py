@@ -205,3 +205,36 @@ def test_a_record_that_is_not_a_regular_file_is_corrupt_and_never_waited_on(
         coord.tasks.complete("t1", agent="a1")
     errs: list[errors.CorruptData] = []
     assert coord.tasks.list(errors=errs) == [] and len(errs) == 1  # listed as unreadable
+
+
+@pytest.mark.parametrize(
+    ("name", "line", "edit"),
+    [
+        ("task-t1.md", "**Status**: in_progress", "\n## Notes\n\\uD800 said hi\n"),
+        ("agent-a1.md", "**Status**: BUSY", "\n## Notes\nnote \\udcff\n"),
+        ("events-team.md", "**Seq**: 1", "**Who**: \\uDFFF\n"),
+        ("context-proj-api.md", '  "base": "/v1"', '  "odd": "\\ud800",\n'),
+    ],
+)
+def test_an_escaped_lone_surrogate_is_text_or_corrupt_never_a_crash(
+    coord: Coordinator, name: str, line: str, edit: str
+) -> None:
+    """A hand-typed ``\\uD800`` (an escape for no character) reads back as the literal text, or,
+    inside JSON, as corrupt data; never as an input error from a parser, never a crash."""
+    _setup(coord)
+    path = _file(coord, name)
+    text = path.read_text()
+    if name.startswith("context"):
+        text = text.replace(line + "\n", edit + line + "\n", 1)
+    elif name.startswith("events"):
+        at = text.index(line) + len(line) + 1
+        text = text[:at] + edit + text[at:]
+    else:
+        text = text.rstrip("\n") + "\n" + edit
+    path.write_text(text)
+    try:
+        _read_all(coord)
+    except errors.CorruptData:
+        assert name.startswith("context")
+    else:
+        assert not name.startswith("context")

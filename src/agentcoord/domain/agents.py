@@ -18,7 +18,7 @@ from ..core import breaker
 from ..core.leases import Renewal
 from ..core.models import AGENT_STATES, COMPLETE, FAILED, IN_PROGRESS, Agent, Task, TaskHead
 from ..core.validate import check_name, normalize_block
-from ..errors import BreakerOpen, CorruptData, InvalidInput, NotFound
+from ..errors import BreakerOpen, Conflict, CorruptData, InvalidInput, NotFound
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -288,11 +288,17 @@ class Agents:
 
     # -- hooks called by the task board ----------------------------------------------------
     def before_claim(self, name: str) -> None:
-        """Enforce the circuit breaker (raises :class:`BreakerOpen`, exit 4)."""
+        """Enforce the circuit breaker (raises :class:`BreakerOpen`, exit 4); a retired agent
+        takes no work until it registers or heartbeats again (:class:`Conflict`, exit 4)."""
         try:
             agent = self.store.get_agent(name)
         except NotFound:
             return
+        if agent.status == "retired":
+            raise Conflict(
+                f"agent {name} is retired: register it again (or heartbeat) before it claims",
+                agent=name,
+            )
         now = self.clock()
         cooldown = self.config.float("breaker_cooldown")
         holds = bool(agent.active)

@@ -640,18 +640,42 @@ class TaskBoard:
         return leases.Renewal(renewed, lost)
 
     def release_all(self, agent: str, *, reason: str | None = None) -> TaskList:
-        """Give back every task ``agent`` holds (pending, no attempt counted); a task that moved
-        on meanwhile is left alone. Returns the tasks released (``agent retire``)."""
+        """Give back every task ``agent`` holds (pending, no attempt counted) and drop its
+        reservations (tasks assigned to it go back to pending for anyone); a task that moved on
+        meanwhile is left alone. Returns the tasks changed (``agent retire``)."""
         check_name(agent, "agent name")
         released = []
-        for head in self.store.list_task_heads(statuses=[IN_PROGRESS]):
+        for head in self.store.list_task_heads(statuses=[IN_PROGRESS, ASSIGNED]):
             if head.agent != agent:
                 continue
             try:
-                released.append(self.release(head.id, agent=agent, reason=reason))
+                if head.status == IN_PROGRESS:
+                    released.append(self.release(head.id, agent=agent, reason=reason))
+                else:
+                    task = self._unreserve(head.id, agent, reason)
+                    if task is not None:
+                        released.append(task)
             except (Conflict, NotFound):
                 continue
         return released
+
+    def _unreserve(self, task_id: str, agent: str, reason: str | None) -> Task | None:
+        """Back to pending for anyone, if ``task_id`` is still reserved for ``agent``."""
+
+        done: list[bool] = [False]
+
+        def fn(task: Task) -> Task | None:
+            done[0] = task.status == ASSIGNED and task.agent == agent  # fn may run again
+            if not done[0]:
+                return None
+            now = self.clock()
+            task.status, task.agent, task.updated_at = PENDING, None, now
+            why = f": {reason}" if reason else ""
+            leases.add_log(task, now, f"reservation for {agent} dropped{why}", MAX_LOG_LINES)
+            return task
+
+        task = self.store.update_task(task_id, fn)
+        return task if done[0] else None
 
     @property
     def clock_skew(self) -> float:

@@ -75,7 +75,10 @@ def _unescape(m: re.Match[str]) -> str:
     s = m.group(1)
     if len(s) > 1:  # \xNN, \uNNNN, \UNNNNNNNN
         try:
-            return chr(int(s[1:], 16))
+            code = int(s[1:], 16)
+            if 0xD800 <= code <= 0xDFFF:  # a lone surrogate stands for no text: keep it visible
+                return m.group(0)
+            return chr(code)
         except ValueError:  # out of range: a person's typo, keep it visible
             return m.group(0)
     return {"n": "\n", "r": "\r", "t": "\t"}.get(s, s)
@@ -283,7 +286,21 @@ def loads_json(text: str) -> Any:
     ``lineno`` for a syntax error) or ``RecursionError`` for absurd nesting."""
     import json
 
-    return json.loads(text, parse_constant=_no_constant, parse_float=finite)
+    data = json.loads(text, parse_constant=_no_constant, parse_float=finite)
+    if "\\u" in text and _has_surrogate(data):
+        raise ValueError("a \\uD800-\\uDFFF escape that is not part of a pair is not text")
+    return data
+
+
+def _has_surrogate(value: Any) -> bool:
+    """Whether decoded JSON holds a lone surrogate (text that cannot be stored as UTF-8)."""
+    import json
+
+    try:
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 def _no_constant(name: str) -> Any:
