@@ -216,3 +216,69 @@ def test_emits_go_on_when_the_disk_has_no_room_for_a_second_archive(small_fs: Pa
     for _ in range(300):
         store.append_events("training", [Event("training", "step")], keep=2)
     assert _seqs(store.read_events("training", after=12_000)) == list(range(12_001, 12_301))
+
+
+@pytest.mark.parametrize("window", [64, 97, 256, 1000])
+def test_every_read_after_any_seq_matches_the_log_whatever_the_block_sizes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, window: int
+) -> None:
+    """Bisection with windows small enough to cut blocks and seq lines anywhere (a block much
+    longer than a window, a window ending inside ``**Seq**: 15``): every read after every seq,
+    with every limit, returns exactly the events after it, and ends (a probe whose next block
+    lay beyond the search bound once looped forever)."""
+    import random
+    import signal
+
+    monkeypatch.setattr(archive_mod, "WINDOW", window)
+    monkeypatch.setattr(archive_mod, "CHUNK", window)
+    rng = random.Random(window)
+    clock = FakeClock(T0)
+    store = _store(tmp_path, clock)
+    sizes = [rng.choice([1, 10, 60, 300, 2000, 5 * window]) for _ in range(60)]
+    for i, size in enumerate(sizes):
+        value = rng.choice(["x", "😀", "é"]) * size
+        store.append_events("training", [Event("training", "step", fields=[("v", value)])], keep=1)
+        if i % 17 == 16:  # a few archive files
+            clock.now += DAY
+    every = _seqs(store.read_events("training"))
+    assert every == list(range(1, 61))
+
+    def hung(*_: object) -> None:
+        raise AssertionError("a read did not end")
+
+    old = signal.signal(signal.SIGALRM, hung)
+    signal.alarm(60)
+    try:
+        for after in range(61):
+            for limit in (1, 2, 7, None):
+                got = _seqs(store.read_events("training", after=after, limit=limit))
+                want = every[after:] if limit is None else every[after : after + limit]
+                assert got == want, (after, limit)
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, old)
+
+
+def test_an_archive_edited_beyond_a_torn_append_is_corrupt_and_never_cut(tmp_path: Path) -> None:
+    """CRLF line endings, text typed after the last block, a cut header: text after the last
+    complete block that an interrupted append cannot have left is reported (exit 6 with the
+    line) by reads and appends alike, and nothing is cut off. (A last block that lost its
+    ``---`` looks exactly like an interrupted append: it is set aside in ``.torn``, see above.)"""
+    store = _store(tmp_path)
+    _emit(store, 6)  # archive: 1-4
+    (path,) = _archives(store)
+    good = path.read_bytes()
+    edits = {
+        "crlf": good.replace(b"\n", b"\r\n"),
+        "trailing text": good + b"a note typed at the end\n",
+        "cut header": good[: good.index(b"**First")],
+    }
+    for name, text in edits.items():
+        path.write_bytes(text)
+        with pytest.raises(CorruptData) as info:
+            store.read_events("training", after=0)
+        assert info.value.path == str(path), name
+        with pytest.raises(CorruptData):
+            _emit(store, 1)  # a rotation: must not cut the file
+        assert path.read_bytes() == text, name
+        assert not Path(str(path) + ".torn").exists(), name

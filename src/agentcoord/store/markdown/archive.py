@@ -44,7 +44,8 @@ CHUNK = WINDOW
 HEAD = 1024
 END = b"\n---\n"  # every block, and the header, ends with this line
 MARK = b"\n## Event: "
-_SEQ = re.compile(rb"\n## Event: [^\n]*\n\*\*Seq\*\*: (\d+)")
+# The seq of a block, whole: the line's end must be in view (a window may cut "15" to "1").
+_SEQ = re.compile(rb"\n## Event: [^\n]*\n\*\*Seq\*\*: (\d+)\r?\n")
 _FIRST = re.compile(rb"\*\*First Seq\*\*: (\d+)")
 _DATE = r"\d{4}-\d{2}-\d{2}"
 
@@ -147,6 +148,7 @@ class Archive:
         file's last seq. Call under the channel's lock."""
         complete, size, last = self._tail(path)
         if complete < size:
+            self._check_tail(path, complete)  # only a torn append is cut, never other text
             with _open(path) as fd:
                 os.lseek(fd, complete, os.SEEK_SET)
                 self._append(path + ".torn", _read(fd, size - complete), create=True)
@@ -199,7 +201,9 @@ class Archive:
     def _read_file(self, channel: str, path: str, after: int, limit: int | None) -> list[Event]:
         """The file's events after ``after``: bisect to them, then parse whole blocks a chunk
         at a time until ``limit`` are found (all of them when ``limit`` is None)."""
-        complete, _, last = self._tail(path)
+        complete, size, last = self._tail(path)
+        if complete < size:
+            self._check_tail(path, complete)
         if last and last <= after:
             return []
         out: list[Event] = []
@@ -222,18 +226,22 @@ class Archive:
     def _seek(self, fd: int, end: int, after: int) -> int:
         """A byte offset at or before the first block with ``seq > after`` (bisection on the
         seqs of the blocks that start after each probe), 0 at worst."""
+        # Only ``lo`` matters for correctness: it only ever moves to the start of a block whose
+        # seq is <= after, so it stays at or before the first block after ``after``. Every step
+        # moves ``lo`` up or ``hi`` down, so the loop ends.
         lo, hi = 0, end
         while hi - lo > WINDOW:
             mid = (lo + hi) // 2
             os.lseek(fd, mid, os.SEEK_SET)
             window = _read(fd, min(WINDOW, end - mid))
             m = _SEQ.search(window)
-            if m is None:  # one block longer than a window: look left of it
+            start = mid + m.start() if m is not None else hi
+            if start >= hi:  # no block starts in view before hi: look left of mid
                 hi = mid
-            elif int(m.group(1)) <= after:
-                lo = mid + m.start()  # that block, and all before it, are <= after
+            elif m is not None and int(m.group(1)) <= after:
+                lo = start  # that block, and all before it, are <= after
             else:
-                hi = mid + m.start()
+                hi = start
         return lo
 
     def _parse(self, channel: str, path: str, raw: bytes, offset: int) -> list[Event]:
@@ -259,6 +267,24 @@ class Archive:
             with _open(path) as fd:
                 before = _read(fd, offset + cut).count(b"\n")
             raise CorruptData(path, exc.line - 3 + before, exc.reason) from None
+
+    def _check_tail(self, path: str, complete: int) -> None:
+        """Raise :class:`CorruptData` unless the bytes after the last complete block are the
+        start of a block (what an interrupted append leaves): anything else is a person's edit
+        (a block without its ``---``, CRLF line endings, a cut header) that must not be read
+        past or cut off."""
+        with _open(path) as fd:
+            os.lseek(fd, complete, os.SEEK_SET)
+            rest = _read(fd, len(MARK))
+            line = _read_line_no(fd, complete)
+        if complete and rest == MARK[: len(rest)]:
+            return
+        raise CorruptData(
+            path,
+            line,
+            "text after the last complete event block that is not an interrupted append "
+            "(each block ends with a '---' line; CRLF line endings or a cut header?)",
+        )
 
     def _first_seq(self, path: str) -> int:
         """The file's ``**First Seq**`` header, or (a file 0.1 wrote) its first block's seq;
@@ -323,6 +349,12 @@ class _Fd:
 
     def __exit__(self, *exc: object) -> None:
         os.close(self.fd)
+
+
+def _read_line_no(fd: int, offset: int) -> int:
+    """The line number (1-based) of byte ``offset`` of the file."""
+    os.lseek(fd, 0, os.SEEK_SET)
+    return _read(fd, offset).count(b"\n") + 1
 
 
 def _read(fd: int, count: int) -> bytes:
