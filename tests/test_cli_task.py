@@ -219,3 +219,15 @@ def test_assign_auto_with_capability(run) -> None:  # type: ignore[no-untyped-de
     code, _, err = run("--json", "task", "assign", "t1", "cpu-box", "--capability", "gpu")
     assert code == 2
     assert json.loads(err)["error"]["code"] == "invalid_input"
+
+
+def test_show_fields_prints_nested_values_as_json_never_a_repr(run) -> None:  # type: ignore[no-untyped-def]
+    run("task", "create", "x", "--id", "t1")
+    run("task", "claim", "t1", "--agent", "a1")
+    run("task", "log", "t1", 'it\'s "quoted"', "--agent", "a1")
+    code, out, _ = run("task", "show", "t1", "--fields", "id,logs,depends_on")
+    assert code == 0
+    lines = dict(line.split(": ", 1) for line in out.strip().splitlines())
+    assert lines["id"] == "t1"
+    assert json.loads(lines["logs"])[-1]["message"] == 'it\'s "quoted"'
+    assert lines["depends_on"] == "-"

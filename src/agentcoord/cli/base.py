@@ -205,7 +205,7 @@ def show_record(
 ) -> int:
     """``show`` commands: the record's dict under ``--json`` (only ``--fields`` if given), else
     its markdown as the file holds it (or ``key: value`` lines for the selected fields)."""
-    from .output import parse_fields, select
+    from .output import parse_fields, plain, select
 
     fields = parse_fields(fields_arg)
     if fields:
@@ -213,7 +213,7 @@ def show_record(
 
     def text() -> str:
         if fields:
-            return "\n".join(f"{k}: {v}" for k, v in data.items())
+            return "\n".join(f"{k}: {plain(v)}" for k, v in data.items())
         return render()
 
     ctx.emit(data, text)

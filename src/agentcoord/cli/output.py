@@ -84,12 +84,22 @@ def table(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> str:
     return "\n".join([head.rstrip(), *body])
 
 
-def _cell(value: Any) -> str:
+def plain(value: Any) -> str:
+    """A value for a ``key: value`` line: scalars as themselves (``-`` for none), a list of
+    scalars comma-separated, anything nested as compact JSON (never a Python repr)."""
     if value is None:
         return "-"
     if isinstance(value, float):
         return f"{value:g}"
     if isinstance(value, (list, tuple)):
-        return ",".join(str(v) for v in value) or "-"
-    text = str(value)
+        if all(isinstance(v, (str, int, float)) for v in value):
+            return ",".join(str(v) for v in value) or "-"
+        return dumps(list(value))
+    if isinstance(value, dict):
+        return dumps(value)
+    return str(value)
+
+
+def _cell(value: Any) -> str:
+    text = plain(value)
     return text if len(text) <= 60 else text[:57] + "..."
