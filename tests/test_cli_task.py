@@ -224,7 +224,7 @@ def test_assign_auto_with_capability(run) -> None:  # type: ignore[no-untyped-de
 def test_show_fields_prints_nested_values_as_json_never_a_repr(run) -> None:  # type: ignore[no-untyped-def]
     run("task", "create", "x", "--id", "t1")
     run("task", "claim", "t1", "--agent", "a1")
-    run("task", "log", "t1", 'it\'s "quoted"', "--agent", "a1")
+    assert run("task", "log", "t1", 'it\'s "quoted"', "--agent", "a1")[1] == "task t1: logged\n"
     code, out, _ = run("task", "show", "t1", "--fields", "id,logs,depends_on")
     assert code == 0
     lines = dict(line.split(": ", 1) for line in out.strip().splitlines())

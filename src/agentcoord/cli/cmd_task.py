@@ -253,7 +253,7 @@ def _progress(ctx: Context, ns: argparse.Namespace) -> int:
 
 def _log(ctx: Context, ns: argparse.Namespace) -> int:
     task = ctx.coord.tasks.log(ns.id, ns.message, agent=ns.agent, epoch=ns.epoch)
-    ctx.emit(_summary(ctx, task), None)
+    ctx.emit(_summary(ctx, task), f"task {task.id}: logged")
     return 0
 
 
