@@ -110,3 +110,36 @@ def test_corrupt_config_is_exit_6(tmp_path: Path, capsys: pytest.CaptureFixture[
     (Path(ws.root) / "config.json").write_text("{not json")
     assert main(["--dir", ws.root, "task", "list"]) == 6
     assert "config.json:1" in capsys.readouterr().err
+
+
+SPLIT_BRAIN = [
+    ({"backend": "redis"}, "backend"),
+    ({"backend": "Redis", "url": "redis://127.0.0.1:6399/0"}, "backend"),
+    ({"url": "redis://127.0.0.1:6399/0"}, "url"),
+]
+
+
+@pytest.mark.parametrize(("config", "key"), SPLIT_BRAIN)
+@pytest.mark.parametrize("command", [("task", "list"), ("task", "create", "lost write")])
+def test_a_half_configured_redis_never_falls_back_to_files(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    config: dict[str, str],
+    key: str,
+    command: tuple[str, ...],
+) -> None:
+    """Issue 15, item 4: these used to select markdown silently (split brain). Now exit 6
+    naming the key, and the create writes nothing at all (no task, lock, counter or index)."""
+    ws, _ = init_workspace(str(tmp_path / "ws"))
+    (Path(ws.root) / "config.json").write_text(json.dumps(config))
+
+    def files() -> dict[str, bytes]:
+        return {str(p): p.read_bytes() for p in Path(ws.root).rglob("*") if p.is_file()}
+
+    before = files()
+    dirs = sorted(p for p in Path(ws.root).rglob("*") if p.is_dir())
+    assert main(["--dir", ws.root, *command]) == 6
+    err = capsys.readouterr().err
+    assert f"config key '{key}'" in err and "config.json:1:" in err
+    assert files() == before
+    assert sorted(p for p in Path(ws.root).rglob("*") if p.is_dir()) == dirs

@@ -244,7 +244,7 @@ class Coordinator:
         """``coord doctor``: ``check()`` the workspace's invariants, ``fix()`` what is safe."""
         from .ops.doctor import Doctor
 
-        return Doctor(self.store, self.clock, self.tasks, self.agents)
+        return Doctor(self.store, self.clock, self.tasks, self.agents, files=self.workspace)
 
     def close(self) -> None:
         self.store.close()

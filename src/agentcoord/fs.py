@@ -14,6 +14,16 @@ Locks are ``flock(2)`` on files in ``.locks/`` that writers never replace, so th
 A lock file may be unlinked by maintenance; :meth:`FileLock.acquire` re-checks after locking that
 the path still names the inode it locked, so a deleted lock can never be "held" by two processes.
 
+Modes (SPEC section 16)
+
+Nothing is ever world-writable. A one-user workspace gets files 0644 and directories 0755 (less
+if the umask says so). A workspace shared by a Unix group (``coord init --shared-group G``) has
+setgid, group-writable directories: a file written into such a directory is 0664 and a directory
+made in one is 02775, whatever the writer's umask (fchmod after creating), so every member of the
+group can go on writing. The policy is read from the directory a file goes into (one ``stat`` per
+directory per process, cached: :func:`modes`), so no caller has to pass it on. A file holding a
+credential is written with an explicit ``mode`` (0600; 0640 in a shared workspace).
+
 Pids: :func:`pid_alive` and :func:`proc_start_time` are used wherever a pid is trusted: the
 timer's stop (never signal a reused pid), orphaned temp files (remove only a dead writer's), the
 demo's own agent processes.
@@ -32,6 +42,13 @@ from .errors import BackendUnavailable, CorruptData, LockTimeout
 TMP_MARK = ".tmp-"
 FILE_MODE = 0o644
 DIR_MODE = 0o755
+#: A workspace shared by a Unix group: group-writable, setgid directories, never o+w.
+SHARED_FILE_MODE = 0o664
+SHARED_DIR_MODE = 0o2775
+#: A file holding a credential: the owner only (the group too, read-only, when shared).
+PRIVATE_MODE = 0o600
+SHARED_PRIVATE_MODE = 0o640
+_SHARED_BITS = stat.S_ISGID | stat.S_IWGRP
 _O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 _O_DIRECTORY = getattr(os, "O_DIRECTORY", 0)
@@ -53,16 +70,77 @@ def fsync_dir(directory: str) -> None:
         os.close(fd)
 
 
-def atomic_write(path: str, data: str | bytes, *, durable: bool = True) -> None:
+_MODES: dict[str, tuple[int, int]] = {}
+_UMASK: list[int] = []
+
+
+def modes(directory: str) -> tuple[int, int]:
+    """(file mode, directory mode) for entries made in ``directory``: the shared modes
+    (:data:`SHARED_FILE_MODE`, :data:`SHARED_DIR_MODE`) when it is setgid and group-writable,
+    else :data:`FILE_MODE` and :data:`DIR_MODE`. Cached per directory for the life of the
+    process (:func:`forget_modes` after converting a workspace); a directory that cannot be
+    stat'ed gets the one-user modes, uncached."""
+    found = _MODES.get(directory)
+    if found is None:
+        try:
+            st = os.stat(directory or ".")
+        except OSError:
+            return FILE_MODE, DIR_MODE
+        shared = st.st_mode & _SHARED_BITS == _SHARED_BITS
+        found = (SHARED_FILE_MODE, SHARED_DIR_MODE) if shared else (FILE_MODE, DIR_MODE)
+        _MODES[directory] = found
+    return found
+
+
+def is_shared(directory: str) -> bool:
+    """Whether ``directory`` is part of a workspace shared by a Unix group (:func:`modes`)."""
+    return modes(directory)[1] == SHARED_DIR_MODE
+
+
+def private_mode(directory: str) -> int:
+    """The mode of a file holding a credential in ``directory``: 0600, or 0640 when the
+    directory is shared (the group needs the credential; the world never gets it)."""
+    return SHARED_PRIVATE_MODE if is_shared(directory) else PRIVATE_MODE
+
+
+def forget_modes() -> None:
+    """Drop the cached modes (after a directory's mode changed in this process)."""
+    _MODES.clear()
+
+
+def umask() -> int:
+    """The process's umask (read once: ``os.umask`` can only be read by setting it)."""
+    if not _UMASK:
+        value = os.umask(0o022)
+        os.umask(value)
+        _UMASK.append(value)
+    return _UMASK[0]
+
+
+def fix_mode(fd: int, mode: int) -> None:
+    """Give the file just created at ``fd`` exactly ``mode`` when the umask took bits from it.
+    The one-user :data:`FILE_MODE` is left to the umask (stricter is fine): no extra syscall
+    on the common path."""
+    if mode != FILE_MODE and mode & ~umask() != mode:
+        os.fchmod(fd, mode)
+
+
+def atomic_write(
+    path: str, data: str | bytes, *, durable: bool = True, mode: int | None = None
+) -> None:
     """Replace ``path`` with ``data`` atomically; raise :class:`BackendUnavailable` on I/O errors
-    (disk full, read-only file system, permissions) with the previous file left intact."""
+    (disk full, read-only file system, permissions) with the previous file left intact.
+
+    The file gets ``mode`` when given (a credential: :func:`private_mode`), else the mode its
+    directory's policy gives (:func:`modes`). The temp file is created with that mode, so the
+    data is never readable more widely, not even for a moment (SPEC section 16)."""
     raw = data.encode("utf-8") if isinstance(data, str) else data
     tmp = tmp_name(path)
+    want = modes(os.path.dirname(path))[0] if mode is None else mode
     try:
-        fd = os.open(
-            tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_NOFOLLOW | _O_CLOEXEC, FILE_MODE
-        )
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_NOFOLLOW | _O_CLOEXEC, want)
         try:
+            fix_mode(fd, want)
             view = memoryview(raw)
             while view:
                 written = os.write(fd, view)
@@ -158,10 +236,27 @@ def _kind(mode: int) -> str:
 
 
 def ensure_dir(path: str) -> None:
-    """Create ``path`` and any missing parents, each with :data:`DIR_MODE` (``os.makedirs``
-    applies the mode to the last component only, leaving parents at 0o777 minus the umask)."""
-    if os.path.isdir(path):
-        return
+    """Create ``path`` and any missing parents, each with the directory mode of its parent
+    (:func:`modes`: :data:`DIR_MODE`, or :data:`SHARED_DIR_MODE` inside a shared workspace;
+    ``os.makedirs`` applies the mode to the last component only, and the umask to all).
+
+    A symbolic link at ``path`` is :class:`CorruptData` (exit 6): a workspace directory such as
+    ``archive/`` or ``.locks/`` planted as a link elsewhere would send writes out of the
+    workspace (SPEC section 16). A file in the way, or a directory that cannot be made, is
+    :class:`BackendUnavailable`."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        st = None
+    except OSError as exc:
+        raise BackendUnavailable(f"cannot create {path}: {exc.strerror}", path=path) from exc
+    if st is not None:
+        if stat.S_ISDIR(st.st_mode):
+            return
+        if stat.S_ISLNK(st.st_mode):
+            raise CorruptData(
+                path, 1, "is a symbolic link; a workspace directory is never followed elsewhere"
+            )
     missing = []
     head = os.path.abspath(path)
     while head and not os.path.isdir(head):
@@ -171,10 +266,17 @@ def ensure_dir(path: str) -> None:
             break
         head = parent
     for directory in reversed(missing):
+        mode = modes(os.path.dirname(directory))[1]
         try:
-            os.mkdir(directory, DIR_MODE)
+            os.mkdir(directory, mode & 0o777)
+            if mode != DIR_MODE:  # setgid and g+w, whatever the umask
+                fd = os.open(directory, os.O_RDONLY | _O_DIRECTORY | _O_NOFOLLOW | _O_CLOEXEC)
+                try:
+                    os.fchmod(fd, mode)
+                finally:
+                    os.close(fd)
         except FileExistsError:
-            if not os.path.isdir(directory):
+            if not os.path.isdir(directory) or os.path.islink(directory):
                 raise BackendUnavailable(
                     f"cannot create {directory}: a file is in the way", path=directory
                 ) from None
@@ -223,7 +325,11 @@ class FileLock:
                 raise BackendUnavailable(f"cannot lock {self.path}: {exc.strerror}") from exc
             # The file may have been unlinked (and perhaps recreated) between open and flock.
             try:
-                same = os.path.samestat(os.fstat(fd), os.stat(self.path))
+                st = os.fstat(fd)
+                if not stat.S_ISREG(st.st_mode):  # a FIFO or a device planted as a lock
+                    os.close(fd)
+                    raise CorruptData(self.path, 1, f"is not a regular file ({_kind(st.st_mode)})")
+                same = os.path.samestat(st, os.stat(self.path))
             except FileNotFoundError:
                 same = False
             if same:
@@ -232,12 +338,29 @@ class FileLock:
             os.close(fd)
 
     def _open(self) -> int:
+        """The lock file, opened without following a link or waiting on a FIFO; anything but a
+        regular file there is :class:`CorruptData` naming it (SPEC section 16)."""
+        mode = modes(os.path.dirname(self.path))[0]
+        flags = os.O_RDWR | os.O_CREAT | _O_NOFOLLOW | _O_NONBLOCK | _O_CLOEXEC
         try:
-            return os.open(self.path, os.O_RDWR | os.O_CREAT | _O_NOFOLLOW | _O_CLOEXEC, FILE_MODE)
+            if mode != FILE_MODE:  # shared: a lock this process makes gets g+w despite the umask
+                try:
+                    fd = os.open(self.path, flags | os.O_EXCL, mode)
+                except FileExistsError:
+                    pass
+                else:
+                    fix_mode(fd, mode)
+                    return fd
+            fd = os.open(self.path, flags, mode)
         except OSError as exc:
             if exc.errno == errno.ELOOP:
-                raise BackendUnavailable(f"refusing to follow symlink at lock {self.path}") from exc
+                raise CorruptData(
+                    self.path, 1, "is a symbolic link; a lock is never taken through one"
+                ) from None
+            if exc.errno == errno.EISDIR:
+                raise CorruptData(self.path, 1, "is a directory, not a lock file") from None
             raise BackendUnavailable(f"cannot open lock {self.path}: {exc.strerror}") from exc
+        return fd
 
     def release(self) -> None:
         if self._fd >= 0:

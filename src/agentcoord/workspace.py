@@ -4,21 +4,30 @@ A workspace is a coordination directory (by default ``.claude/coordination/``) f
 finds ``.git``: ``--dir``, else ``$COORD_DIR``, else the nearest ancestor of the working directory
 that has ``.claude/coordination/``. Its ``config.json`` records the backend (so every agent of a
 Redis workspace uses the same URL) and tunables such as lease length and monitor thresholds.
+
+Permissions (SPEC section 16): a ``config.json`` whose URL holds a credential (a password or
+``user:password``, a ``password=``-like query parameter) is written 0600 (0640 in a workspace
+shared by a Unix group) from the first byte, and re-tightened on every rewrite; ``coord init
+--shared-group G`` (:func:`share_with_group`) makes the tree group-writable with setgid
+directories, and :func:`agentcoord.fs.modes` keeps every later write that way.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import stat
 
 from .core.config import Config, ConfigProblem, check
-from .errors import CorruptData, NotFound
-from .fs import atomic_write, read_text
+from .errors import BackendUnavailable, CoordError, CorruptData, InvalidInput, NotFound
+from .fs import atomic_write, forget_modes, private_mode, read_text
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Mapping, Sequence
     from typing import Any
+
+    from .store.base import Violation
 
 SUBDIR = os.path.join(".claude", "coordination")
 CONFIG_FILE = "config.json"
@@ -66,6 +75,19 @@ class Workspace:
         if os.path.basename(self.root) == "coordination":
             return os.path.dirname(self.root)
         return self.root
+
+    def check_files(self) -> list[Violation]:
+        """``coord doctor``'s findings about the workspace's own files: a ``config.json``
+        holding a credential that others can read (kind ``credentials``, repairable)."""
+        return check_config_mode(self.root)
+
+    def repair_files(self, found: Sequence[Violation]) -> list[str]:
+        """Tighten the files ``found`` (from :meth:`check_files`) names; what was done."""
+        actions = []
+        for v in found:
+            if v.kind == "credentials" and v.file is not None:
+                actions += _chmod_private(v.file)
+        return actions
 
     @property
     def project_root(self) -> str:
@@ -166,9 +188,17 @@ def _git_root(cwd: str) -> str | None:
 
 
 def init_workspace(
-    directory: str | None = None, *, url: str | None = None, cwd: str | None = None
+    directory: str | None = None,
+    *,
+    url: str | None = None,
+    cwd: str | None = None,
+    shared_group: str | None = None,
 ) -> tuple[Workspace, list[str]]:
-    """Create (or complete) a workspace; idempotent. Returns it and the actions taken."""
+    """Create (or complete) a workspace; idempotent. Returns it and the actions taken.
+    ``shared_group`` (a group name or gid; :class:`InvalidInput` before anything is written
+    when there is no such group) makes it, new or existing, one that group can share
+    (:func:`share_with_group`)."""
+    gid = None if shared_group is None else resolve_group(shared_group)
     actions: list[str] = []
     base = cwd or os.getcwd()
     if directory:
@@ -185,9 +215,12 @@ def init_workspace(
     else:  # may repair a backend/url mismatch; any other bad setting is still reported
         config = record_backend(root, "redis", url)
         actions.append(f"recorded backend redis in {os.path.join(root, CONFIG_FILE)}")
+    ws = Workspace(root, config)
+    if gid is not None:
+        actions += share_with_group(ws, gid)
     if project is not None:
         actions.extend(ensure_gitignore(os.path.join(project, ".gitignore")))
-    return Workspace(root, config), actions
+    return ws, actions
 
 
 def record_backend(root: str, backend: str, url: str | None = None) -> Config:
@@ -204,8 +237,201 @@ def record_backend(root: str, backend: str, url: str | None = None) -> Config:
         values["url"] = url
     # The other settings must be good: a bad one is reported, never rewritten (and so hidden).
     _check(path, text, values)
-    atomic_write(path, json.dumps(values, indent=2) + "\n")
+    # A credential is written 0600 (0640 shared) from the temp file on: never a moment wider.
+    mode = private_mode(root) if has_credential(values.get("url")) else None
+    atomic_write(path, json.dumps(values, indent=2) + "\n", mode=mode)
     return Config(values)
+
+
+_SECRET_KEY = ("pass", "secret", "token", "auth", "cred", "key")
+
+
+def has_credential(url: object) -> bool:
+    """Whether the Redis ``url`` (``redis://``, ``rediss://``, ``unix://``) carries a
+    credential: user information (``:password@``, ``user:password@``, even a bare user) or a
+    query parameter named like one (``password=``, ``token=`` ...). An unparsable URL counts."""
+    if not isinstance(url, str) or not url:
+        return False
+    from urllib.parse import parse_qsl, urlsplit
+
+    try:
+        parts = urlsplit(url)
+        query = parse_qsl(parts.query, keep_blank_values=True)
+    except ValueError:
+        return True
+    if "@" in parts.netloc and parts.netloc.rpartition("@")[0]:
+        return True
+    return any(word in key.lower() for key, _ in query for word in _SECRET_KEY)
+
+
+def check_config_mode(root: str) -> list[Violation]:
+    """A ``config.json`` holding a credential must be 0600 (0640 in a shared workspace): a
+    ``credentials`` finding when its group (one-user workspace) or the world can read it."""
+    from .store.base import Violation
+
+    path = os.path.join(root, CONFIG_FILE)
+    try:
+        st = os.lstat(path)
+        if not stat.S_ISREG(st.st_mode):
+            return []  # reported by the store's own checks (a link, a FIFO)
+        text = read_text(path)
+        data = json.loads(text) if text else None
+    except (OSError, CoordError, ValueError, RecursionError):
+        return []  # gone, or unreadable: the config's own error says so
+    if not isinstance(data, dict) or not has_credential(data.get("url")):
+        return []
+    allowed = private_mode(root)
+    mode = stat.S_IMODE(st.st_mode)
+    if not mode & 0o777 & ~allowed:
+        return []
+    who = "everyone" if mode & 0o007 else "its group"
+    return [
+        Violation(
+            "credentials",
+            CONFIG_FILE,
+            f"{path} holds a credential (in the Redis URL) and {who} can read it (mode "
+            f"{mode:o}; want {allowed:o})",
+            file=path,
+            repairable=True,
+        )
+    ]
+
+
+def _chmod_private(path: str) -> list[str]:
+    """Give ``path`` (a config holding a credential) its private mode, never through a link."""
+    mode = private_mode(os.path.dirname(path))
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return []
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or stat.S_IMODE(st.st_mode) == mode:
+            return []
+        os.fchmod(fd, mode)
+    except OSError as exc:
+        raise BackendUnavailable(f"cannot change the mode of {path}: {exc.strerror}") from exc
+    finally:
+        os.close(fd)
+    return [f"made {path} readable by its owner only (mode {mode:o}): it holds a credential"]
+
+
+def resolve_group(group: str) -> int:
+    """The gid of ``group`` (a group name, or a number: it need not have a name).
+    :class:`InvalidInput` (exit 2) for a name with no group or a number out of range."""
+    text = group.strip()
+    if text.isdigit():
+        gid = int(text)
+        if gid >= 2**32 - 1:
+            raise InvalidInput(f"--shared-group {group!r}: a gid must be below 4294967295")
+        return gid
+    import grp  # only ``coord init --shared-group`` needs it
+
+    try:
+        return grp.getgrnam(text).gr_gid
+    except (KeyError, ValueError):
+        raise InvalidInput(
+            f"--shared-group {group!r}: no such group (give a group name from /etc/group "
+            "or a numeric gid)",
+            group=group,
+        ) from None
+
+
+def share_with_group(ws: Workspace, gid: int) -> list[str]:
+    """Make ``ws`` a workspace its Unix group ``gid`` can share (SPEC section 16): every
+    directory of the tree (and the timer directory ``.claude/`` itself) group ``gid``, mode
+    02775 (setgid: new entries inherit the group); every file group ``gid``, mode 0664, or 0640
+    for a ``config.json`` holding a credential. Never through a symbolic link; nothing becomes
+    world-writable. Returns what it changed (nothing when already so).
+    :class:`BackendUnavailable` (exit 5) when an entry cannot be changed."""
+    from .fs import SHARED_DIR_MODE, SHARED_FILE_MODE, SHARED_PRIVATE_MODE
+
+    credential = bool(config_has_credential(ws.root))
+    counts = {"dir": 0, "file": 0}
+    pending = [ws.root]
+    extra: list[str] = []
+    timer = ws.timer_dir
+    if timer != ws.root:
+        extra.append(timer)
+        try:
+            with os.scandir(timer) as entries:
+                extra += [e.path for e in entries if e.name.startswith(".coordination-")]
+        except OSError:
+            pass
+    changed_config = False
+    while pending:
+        directory = pending.pop()
+        _share(directory, gid, SHARED_DIR_MODE, counts, "dir")
+        try:
+            with os.scandir(directory) as entries:
+                found = list(entries)
+        except OSError as exc:
+            raise BackendUnavailable(f"cannot read {directory}: {exc.strerror}") from exc
+        for entry in found:
+            if entry.is_symlink():
+                continue  # never followed; ``doctor`` reports it
+            if entry.is_dir(follow_symlinks=False):
+                pending.append(entry.path)
+            elif entry.is_file(follow_symlinks=False):
+                private = credential and entry.path == os.path.join(ws.root, CONFIG_FILE)
+                mode = SHARED_PRIVATE_MODE if private else SHARED_FILE_MODE
+                if _share(entry.path, gid, mode, counts, "file") and private:
+                    changed_config = True
+    for path in extra:
+        kind = "dir" if path == timer else "file"
+        _share(path, gid, SHARED_DIR_MODE if kind == "dir" else SHARED_FILE_MODE, counts, kind)
+    forget_modes()
+    actions = []
+    if counts["dir"] or counts["file"]:
+        actions.append(
+            f"shared {ws.root} with group {gid}: {counts['dir']} directories set to "
+            f"{SHARED_DIR_MODE:o} (setgid, group-writable), {counts['file']} files to "
+            f"{SHARED_FILE_MODE:o}"
+            + (f" ({CONFIG_FILE} {SHARED_PRIVATE_MODE:o})" if changed_config else "")
+        )
+    return actions
+
+
+def config_has_credential(root: str) -> bool:
+    """Whether the workspace's ``config.json`` records a URL holding a credential."""
+    try:
+        text = read_text(os.path.join(root, CONFIG_FILE))
+        data = json.loads(text) if text else None
+    except (CoordError, ValueError, RecursionError):
+        return False
+    return isinstance(data, dict) and has_credential(data.get("url"))
+
+
+def _share(path: str, gid: int, mode: int, counts: dict[str, int], kind: str) -> bool:
+    """Give ``path`` group ``gid`` and ``mode`` (by descriptor: never through a link, never
+    waiting on a FIFO); count it when something changed."""
+    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+    try:
+        fd = os.open(path, flags | (os.O_DIRECTORY if kind == "dir" else 0))
+    except FileNotFoundError:
+        return False
+    except OSError as exc:
+        raise BackendUnavailable(f"cannot share {path}: {exc.strerror}", path=path) from exc
+    try:
+        st = os.fstat(fd)
+        if kind == "file" and not stat.S_ISREG(st.st_mode):
+            return False
+        changed = False
+        if st.st_gid != gid:
+            os.fchown(fd, -1, gid)
+            changed = True
+        if stat.S_IMODE(st.st_mode) != mode or changed:  # chown may clear setgid
+            os.fchmod(fd, mode)
+            changed = changed or stat.S_IMODE(st.st_mode) != mode
+    except OSError as exc:
+        raise BackendUnavailable(
+            f"cannot give {path} group {gid} and mode {mode:o}: {exc.strerror}", path=path
+        ) from exc
+    finally:
+        os.close(fd)
+    if changed:
+        counts[kind] += 1
+    return changed
 
 
 def ensure_gitignore(path: str) -> list[str]:

@@ -23,7 +23,7 @@ import pytest
 
 from agentcoord.api import Coordinator
 from agentcoord.cli.main import main
-from agentcoord.errors import BackendUnavailable, CorruptData, InvalidInput
+from agentcoord.errors import CorruptData, InvalidInput
 from agentcoord.store.markdown.codec.task import parse_task
 from agentcoord.workspace import Workspace, init_workspace
 
@@ -155,12 +155,13 @@ def test_a_symlinked_lock_file_is_refused(
     plant(lock, target, PRECIOUS)
     if dangling:
         target.unlink()
-    with pytest.raises(BackendUnavailable, match="symlink"):
+    # Something planted in the workspace is corrupt data (exit 6), like a planted record.
+    with pytest.raises(CorruptData, match="symbolic link"):
         coord.tasks.claim("t1", agent="a1")
     assert coord.tasks.get("t1").status == "pending"
     assert (not target.exists()) if dangling else target.read_text() == PRECIOUS
     monkeypatch.setenv("COORD_DIR", str(coord.store.location))
-    assert main(["task", "claim", "t1", "--agent", "a1"]) == 5
+    assert main(["task", "claim", "t1", "--agent", "a1"]) == 6
     assert (not target.exists()) if dangling else target.read_text() == PRECIOUS
 
 

@@ -1,4 +1,8 @@
-"""``coord init``: create the workspace (idempotent), optionally recording a Redis URL."""
+"""``coord init``: create the workspace (idempotent), optionally recording a Redis URL and
+sharing it with a Unix group (``--shared-group G``, SPEC section 16).
+
+``--json``: ``{"root", "backend", "shared_group": gid or null, "actions": [text]}``. Exit 2 for a
+group that does not exist (nothing is written), 5 when the tree cannot be given the group."""
 
 from __future__ import annotations
 
@@ -18,14 +22,30 @@ def run(command: str, argv: Sequence[str], g: Globals) -> int:
 
 
 def _build(parser: Parser) -> None:
-    parser.add_argument("--url", dest="init_url", help="record this Redis URL as the backend")
+    parser.add_argument(
+        "--url",
+        dest="init_url",
+        help="record this Redis URL as the backend ('-': read it from stdin, so a password "
+        "stays out of the process list; config.json holding one is 0600)",
+    )
+    parser.add_argument(
+        "--shared-group",
+        metavar="G",
+        help="let Unix group G (a name or a gid) share the workspace: directories setgid and "
+        "group-writable (2775), files 664, a config.json holding a password 640, never "
+        "world-writable; every later write keeps it. Converts an existing workspace",
+    )
     parser.set_defaults(handler=_init)
 
 
 def _init(ctx: Context, ns: argparse.Namespace) -> int:
     from ..workspace import init_workspace
 
-    url = ns.init_url or ctx.g.url
+    url = ctx.g.url
+    if ns.init_url is not None:
+        from .base import url_argument
+
+        url = url_argument(ns.init_url, "--url", ctx.json)
     if url is not None:
         from ..api import open_store
 
@@ -35,8 +55,18 @@ def _init(ctx: Context, ns: argparse.Namespace) -> int:
             store.list_channels()
         finally:
             store.close()
-    ws, actions = init_workspace(ctx.g.dir, url=url)
-    data = {"root": ws.root, "backend": ws.config["backend"], "actions": actions}
+    group = ns.shared_group
+    if group is not None:
+        from ..workspace import resolve_group
+
+        resolve_group(group)  # exit 2 before anything is checked or written
+    ws, actions = init_workspace(ctx.g.dir, url=url, shared_group=group)
+    data = {
+        "root": ws.root,
+        "backend": ws.config["backend"],
+        "shared_group": None if group is None else resolve_group(group),
+        "actions": actions,
+    }
     text = (
         "\n".join([*actions, f"workspace ready: {ws.root}"])
         if actions

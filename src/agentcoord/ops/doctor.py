@@ -29,6 +29,8 @@ lock_held         no lock stays held (flock: only a live process can hold one)  
 symlink           no symlinks in the workspace (writes replace them, reads      no
                   and directories follow them)
 permissions       nothing world-writable                                        yes (chmod)
+credentials       a config.json holding a credential is 0600 (0640 when the     yes (chmod)
+                  workspace is shared by a Unix group; SPEC section 16)
 ================  ============================================================  ==========
 
 Epochs are checked from one snapshot (no memo of earlier runs): a task that was ever granted has
@@ -67,12 +69,20 @@ from ..store.base import Violation
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Sequence
+    from typing import Protocol
 
     from ..core.models import Task
     from ..domain.agents import Agents
     from ..domain.tasks import TaskBoard
     from ..store.base import Store
+
+    class FileChecks(Protocol):
+        """The workspace's own files (``config.json``): :class:`agentcoord.workspace.Workspace`."""
+
+        def check_files(self) -> list[Violation]: ...
+        def repair_files(self, found: Sequence[Violation]) -> list[str]: ...
+
 
 __all__ = ["Doctor", "Violation", "check", "fix"]
 
@@ -396,17 +406,28 @@ class Doctor:
     board and agents (built by :class:`agentcoord.api.Coordinator`)."""
 
     def __init__(
-        self, store: Store, clock: Callable[[], float], board: TaskBoard, agents: Agents
+        self,
+        store: Store,
+        clock: Callable[[], float],
+        board: TaskBoard,
+        agents: Agents,
+        files: FileChecks | None = None,
     ) -> None:
         self.store = store
         self.clock = clock
         self.board = board
         self.agents = agents
+        #: The workspace's own files (a config.json holding a credential), when there is one.
+        self.files = files
 
     def check(self) -> list[Violation]:
         """Every violated invariant now; changes nothing."""
-        return check(self.store, now=self.clock(), skew=self.board.clock_skew)
+        found = check(self.store, now=self.clock(), skew=self.board.clock_skew)
+        return found + (self.files.check_files() if self.files is not None else [])
 
     def fix(self) -> list[str]:
         """Repair what is repairable; returns what was done."""
-        return fix(self.store, now=self.clock(), board=self.board, agents=self.agents)
+        actions = fix(self.store, now=self.clock(), board=self.board, agents=self.agents)
+        if self.files is not None:
+            actions += self.files.repair_files(self.files.check_files())
+        return actions

@@ -25,10 +25,22 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 
 from ...core.validate import is_valid_name
 from ...errors import BackendUnavailable, CorruptData
-from ...fs import _O_CLOEXEC, _O_NOFOLLOW, FILE_MODE, atomic_write, decode, ensure_dir, fsync_dir
+from ...fs import (
+    _O_CLOEXEC,
+    _O_NOFOLLOW,
+    _O_NONBLOCK,
+    MAX_READ,
+    atomic_write,
+    decode,
+    ensure_dir,
+    fix_mode,
+    fsync_dir,
+    modes,
+)
 from .directory import ARCHIVE
 
 TYPE_CHECKING = False
@@ -40,6 +52,9 @@ if TYPE_CHECKING:
 WINDOW = 64 * 1024
 #: How many bytes a bounded read parses at a time (grown for a block longer than this).
 CHUNK = WINDOW
+#: How many bytes of the window to its right a backwards search keeps (a block's heading and
+#: seq lines, cut by a window's edge, are seen whole).
+OVERLAP = 4096
 #: How many bytes the read of a file's header takes (its title and ``**First Seq**``).
 HEAD = 1024
 END = b"\n---\n"  # every block, and the header, ends with this line
@@ -127,12 +142,18 @@ class Archive:
         atomic_write(self.d.path(name), head + body, durable=self.d.durable)
 
     def _append(self, path: str, blob: bytes, *, create: bool = False) -> None:
-        flags = os.O_WRONLY | os.O_APPEND | _O_NOFOLLOW | _O_CLOEXEC
+        flags = os.O_WRONLY | os.O_APPEND | _O_NOFOLLOW | _O_NONBLOCK | _O_CLOEXEC
+        mode = modes(os.path.dirname(path))[0]
         try:
-            fd = os.open(path, flags | (os.O_CREAT if create else 0), FILE_MODE)
+            fd = os.open(path, flags | (os.O_CREAT if create else 0), mode)
         except OSError as exc:
             raise BackendUnavailable(f"cannot append to {path}: {exc.strerror}") from exc
         try:
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode):  # a FIFO planted as the .torn file
+                raise CorruptData(path, 1, "is not a regular file")
+            if create and st.st_size == 0 and st.st_uid == os.geteuid():
+                fix_mode(fd, mode)
             view = memoryview(blob)
             while view:
                 view = view[os.write(fd, view) :]
@@ -153,7 +174,7 @@ class Archive:
                 os.lseek(fd, complete, os.SEEK_SET)
                 self._append(path + ".torn", _read(fd, size - complete), create=True)
             try:
-                fd = os.open(path, os.O_WRONLY | _O_NOFOLLOW | _O_CLOEXEC)
+                fd = os.open(path, os.O_WRONLY | _O_NOFOLLOW | _O_NONBLOCK | _O_CLOEXEC)
                 try:
                     os.ftruncate(fd, complete)
                     if self.d.durable:
@@ -299,28 +320,36 @@ class Archive:
 
     def _tail(self, path: str) -> tuple[int, int, int]:
         """(length up to the end of the last complete block, the file's size, the seq of the
-        last complete block or 0), reading backwards a window at a time."""
+        last complete block or 0), reading backwards a window at a time: each window is
+        searched once (with the start of the one after it, so a line cut by the window's edge
+        is seen whole), and at most :data:`~agentcoord.fs.MAX_READ` bytes from the end, so a
+        huge file with no block in it (a sparse file planted as a segment) is
+        :class:`CorruptData`, never read whole (SPEC section 16)."""
         with _open(path) as fd:
             size = os.fstat(fd).st_size
             complete = -1
             pos = size
-            tail = b""
+            carry = b""  # the first bytes of the window read before (to the right)
             while pos > 0:
+                if size - pos > MAX_READ:
+                    raise CorruptData(
+                        path, 1, f"no complete event block in its last {MAX_READ:,} bytes"
+                    )
                 start = max(0, pos - WINDOW)
                 os.lseek(fd, start, os.SEEK_SET)
-                tail = _read(fd, pos - start) + tail
+                piece = _read(fd, pos - start) + carry
                 pos = start
                 if complete < 0:
-                    at = tail.rfind(END)
+                    at = piece.rfind(END)
                     if at >= 0:
                         complete = start + at + len(END)
                 if complete >= 0:
-                    upto = complete - start
-                    seqs = list(_SEQ.finditer(tail, 0, upto))
+                    seqs = list(_SEQ.finditer(piece, 0, complete - start))
                     if seqs:
                         return complete, size, int(seqs[-1].group(1))
-                    if tail.startswith(b"# "):  # the header: no block at all
+                    if start == 0 and piece.startswith(b"# "):  # the header: no block at all
                         return complete, size, 0
+                carry = piece[:OVERLAP]
             return max(complete, 0), size, 0
 
 
@@ -336,10 +365,8 @@ class _Fd:
         self.fd = -1
 
     def __enter__(self) -> int:
-        import stat
-
         try:
-            self.fd = os.open(self.path, os.O_RDONLY | _O_NOFOLLOW | _O_CLOEXEC | os.O_NONBLOCK)
+            self.fd = os.open(self.path, os.O_RDONLY | _O_NOFOLLOW | _O_CLOEXEC | _O_NONBLOCK)
         except OSError as exc:
             raise CorruptData(self.path, 1, f"cannot be read: {exc.strerror}") from None
         if not stat.S_ISREG(os.fstat(self.fd).st_mode):

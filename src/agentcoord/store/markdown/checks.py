@@ -18,7 +18,8 @@ import re
 import stat
 import time
 
-from ...fs import TMP_MARK, pid_alive
+from ...errors import CoordError
+from ...fs import TMP_MARK, pid_alive, read_bytes
 from ..base import Violation
 from .directory import ARCHIVE, LOCKS, STATE
 
@@ -34,7 +35,7 @@ STALE_TEMP_AGE = 24 * 3600.0
 #: How long a lock may stay held (by a live process mid-write) before it is reported.
 LOCK_WAIT = 0.5
 _DIRS = (LOCKS, STATE, ARCHIVE)
-_NOFOLLOW = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+_NOFOLLOW = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
 _TMP = re.compile(r"\..+" + re.escape(TMP_MARK) + r"(\d+)-[0-9a-f]+")
 
 
@@ -46,6 +47,8 @@ def orphan_temp_files(d: Directory, *, min_age: float, now: float | None = None)
     found = []
     for sub in ("", STATE, ARCHIVE):
         directory = d.path(sub) if sub else d.root
+        if sub and os.path.islink(directory):
+            continue  # never remove anything through a link into another directory
         for name in _listdir(directory):
             m = _TMP.fullmatch(name)
             if m is None:
@@ -100,10 +103,11 @@ def check_files(d: Directory) -> list[Violation]:
             who = f"process {holders[st.st_ino]}" if st.st_ino in holders else "a live process"
             bad("lock_held", f"{path} stays locked by {who} (over {LOCK_WAIT:g}s)")
         elif parent == STATE and name.startswith("counter-"):
-            try:
-                with open(path, "rb") as fh:
-                    int(fh.read().strip() or b"0")
-            except (OSError, ValueError):
+            try:  # never through a link, never waiting on a FIFO (SPEC section 16)
+                int((read_bytes(path, limit=4096) or b"0").strip() or b"0")
+            except CoordError as exc:
+                bad("corrupt", str(exc))
+            except ValueError:
                 bad("corrupt", f"{path}:1: counter is not a number")
     return out
 

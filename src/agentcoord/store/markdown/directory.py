@@ -91,13 +91,18 @@ class Directory:
 
     def names(self, sub: str = "", *, regular: bool = True) -> list[str]:
         """Names directly in ``sub`` (the root by default), sorted: regular files only (no
-        symlinks), or with ``regular=False`` every entry but directories."""
+        symlinks), or with ``regular=False`` every entry (a link, a FIFO or a directory
+        planted under a record's name is then reported by the reader, never hidden). A
+        subdirectory that is a symbolic link is never listed through (nothing is read or
+        removed in the directory it points to: ``doctor`` reports the link, writes refuse it,
+        SPEC section 16)."""
+        path = self.path(sub) if sub else self.root
+        if sub and os.path.islink(path):
+            return []
         try:
-            with os.scandir(self.path(sub) if sub else self.root) as entries:
+            with os.scandir(path) as entries:
                 return sorted(
-                    e.name
-                    for e in entries
-                    if (e.is_file(follow_symlinks=False) if regular else not e.is_dir())
+                    e.name for e in entries if not regular or e.is_file(follow_symlinks=False)
                 )
         except (FileNotFoundError, NotADirectoryError):
             return []

@@ -279,7 +279,7 @@ class EventLogs:
 
     def list_cursors(self, *, errors: list[CorruptData] | None = None) -> dict[str, dict[str, int]]:
         out: dict[str, dict[str, int]] = {}
-        for file in self.d.names(STATE):
+        for file in self.d.names(STATE, regular=False):  # a planted FIFO is reported
             channel = file[len("cursors-") : -len(".json")]
             if not (file.startswith("cursors-") and file.endswith(".json")):
                 continue
