@@ -130,7 +130,12 @@ HOSTILE = [
 
 @pytest.mark.parametrize("text", HOSTILE)
 def test_hostile_text_changes_only_itself(run, workspace: Workspace, text: str) -> None:  # type: ignore[no-untyped-def]
-    run("task", "create", text, "--id", "h1")
+    title = text if text.isprintable() else "hostile"
+    if title != text:  # SPEC 16: a title is one line; the other fields still take anything
+        assert run("task", "create", text, "--id", "h1")[0] == 2
+        assert run("task", "create", title, "--id", "h1", "--next-step", text)[0] == 0
+    else:
+        run("task", "create", text, "--id", "h1")
     run("task", "claim", "h1", "--agent", "a1")
     assert run("task", "log", "h1", text, "--agent", "a1")[0] == 0
     assert (
@@ -139,7 +144,7 @@ def test_hostile_text_changes_only_itself(run, workspace: Workspace, text: str) 
     )
     _, out, _ = run("--json", "task", "show", "h1")
     task = json.loads(out)
-    assert (task["status"], task["agent"], task["title"]) == ("in_progress", "a1", text)
+    assert (task["status"], task["agent"], task["title"]) == ("in_progress", "a1", title)
     assert task["logs"][-1]["message"] == text
     assert task["metrics"]["k"] == text
     raw = (Path(workspace.root) / "task-h1.md").read_text()

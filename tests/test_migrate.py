@@ -83,7 +83,7 @@ def populate(root: str, clock: FakeClock) -> Coordinator:
     for name in ("alice", "bob", "carol"):
         agents.register(name)
     first = tasks.create("Train model on Alice dataset", project="proj-1", priority=5)
-    tasks.create("Evaluate | *checkpoint*\n## not a heading", id="eval", depends_on=[first.id])
+    tasks.create("Evaluate", id="eval", depends_on=[first.id])
     tasks.create("Reused id", id="reused")
     for i in range(4):
         tasks.create(f"batch {i}", project="proj-2")
@@ -99,6 +99,8 @@ def populate(root: str, clock: FakeClock) -> Coordinator:
 
     def hand_section(task: Task) -> Task:
         task.extra_sections.append(("Review Notes", "checked by a person"))
+        # A title from before SPEC 16 refused newlines (or a hand edit): still migrated exactly.
+        task.title = "Evaluate | *checkpoint*\n## not a heading"
         return task
 
     store.update_task("eval", hand_section)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from ..shapes import agent_full, agent_summary
 from .base import count, dispatch, show_record
-from .output import parse_fields, select, table
+from .output import parse_fields, plain, select, table
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -71,7 +71,9 @@ def _build(parser: Parser) -> None:
 
 
 def _line(agent: Agent, verb: str) -> str:
-    return f"{verb} agent {agent.name} ({agent.status.upper()}, {agent.workload}%)"
+    from ..core.text import shown
+
+    return f"{verb} agent {shown(agent.name)} ({shown(agent.status.upper())}, {agent.workload}%)"
 
 
 def _register(ctx: Context, ns: argparse.Namespace) -> int:
@@ -91,9 +93,9 @@ def _heartbeat(ctx: Context, ns: argparse.Namespace) -> int:
     data["lost"] = list(renewed.lost)
     text = _line(agent, "heartbeat from")
     if renewed:
-        text += f"; renewed lease(s): {', '.join(data['renewed'])}"
+        text += f"; renewed lease(s): {plain(data['renewed'])}"
     if renewed.lost:
-        text += f"; lost (expired or taken over): {', '.join(renewed.lost)}"
+        text += f"; lost (expired or taken over): {plain(list(renewed.lost))}"
     ctx.emit(data, text)
     return 0
 

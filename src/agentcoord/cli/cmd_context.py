@@ -125,6 +125,8 @@ def _put(ctx: Context, ns: argparse.Namespace) -> int:
 def _get(ctx: Context, ns: argparse.Namespace) -> int:
     import json
 
+    from ..core.text import json_safe
+
     doc = ctx.coord.contexts.get(ns.project, ns.domain)
     if ns.full:
         from ..shapes import context_full
@@ -135,7 +137,8 @@ def _get(ctx: Context, ns: argparse.Namespace) -> int:
     if ctx.json:
         sys.stdout.write(dumps(data) + "\n")
     elif not ctx.quiet:
-        sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+        # Still the exact JSON, with control, bidi and format characters as \\u escapes (SPEC 16).
+        sys.stdout.write(json_safe(json.dumps(data, indent=2, ensure_ascii=False)) + "\n")
     return 0
 
 

@@ -187,7 +187,9 @@ def _demo(ctx: Context, ns: argparse.Namespace) -> int:
     live = sys.stdout.isatty() and not ctx.json and not ns.no_dashboard
 
     def say(text: str) -> None:
-        print(text, flush=True)
+        from ..core.text import scrub
+
+        print(scrub(text), flush=True)
 
     quiet = ctx.json or ctx.quiet
     demo = Demo(

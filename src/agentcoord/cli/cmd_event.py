@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import sys
 
+from ..core.text import scrub, shown
 from ..core.validate import check_name
 from ..errors import InvalidInput
 from .base import count, dispatch, key_values, seconds
@@ -134,7 +135,7 @@ def _value(text: str) -> str:
 def line(event: Event) -> str:
     from ..core.clock import iso_ms
 
-    parts = [f"[{event.seq}]", iso_ms(event.time), event.type]
+    parts = [f"[{event.seq}]", iso_ms(event.time), shown(event.type)]
     parts += [f"{_value(k)}={_value(v)}" for k, v in event.fields]
     return " ".join(parts)
 
@@ -149,7 +150,7 @@ def _print_events(ctx: Context, events: Iterable[Event]) -> int:
         if ctx.json:
             out.write(dumps(event_row(event)) + "\n")
         elif not ctx.quiet:
-            out.write(line(event) + "\n")
+            out.write(scrub(line(event)) + "\n")
         out.flush()
         last = event.seq
     return last
@@ -205,8 +206,8 @@ def _tail(ctx: Context, ns: argparse.Namespace) -> int:
             return 0
         else:
             start = events.last_seq(ns.channel) if n == 0 and ns.since is None else None
-            shown = events.tail(ns.channel, n=n, since=ns.since)
-            printed = _print_events(ctx, shown)
+            found = events.tail(ns.channel, n=n, since=ns.since)
+            printed = _print_events(ctx, found)
             if not ns.follow:
                 return 0
             # Continue right after what was shown (or, with nothing shown, after --since, after
@@ -253,10 +254,10 @@ def _ack(ctx: Context, ns: argparse.Namespace) -> int:
 def _channels(ctx: Context, ns: argparse.Namespace) -> int:
     events = ctx.coord.events
     names = events.channels()
-    shown = names[: ns.limit] if ns.limit else names
-    if len(shown) < len(names):
-        ctx.warn(f"showing {len(shown)} of {len(names)} channels; use --limit to see more")
-    rows = [{"channel": c, "last_seq": events.last_seq(c)} for c in shown]
+    listed = names[: ns.limit] if ns.limit else names
+    if len(listed) < len(names):
+        ctx.warn(f"showing {len(listed)} of {len(names)} channels; use --limit to see more")
+    rows = [{"channel": c, "last_seq": events.last_seq(c)} for c in listed]
 
     def text() -> str:
         if not rows:
@@ -295,7 +296,8 @@ def _watch(ctx: Context, ns: argparse.Namespace) -> int:
                 if ctx.json:
                     out.write(dumps(row) + "\n")
                 elif not ctx.quiet:
-                    out.write(f"{stamp} {change.kind} {change.key} {change.action}\n")
+                    what = " ".join(shown(str(v)) for v in (change.kind, change.key, change.action))
+                    out.write(f"{stamp} {what}\n")
             out.flush()
     except KeyboardInterrupt:
         return 0

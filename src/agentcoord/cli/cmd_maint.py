@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from ..errors import InvalidInput
 from .base import count, dispatch, seconds
-from .output import parse_fields, select, table
+from .output import parse_fields, plain, select, table
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -99,14 +99,16 @@ def _build_doctor(parser: Parser) -> None:
 
 
 def _action_line(action: Action) -> str:
+    """One line per action; keys and details (file names, messages) shown escaped (SPEC 16)."""
+    kind, key, detail = plain(action.kind), plain(action.key), plain(action.detail)
     if action.what == "skip":
-        return f"skipped {action.kind} {action.key}: {action.detail}"
+        return f"skipped {kind} {key}: {detail}"
     if action.what == "corrupt":
-        return f"unreadable {action.kind} record: {action.detail}"
+        return f"unreadable {kind} record: {detail}"
     verb = _DONE.get(action.what, action.what)
     if not action.done:
         verb = f"would {'rebuild view of' if action.what == 'rebuild' else action.what}"
-    return f"{verb} {action.kind} {action.key}: {action.detail}"
+    return f"{verb} {kind} {key}: {detail}"
 
 
 def _stale(ctx: Context, ns: argparse.Namespace) -> int:
@@ -151,8 +153,8 @@ def _doctor(ctx: Context, ns: argparse.Namespace) -> int:
     def text() -> str:
         if not found:
             return "no problems found"
-        lines = [f"{v.kind}: {v.file or v.key}: {v.message}" for v in remaining]
-        lines += [f"fixed: {line}" for line in fixed]
+        lines = [f"{v.kind}: {plain(v.file or v.key)}: {plain(v.message)}" for v in remaining]
+        lines += [f"fixed: {plain(line)}" for line in fixed]
         if remaining and not ns.fix and any(v.repairable for v in remaining):
             lines.append("run 'coord doctor --fix' to repair what is marked repairable")
         return "\n".join(lines)

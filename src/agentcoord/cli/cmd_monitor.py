@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import sys
 
+from ..core.text import scrub
 from .base import count, dispatch, seconds
-from .output import dumps, parse_fields, select, table
+from .output import dumps, parse_fields, plain, select, table
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -115,7 +116,10 @@ def render(data: dict[str, Any], fields: list[str] | None) -> str:
         lines.append("")
         for row in data["agents"]:
             if row["class"] not in ("Normal", "Acceptable") or row["expired"]:
-                lines.append(f"{row['agent']}: {row['class']} - {row['action']} ({row['reason']})")
+                agent, health, action, reason = (
+                    plain(row[k]) for k in ("agent", "class", "action", "reason")
+                )  # one line each, terminal-safe (SPEC 16)
+                lines.append(f"{agent}: {health} - {action} ({reason})")
         if data["attention"]:
             lines.append("attention: an agent is Stuck or Blocked")
     return "\n".join(lines).rstrip()
@@ -153,7 +157,7 @@ def _watch(ctx: Context, ns: argparse.Namespace, fields: list[str] | None) -> in
                         sys.stdout.write("\x1b[H\x1b[2J")
                     elif updates and not ctx.json:
                         sys.stdout.write("\n")
-                    sys.stdout.write(text + "\n")
+                    sys.stdout.write(scrub(text) + "\n")  # SPEC 16; the clear above stays
                     sys.stdout.flush()
                     updates += 1
                     if ns.count and updates >= ns.count:

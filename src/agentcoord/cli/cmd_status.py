@@ -9,7 +9,7 @@
 from __future__ import annotations
 
 from .base import count, dispatch
-from .output import table
+from .output import plain, table
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -67,7 +67,7 @@ def render(data: dict[str, Any]) -> str:
     alerts = data["alerts"]
     total = len(alerts) + data.get("more_alerts", 0)
     out.append(f"alerts ({total}):" if total else "alerts: none")
-    out.extend(f"  ! {a['message']}" for a in alerts)
+    out.extend(f"  ! {plain(a['message'])}" for a in alerts)  # one line each (SPEC 16)
     if data.get("more_alerts"):
         out.append(f"  ... {data['more_alerts']} more (coord status --limit N)")
     return "\n".join(out)

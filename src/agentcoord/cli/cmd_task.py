@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ..core.text import shown
 from ..errors import InvalidInput
 from ..shapes import SHOW_LOG_CHARS, SHOW_LOG_LINES
 from .base import count, dispatch, integer, key_values, real, scalar, seconds, show_record
@@ -186,8 +187,12 @@ def _summary(ctx: Context, task: Task) -> dict[str, Any]:
 
 
 def _line(task: Task, verb: str) -> str:
-    holder = f" by {task.agent}" if task.agent else ""
-    return f"{verb} task {task.id} ({task.status}{holder}, epoch {task.epoch}): {task.title}"
+    """One line about ``task``: its values :func:`~agentcoord.core.text.shown` (SPEC 16)."""
+    holder = f" by {shown(task.agent)}" if task.agent else ""
+    return (
+        f"{verb} task {shown(task.id)} ({shown(task.status)}{holder}, epoch {task.epoch}): "
+        f"{shown(task.title)}"
+    )
 
 
 # -- handlers ----------------------------------------------------------------------------------
@@ -246,14 +251,14 @@ def _progress(ctx: Context, ns: argparse.Namespace) -> int:
         epoch=ns.epoch,
     )
     pct = task.progress_percent()
-    shown = f"{pct:.0f}%" if pct is not None else "-"
-    ctx.emit(_summary(ctx, task), f"task {task.id}: {shown}")
+    pct_text = f"{pct:.0f}%" if pct is not None else "-"
+    ctx.emit(_summary(ctx, task), f"task {shown(task.id)}: {pct_text}")
     return 0
 
 
 def _log(ctx: Context, ns: argparse.Namespace) -> int:
     task = ctx.coord.tasks.log(ns.id, ns.message, agent=ns.agent, epoch=ns.epoch)
-    ctx.emit(_summary(ctx, task), f"task {task.id}: logged")
+    ctx.emit(_summary(ctx, task), f"task {shown(task.id)}: logged")
     return 0
 
 
@@ -289,7 +294,7 @@ def _list(ctx: Context, ns: argparse.Namespace) -> int:
         errors=errors,
     )
     selected = heads[: ns.limit] if ns.limit else heads
-    shown = board.load(selected, errors=errors)
+    loaded = board.load(selected, errors=errors)
     for err in errors:
         ctx.warn(f"skipped unreadable file: {err.message}")
     if len(selected) < len(heads):
@@ -299,7 +304,7 @@ def _list(ctx: Context, ns: argparse.Namespace) -> int:
         {h.id: True for h in selected} if ns.ready else board.readiness(selected, agent=ns.agent)
     )
     full = []
-    for task in shown:
+    for task in loaded:
         row = _summary(ctx, task)
         if task.id in ready:
             row["ready"] = ready[task.id]
@@ -333,16 +338,16 @@ def _show(ctx: Context, ns: argparse.Namespace) -> int:
     task = ctx.coord.tasks.get(ns.id)
     now = ctx.coord.now()
     if ns.full:
-        shown = Bounded(task, lines=None, chars=None)
+        bounded = Bounded(task, lines=None, chars=None)
     else:
-        shown = Bounded(task, lines=ns.log, chars=SHOW_LOG_CHARS)
+        bounded = Bounded(task, lines=ns.log, chars=SHOW_LOG_CHARS)
 
     def text() -> str:
-        out = render_task(shown.task, now)
-        note = shown.note()
+        out = render_task(bounded.task, now)
+        note = bounded.note()
         return out + (f"\n_({note}; --full shows everything)_" if note else "")
 
-    return show_record(ctx, task_shown(shown, now), ns.fields, text)
+    return show_record(ctx, task_shown(bounded, now), ns.fields, text)
 
 
 def _reap(ctx: Context, ns: argparse.Namespace) -> int:

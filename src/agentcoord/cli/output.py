@@ -2,12 +2,23 @@
 
 No colour and no prompts: plain text is what agents read from a pipe. (The dashboard is the place
 for colour.)
+
+Terminal safety (SPEC section 16, :mod:`agentcoord.core.text`): text from agents and the store
+reaches people only escaped. Values formatted here (:func:`plain`, :func:`table` cells) go through
+:func:`~agentcoord.core.text.shown` (control, format and separator characters escaped, line
+breaks included, so no value forges a row); every human output (:func:`emit`'s text, errors,
+warnings, notices) gets a last :func:`~agentcoord.core.text.scrub` (the same classes but the
+newline), so a command that formats a record itself cannot send ESC, C1 or bidi controls to a
+terminal; JSON (``--json``, and nested values in text) is written with those characters as JSON
+``\\u`` escapes (:func:`~agentcoord.core.text.json_safe`): the same JSON to a parser.
 """
 
 from __future__ import annotations
 
 import json
 import sys
+
+from ..core.text import json_safe, scrub, shown
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -18,21 +29,21 @@ if TYPE_CHECKING:
 
 
 def dumps(data: Any) -> str:
-    return json.dumps(data, ensure_ascii=False, separators=(",", ":"), default=str)
+    return json_safe(json.dumps(data, ensure_ascii=False, separators=(",", ":"), default=str))
 
 
 def print_error(exc: CoordError, as_json: bool) -> None:
     if as_json:
         sys.stderr.write(dumps({"error": exc.to_dict()}) + "\n")
     else:
-        sys.stderr.write(f"coord: error: {exc.message}\n")
+        sys.stderr.write(f"coord: error: {scrub(exc.message)}\n")
 
 
 def warn(message: str, as_json: bool) -> None:
     if as_json:
         sys.stderr.write(dumps({"warning": message}) + "\n")
     else:
-        sys.stderr.write(f"coord: warning: {message}\n")
+        sys.stderr.write(f"coord: warning: {scrub(message)}\n")
 
 
 def notice(kind: str, message: str, data: dict[str, Any], as_json: bool) -> None:
@@ -41,16 +52,18 @@ def notice(kind: str, message: str, data: dict[str, Any], as_json: bool) -> None
     if as_json:
         sys.stderr.write(dumps({"notice": {"kind": kind, "message": message, **data}}) + "\n")
     else:
-        sys.stderr.write(f"coord: notice: {message}\n")
+        sys.stderr.write(f"coord: notice: {scrub(message)}\n")
     sys.stderr.flush()
 
 
 def emit(data: Any, text: str | Callable[[], str] | None, *, as_json: bool, quiet: bool) -> None:
-    """Print ``data`` as JSON, or ``text`` for people (nothing when quiet)."""
+    """Print ``data`` as JSON, or ``text`` for people (nothing when quiet), terminal-safe:
+    ``text`` is :func:`~agentcoord.core.text.scrub`-bed (values in it should already be
+    :func:`~agentcoord.core.text.shown`, which this leaves unchanged)."""
     if as_json:
         sys.stdout.write(dumps(data) + "\n")
     elif not quiet and text is not None:
-        out = text() if callable(text) else text
+        out = scrub(text() if callable(text) else text)
         if out:
             sys.stdout.write(out + ("" if out.endswith("\n") else "\n"))
 
@@ -76,8 +89,8 @@ def table(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> str:
     if not rows:
         return ""
     cells = [[_cell(r.get(c)) for c in columns] for r in rows]
-    widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(columns)]
-    head = "  ".join(c.upper().ljust(w) for c, w in zip(columns, widths, strict=True))
+    widths = [max(len(shown(c)), *(len(row[i]) for row in cells)) for i, c in enumerate(columns)]
+    head = "  ".join(shown(c).upper().ljust(w) for c, w in zip(columns, widths, strict=True))
     body = [
         "  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip() for row in cells
     ]
@@ -85,19 +98,20 @@ def table(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> str:
 
 
 def plain(value: Any) -> str:
-    """A value for a ``key: value`` line: scalars as themselves (``-`` for none), a list of
-    scalars comma-separated, anything nested as compact JSON (never a Python repr)."""
+    """A value for a ``key: value`` line or a table cell: scalars as themselves (``-`` for
+    none), a list of scalars comma-separated, anything nested as compact JSON (never a Python
+    repr). Text is :func:`~agentcoord.core.text.shown` (one line, terminal-safe)."""
     if value is None:
         return "-"
     if isinstance(value, float):
         return f"{value:g}"
     if isinstance(value, (list, tuple)):
         if all(isinstance(v, (str, int, float)) for v in value):
-            return ",".join(str(v) for v in value) or "-"
+            return ",".join(shown(str(v)) for v in value) or "-"
         return dumps(list(value))
     if isinstance(value, dict):
         return dumps(value)
-    return str(value)
+    return shown(str(value))
 
 
 def _cell(value: Any) -> str:

@@ -88,6 +88,31 @@ def text(value: str, what: str, limit: int = MAX_TEXT) -> str:
     return value
 
 
+#: What a one-line value (a title) must not hold: C0 controls (line breaks and tab included), DEL,
+#: C1 controls (NEL U+0085 among them) and the Unicode line and paragraph separators.
+_NOT_ONE_LINE = "[\x00-\x1f\x7f-\x9f\u2028\u2029]"
+
+
+def one_line(value: str, what: str, limit: int = MAX_TITLE) -> str:
+    """:func:`text` that must also be one line (SPEC section 16: a newline in a title is
+    refused): :class:`InvalidInput` (exit 2) naming ``what`` and the first control character,
+    line break, tab, DEL, C1 control or U+2028/U+2029 inside it. Surrounding whitespace is
+    trimmed first, as for any text. (Bidi and other format characters are allowed, and escaped
+    wherever the value is shown: see :mod:`agentcoord.core.text`.)"""
+    value = text(value, what, limit)
+    if not value.isprintable():  # a cheap test first: False for every character refused
+        found = re.search(_NOT_ONE_LINE, value)
+        if found is not None:
+            ch = found.group(0)
+            kind = "a line break" if ch in "\n\r\x85\u2028\u2029" else "a control character"
+            raise InvalidInput(
+                f"{what} must be one line without control characters: character "
+                f"{found.start() + 1} is {kind} ({ch!r})",
+                field=what,
+            )
+    return value
+
+
 def number(value: float, what: str, *, minimum: float = 0.0, maximum: float | None = None) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise InvalidInput(f"{what} must be a finite number, not {value!r}", field=what)

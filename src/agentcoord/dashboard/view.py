@@ -7,6 +7,14 @@ footer (keys, workspace, clock). Below :data:`WIDE` columns the panels are stack
 share the events panel; from :data:`WIDE` columns on, timer and alerts sit beside the agents and
 tasks and events get the full width. Bars and labels are plain characters (``█░``), so the
 frame reads the same without colour.
+
+Terminal safety (SPEC section 16): every string that comes from agents or the store (names, ids,
+titles, errors, reasons, metrics, event types and values, alerts, notes, the location) enters
+the frame through :func:`_s` (:func:`agentcoord.core.text.shown`: control, format and separator
+characters escaped, so widths are measured on what is shown), always as
+:class:`rich.text.Text`, never as console markup. rich strips only a few controls itself (BEL,
+BS, VT, FF, CR), not ESC, C1 or bidi controls. The only escape sequences in a frame are rich's own
+styling.
 """
 
 from __future__ import annotations
@@ -22,6 +30,7 @@ from rich.text import Text
 
 from ..core.clock import duration
 from ..core.models import ASSIGNED, BLOCKED, CANCELLED, COMPLETE, FAILED, IN_PROGRESS, PENDING
+from ..core.text import shown as _s
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -109,23 +118,24 @@ def timer_text(snap: Snapshot, now: float, *, long: bool = False) -> Text:
     if not snap.timers:
         return Text("timer: none", style="dim")
     t = snap.timers[0]
-    name = "" if t.get("name") == "default" else f" {t.get('name')}"
+    name = "" if t.get("name") == "default" else f" {_s(str(t.get('name')))}"
     count = t.get("count")
     if t.get("running"):
-        out = Text(f"⏰ timer{name} #{count if count is not None else '-'}", style="bold")
+        out = Text(f"⏰ timer{name} #{_s(str(count)) if count is not None else '-'}", style="bold")
         if t.get("next_in") is not None:
             left = float(t["next_in"]) - (now - snap.now)
             out.append(f" next {_left(left)}", style="bold magenta")
         if long and isinstance(t.get("interval"), (int, float)):
             out.append(f" (every {duration(float(t['interval']))})", style="dim")
         return out
-    return Text(f"timer{name}: {t.get('state', 'stopped')} (#{count})", style="dim")
+    state = _s(str(t.get("state", "stopped")))
+    return Text(f"timer{name}: {state} (#{_s(str(count))})", style="dim")
 
 
 def header(snap: Snapshot, now: float, width: int) -> Text:
     counts = snap.counts
     out = Text()
-    out.append(f" {snap.title} ", style="bold white on blue")
+    out.append(f" {_s(snap.title)} ", style="bold white on blue")
     out.append(" ")
     parts: list[tuple[str, str]] = []
     if counts.get(IN_PROGRESS):
@@ -159,10 +169,10 @@ def footer(snap: Snapshot, now: float, width: int) -> Text:
     out.append(" q ", style="bold reverse")
     out.append(" quit ", style="dim")
     if snap.error:
-        out.append(f" ✖ {snap.error}", style="bold red")
+        out.append(f" ✖ {_s(snap.error)}", style="bold red")
     elif snap.notes:
-        out.append(f" {snap.notes[-1]}", style="italic")
-    right, room = f"{snap.location}  {hms(now)} UTC ", width - out.cell_len - 2
+        out.append(f" {_s(snap.notes[-1])}", style="italic")
+    right, room = f"{_s(snap.location)}  {hms(now)} UTC ", width - out.cell_len - 2
     if len(right) > room:  # keep the end of the path and the clock
         right = "…" + right[-(room - 1) :] if room > 12 else ""
     return _spread(out, Text(right, style="dim"), width)
@@ -172,8 +182,8 @@ def footer(snap: Snapshot, now: float, width: int) -> Text:
 def _class_cell(row: dict[str, Any], elapsed: float) -> Text:
     health = row.get("class")
     if health is None:
-        return Text(str(row.get("status")), style="dim")
-    out = Text(health, style=CLASS_STYLE.get(health, ""))
+        return Text(_s(str(row.get("status"))), style="dim")
+    out = Text(_s(str(health)), style=CLASS_STYLE.get(health, ""))
     if row.get("silence") is not None:
         out.append(f" {duration(row['silence'] + elapsed)}", style="dim")
     return out
@@ -181,7 +191,7 @@ def _class_cell(row: dict[str, Any], elapsed: float) -> Text:
 
 def _breaker_cell(row: dict[str, Any]) -> Text:
     state = str(row.get("breaker"))
-    out = Text(state.replace("_", "-"), style=BREAKER_STYLE.get(state, ""))
+    out = Text(_s(state.replace("_", "-")), style=BREAKER_STYLE.get(state, ""))
     if row.get("breaker_failures"):
         out.append(f" {row['breaker_failures']}/{row.get('breaker_threshold', 3)}", style="red")
     return out
@@ -189,11 +199,11 @@ def _breaker_cell(row: dict[str, Any]) -> Text:
 
 def _task_cell(row: dict[str, Any]) -> Text:
     if not row.get("tasks"):
-        return Text(str(row.get("status")) if row.get("class") else "-", style="dim")
+        return Text(_s(str(row.get("status"))) if row.get("class") else "-", style="dim")
     out = Text()
     for i, held in enumerate(row["tasks"]):
         out.append(", " if i else "")
-        out.append(held["id"], style="bold")
+        out.append(_s(str(held["id"])), style="bold")
         if held.get("percent") is not None:
             out.append(f" {held['percent']:.0f}%", style="cyan")
     return out
@@ -203,7 +213,7 @@ def agents_panel(snap: Snapshot, now: float, height: int, width: int) -> Panel:
     fit = max(1, height - 3)
     bar_w = 10 if width >= 100 else 5
     table = _table(
-        ("AGENT", {"width": _fit((str(r["agent"]) for r in snap.agents), 5, 20)}),
+        ("AGENT", {"width": _fit((_s(str(r["agent"])) for r in snap.agents), 5, 20)}),
         ("CLASS", {"width": 17}),
         ("LOAD", {"width": bar_w + 5}),
         ("BREAKER", {"width": 10}),
@@ -215,7 +225,7 @@ def agents_panel(snap: Snapshot, now: float, height: int, width: int) -> Panel:
     for row in shown:
         load = int(row.get("workload") or 0)
         table.add_row(
-            Text(str(row["agent"])),
+            Text(_s(str(row["agent"]))),
             _class_cell(row, elapsed),
             bar(load, bar_w, "green" if load < 90 else "yellow"),
             _breaker_cell(row),
@@ -233,13 +243,13 @@ def agents_panel(snap: Snapshot, now: float, height: int, width: int) -> Panel:
 # -- tasks ---------------------------------------------------------------------------------------
 def _progress_cell(task: Task, label: str, bar_w: int, states: dict[str, str]) -> Text:
     if task.status == FAILED:
-        return Text(f"✖ {task.error or 'failed'}", style="red")
+        return Text(f"✖ {_s(task.error or 'failed')}", style="red")
     if task.status == BLOCKED:  # "dependency augment is failed" -> "⊘ augment failed"
         why = (task.blocked_reason or "blocked").replace("dependency ", "").replace(" is ", " ")
-        return Text(f"⊘ {why}", style="yellow")
+        return Text(f"⊘ {_s(why)}", style="yellow")
     if label == "waiting":
         unmet = [d for d in task.depends_on if states.get(d) != COMPLETE]
-        return Text("after " + ", ".join(unmet or task.depends_on), style="dim")
+        return Text("after " + ", ".join(_s(d) for d in unmet or task.depends_on), style="dim")
     pct = task.progress_percent()
     if task.status == COMPLETE:
         return bar(100.0 if pct is None else pct, bar_w, "green")
@@ -272,7 +282,7 @@ def _metrics_text(task: Task, limit: int = 2) -> str:
         text = str(value)
         if isinstance(value, float):  # 1234.5 -> 1234, 0.43215 -> 0.432
             text = f"{value:.0f}" if abs(value) >= 100 else f"{value:.3g}"
-        shown.append(f"{key}={text}")
+        shown.append(f"{_s(key)}={_s(text)}")
         if len(shown) >= limit:
             break
     return " ".join(shown)
@@ -282,7 +292,7 @@ def tasks_panel(snap: Snapshot, now: float, height: int, width: int) -> Panel:
     fit = max(1, height - 3)
     wide, wider = width >= 90, width >= 120
     bar_w = 16 if width >= 140 else 12 if wide else 8
-    ids = _fit((t.id for t in snap.tasks), 4, 20)
+    ids = _fit((_s(t.id) for t in snap.tasks), 4, 20)
     cols: list[tuple[str, dict[str, Any]]] = [
         ("TASK", {"width": ids} if wide else {"ratio": 1, "min_width": min(ids, 8)})
     ]
@@ -290,7 +300,7 @@ def tasks_panel(snap: Snapshot, now: float, height: int, width: int) -> Panel:
         cols.append(("TITLE", {"ratio": 1, "min_width": 8}))
     cols += [
         ("STATE", {"width": 11}),
-        ("OWNER", {"width": _fit((t.agent or "-" for t in snap.tasks), 5, 16)}),
+        ("OWNER", {"width": _fit((_s(t.agent or "-") for t in snap.tasks), 5, 16)}),
         ("PROGRESS", {"width": bar_w + 11}),  # the bar, or the start of a reason
         ("ETA", {"width": 6, "justify": "right"}),
         ("LEASE", {"width": 7, "justify": "right"}),
@@ -303,12 +313,12 @@ def tasks_panel(snap: Snapshot, now: float, height: int, width: int) -> Panel:
     shown = tasks[:fit]
     for task in shown:
         label = state_label(task, snap.ready)
-        cells: list[Text] = [Text(task.id, style="bold")]
+        cells: list[Text] = [Text(_s(task.id), style="bold")]
         if wide:
-            cells.append(Text(task.title))
+            cells.append(Text(_s(task.title)))
         cells += [
-            Text(label, style=STATE_STYLE.get(label, "")),
-            Text(task.agent or "-", style="" if task.agent else "dim"),
+            Text(_s(label), style=STATE_STYLE.get(label, "")),
+            Text(_s(task.agent or "-"), style="" if task.agent else "dim"),
             _progress_cell(task, label, bar_w, states),
         ]
         if wider:
@@ -322,7 +332,7 @@ def tasks_panel(snap: Snapshot, now: float, height: int, width: int) -> Panel:
         for task in tasks[len(shown) :]:
             label = state_label(task, snap.ready)
             rest[label] = rest.get(label, 0) + 1
-        detail = ", ".join(f"{n} {s}" for s, n in rest.items())
+        detail = ", ".join(f"{n} {_s(s)}" for s, n in rest.items())
         more = f" … {hidden} more" + (f": {detail} " if detail else " ")
     if snap.total_tasks == 0:
         return _panel(Text('no tasks yet: coord task create "TITLE"', style="dim"), "Tasks (0)")
@@ -335,13 +345,13 @@ def event_line(event: Event, width: int, *, channel: bool) -> Text:
     agent = fields.pop("Agent", None)
     out = Text(hms(event.time), style="dim")
     if channel:
-        out.append(f" {event.channel}", style="blue")
+        out.append(f" {_s(event.channel)}", style="blue")
     out.append(" ")
     if agent:
-        out.append(f"{agent} ", style="bold")
+        out.append(f"{_s(agent)} ", style="bold")
     style = "red" if "fail" in event.type or "kill" in event.type else "cyan"
-    out.append(event.type, style=style)
-    rest = " ".join(f"{k}={v}" for k, v in fields.items())
+    out.append(_s(event.type), style=style)
+    rest = " ".join(f"{_s(k)}={_s(v)}" for k, v in fields.items())
     if rest:
         out.append(" " + rest)
     out.truncate(width, overflow="ellipsis")
@@ -351,7 +361,7 @@ def event_line(event: Event, width: int, *, channel: bool) -> Text:
 def alert_line(alert: dict[str, Any], width: int) -> Text:
     out = Text("! ", style="bold red")
     style = "red" if alert.get("kind") in RED_ALERTS else "yellow"
-    out.append(str(alert.get("message", "")), style=style)
+    out.append(_s(str(alert.get("message", ""))), style=style)
     out.truncate(width, overflow="ellipsis")
     return out
 
@@ -387,8 +397,8 @@ def alerts_panel(snap: Snapshot, height: int, width: int) -> Panel:
 def timer_panel(snap: Snapshot, now: float) -> Panel:
     line = timer_text(snap, now, long=True)
     if snap.timers and snap.timers[0].get("last_tick"):
-        line.append(f" · last {str(snap.timers[0]['last_tick'])[-8:]}", style="dim")
-    lines = [line, *(Text(n, style="italic magenta") for n in snap.notes[-3:])]
+        line.append(f" · last {_s(str(snap.timers[0]['last_tick'])[-8:])}", style="dim")
+    lines = [line, *(Text(_s(n), style="italic magenta") for n in snap.notes[-3:])]
     return _lines(lines, "Timer" + (" · demo" if snap.notes else ""), "magenta")
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 
-from ..core.validate import MAX_TITLE, check_name, encodable, json_data
+from ..core.validate import MAX_TITLE, check_name, encodable, json_data, one_line
 from ..errors import InvalidInput
 
 TYPE_CHECKING = False
@@ -68,12 +68,10 @@ def _one_line(value: str | None, what: str, limit: int) -> str:
         return ""
     if not isinstance(value, str):
         raise InvalidInput(f"{what} must be text")
-    value = value.strip()
-    if "\n" in value or "\r" in value:
-        raise InvalidInput(f"{what} must be one line")
-    if len(value) > limit:
-        raise InvalidInput(f"{what} is {len(value)} characters; the limit is {limit}")
-    return value
+    if not value.strip():
+        return ""
+    # SPEC 16: one line, no control characters (line breaks, tab, DEL, C1, U+2028/U+2029).
+    return one_line(value, what, limit)
 
 
 class Contexts:

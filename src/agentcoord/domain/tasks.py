@@ -43,6 +43,7 @@ from ..core.validate import (
     check_name,
     json_data,
     number,
+    one_line,
     seconds,
     text,
     timestamp,
@@ -301,7 +302,7 @@ class TaskBoard:
         created_by: str | None = None,
         metrics: dict[str, Any] | None = None,
     ) -> Task:
-        title = text(title, "title", MAX_TITLE)
+        title = one_line(title, "title", MAX_TITLE)  # SPEC 16: a newline in a title is refused
         if id is not None:
             check_name(id, "task id")
         for name, what in (
