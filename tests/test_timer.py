@@ -91,7 +91,12 @@ def _is_daemon(pid: int) -> bool:
 def _kill_timer(pid: int, files: TimerFiles | None) -> None:
     """Stop ``pid`` only while it is still a timer daemon (never a reused pid)."""
     info = read_pidfile(files.pidfile) if files is not None else None
-    if info is not None and info.pid == pid and not is_our_timer(info):
+    if (
+        files is not None
+        and info is not None
+        and info.pid == pid
+        and not is_our_timer(info, files.lockfile)
+    ):
         return
     if not pid_alive(pid) or not _is_daemon(pid):
         return
@@ -114,7 +119,7 @@ def timers(project: Workspace) -> Iterator[list[int]]:
     for name in timer_names(directory):
         files = TimerFiles(directory, name)
         info = read_pidfile(files.pidfile)
-        if info is not None and is_our_timer(info):
+        if info is not None and is_our_timer(info, files.lockfile):
             seen.add(info.pid)
             _kill_timer(info.pid, files)
     for pid in started:
@@ -208,7 +213,8 @@ def test_second_start_of_the_same_name_is_refused(
     code, _, err = run("--json", "timer", "start", "--interval", "1")
     assert code == 4
     assert json.loads(err)["error"]["code"] == "already_running"
-    assert is_our_timer(read_pidfile(TimerFiles(project.timer_dir).pidfile))
+    files = TimerFiles(project.timer_dir)
+    assert is_our_timer(read_pidfile(files.pidfile), files.lockfile)
     assert read_pidfile(TimerFiles(project.timer_dir).pidfile).pid == first["pid"]  # type: ignore[union-attr]
 
 

@@ -12,8 +12,13 @@ JSON shapes (``--json``):
   ``"new": true`` also ``"timestamp", "message", "missed", "actions", "summary"`` (exit 1).
 
 Exit codes: 1 a new checkpoint (check), 2 bad input, 3 no such timer, 4 already running,
-5 timer directory not writable (the message names it), 6 unreadable checkpoint file.
+5 timer directory not writable (the message names it), 6 unreadable checkpoint file, or a lock
+file that is a symbolic link or not a regular file.
 Timer commands never open the store except to summarise a check-in that fired.
+
+SPEC section 16: "running" (``status``, ``start``'s exit 4) and the one process ``stop`` signals
+are proven by the timer's lock, never by the pid file alone (:mod:`agentcoord.timer.control`);
+``--url`` reaches the daemon as ``$COORD_URL``, never on its command line.
 """
 
 from __future__ import annotations
@@ -253,6 +258,7 @@ def _open(ctx: Context) -> tuple[Any, str | None]:
 def _hook(ctx: Context, ns: argparse.Namespace) -> int:
     import sys
 
+    from ..core.text import json_safe, scrub
     from ..timer import hooks
 
     try:
@@ -272,10 +278,14 @@ def _hook(ctx: Context, ns: argparse.Namespace) -> int:
         result = check(files, consumer=consumer)
         if not result.new:
             return 0
-        text = report_text(result, summarize(result, *_open(ctx)))
-        sys.stdout.write(hooks.render(event, hooks.clip(text, ns.max_chars), ns.format) + "\n")
+        # Agent-supplied text (titles, event values) may reach the tool's transcript: escaped
+        # like every human-facing output (SPEC 16).
+        text = scrub(report_text(result, summarize(result, *_open(ctx))))
+        sys.stdout.write(
+            json_safe(hooks.render(event, hooks.clip(text, ns.max_chars), ns.format)) + "\n"
+        )
     except Exception as exc:  # never block the agent's tool call
-        sys.stderr.write(f"coord hook: {type(exc).__name__}: {exc}\n")
+        sys.stderr.write(scrub(f"coord hook: {type(exc).__name__}: {exc}") + "\n")
     return 0
 
 

@@ -1,11 +1,19 @@
 """``coord timer start|stop|status``: spawn the daemon, end exactly it, report on it.
 
-``stop`` never matches processes by name (the seed kills by command-line pattern). It reads
-the pid file and signals that pid only after checking that it is still *our* timer: alive, with
-the start time the pid file recorded (a reused pid started later) and the run's token in its
-command line. On Linux the check and the signal go through a pidfd, so the process cannot be
-swapped for another between them. A pid file whose process is gone is stale and is removed by
-``stop``/``status``.
+``stop`` never matches processes by name (the seed kills by command-line pattern), and a pid
+file proves nothing by itself: whoever can write the timer directory can plant one naming any
+process, with its real start time and a word of its command line. ``stop`` signals the pid file's
+pid only if that process provably holds the timer's lock file, which the daemon ``flock``-s
+for its whole life (:func:`~agentcoord.timer.files.holds_lock`: ``/proc/locks`` names it as the
+taker and its own descriptor holds the lock; SPEC section 16). On Linux the process is pinned
+first with a pidfd, then the lock is checked, then the signal goes through the pidfd: no other
+process can take the pid between the check and the signal. When nobody holds the lock the pid
+file is stale: ``stop`` and ``status`` say so and remove it, and never signal. ``start`` and
+``status`` use the same proof, so a planted pid file neither blocks a start nor reads as
+"running".
+
+A Redis URL given with ``--url`` reaches the daemon in its environment (``$COORD_URL``), never
+on its command line (SPEC section 16).
 """
 
 from __future__ import annotations
@@ -24,16 +32,18 @@ from ..errors import (
     InvalidInput,
     NotFound,
 )
-from ..fs import proc_start_time
+from ..fs import pid_alive, proc_start_time
 from .files import (
     TimerFiles,
     boot_id,
     is_our_timer,
+    lock_holder,
     probe_writable,
     read_checkpoint,
     read_json,
     read_pidfile,
     timer_names,
+    why_not_ours,
     write_json,
 )
 
@@ -90,7 +100,13 @@ def start(
     stop_with: int | None = None,
     url: str | None = None,
 ) -> dict[str, Any]:
-    """Start a detached timer; return its status once checkpoint 0 is on disk."""
+    """Start a detached timer; return its status once checkpoint 0 is on disk.
+
+    ``url`` (a Redis URL, perhaps with a password) is passed to the daemon as ``$COORD_URL``
+    in its environment, never as an argument. Raises :class:`AlreadyRunning` (exit 4) only
+    when the pid file's process provably holds the timer's lock (a planted or stale pid file
+    does not count; the daemon's own ``flock`` settles any race), :class:`InvalidInput`,
+    :class:`NotFound`, :class:`BackendUnavailable` and the daemon's start-up errors."""
     import secrets
     import subprocess
 
@@ -110,7 +126,7 @@ def start(
         )
     probe_writable(files.directory)
     info = read_pidfile(files.pidfile)
-    if is_our_timer(info):
+    if is_our_timer(info, files.lockfile):
         assert info is not None
         raise AlreadyRunning(
             f"timer {files.name} is already running (pid {info.pid}); "
@@ -123,8 +139,6 @@ def start(
     argv += ["--timer-dir", files.directory, "--name", files.name, "--token", token]
     argv += ["--interval", repr(float(interval)), "--max-checks", str(max_checks)]
     argv += ["--on-checkpoint-timeout", repr(float(on_checkpoint_timeout))]
-    if url:
-        argv += ["--url", url]
     if until_done:
         argv.append("--until-done")
     if adaptive:
@@ -138,8 +152,12 @@ def start(
             raise InvalidInput(f"--stop-with {stop_with}: no such process")
         argv += ["--stop-with", str(stop_with)]
         argv += ["--stop-with-start", str(proc_start_time(stop_with))]
+    env = dict(os.environ)
+    if url:
+        env["COORD_URL"] = url  # /proc/PID/environ is the owner's only; cmdline is everyone's
     proc = subprocess.Popen(
         argv,
+        env=env,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -221,11 +239,20 @@ def _signal(pid: int, pidfd: int | None, sig: int) -> bool:
     return True
 
 
+def _gone(info: PidInfo, pidfd: int | None) -> bool:
+    """Whether the process ``info`` names has exited (its pidfd is readable then)."""
+    if pidfd is not None:
+        import select
+
+        return bool(select.select([pidfd], [], [], 0)[0])
+    return not pid_alive(info.pid) or proc_start_time(info.pid) != info.start_time
+
+
 def _wait_gone(info: PidInfo, pidfd: int | None, timeout: float) -> bool:
     import select
 
     deadline = time.monotonic() + timeout
-    while is_our_timer(info):
+    while not _gone(info, pidfd):
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             return False
@@ -237,7 +264,8 @@ def _wait_gone(info: PidInfo, pidfd: int | None, timeout: float) -> bool:
 
 
 def _remove_stale(files: TimerFiles, info: PidInfo | None) -> bool:
-    """Remove the pid file if it still holds ``info`` (and mark a 'running' sidecar dead)."""
+    """Remove the pid file if it still holds ``info`` (and mark a 'running' sidecar dead).
+    ``unlink`` removes a planted symbolic link or FIFO itself, never what it points to."""
     current = read_pidfile(files.pidfile)
     if current is None or info is None or current.render() != info.render():
         return False
@@ -252,6 +280,8 @@ def _remove_stale(files: TimerFiles, info: PidInfo | None) -> bool:
 
 
 def _mark_sidecar(files: TimerFiles, token: str, state: str, reason: str) -> None:
+    if not token:
+        return
     try:
         side = read_json(files.sidecar)
     except CorruptData:
@@ -263,7 +293,13 @@ def _mark_sidecar(files: TimerFiles, token: str, state: str, reason: str) -> Non
 
 
 def stop(files: TimerFiles, *, timeout: float = 10.0) -> dict[str, Any]:
-    """Stop the timer ``files`` describes; NotFound (exit 3) if it never ran here."""
+    """Stop the timer ``files`` describes: ``{"name", "stopped", "pid", "note"?, "killed"?,
+    "stale_pidfile_removed"?}``. NotFound (exit 3) if it never ran here.
+
+    The pid file's process is pinned (pidfd), then must provably hold the timer's lock
+    (:func:`~agentcoord.timer.files.is_our_timer`); only then is it sent SIGTERM, and SIGKILL
+    after ``timeout`` if it still holds the lock. Otherwise nothing is signalled: the pid file
+    is stale, removed, and ``note`` says why (SPEC section 16)."""
     out: dict[str, Any] = {"name": files.name, "stopped": False, "pid": None}
     info = read_pidfile(files.pidfile)
     if info is None:
@@ -274,18 +310,20 @@ def stop(files: TimerFiles, *, timeout: float = 10.0) -> dict[str, Any]:
     out["pid"] = info.pid
     pidfd = _pidfd(info.pid) if info.pid > 0 else None
     try:
-        if not is_our_timer(info):  # checked after opening the pidfd: no swap in between
-            out["stale_pidfile_removed"] = _remove_stale(files, info)
-            out["note"] = "not running (stale pid file removed)"
+        why = why_not_ours(info, files.lockfile)  # after pinning the process: no swap in between
+        if why is not None:
+            removed = _remove_stale(files, info)
+            out["stale_pidfile_removed"] = removed
+            out["note"] = f"not running (stale pid file{' removed' if removed else ''}: {why})"
             return out
         _signal(info.pid, pidfd, signal.SIGTERM)
         if not _wait_gone(info, pidfd, timeout):
-            if is_our_timer(info):
+            if is_our_timer(info, files.lockfile):
                 _signal(info.pid, pidfd, signal.SIGKILL)
                 _wait_gone(info, pidfd, 5.0)
             out["killed"] = True
         out["stopped"] = True
-        if os.path.exists(files.pidfile):
+        if os.path.lexists(files.pidfile):
             _remove_stale(files, info)
             _mark_sidecar(files, info.token, "stopped", "killed after SIGTERM timed out")
     finally:
@@ -305,12 +343,15 @@ def stop_all(timer_dir: str, *, timeout: float = 10.0) -> list[dict[str, Any]]:
 
 # -- status ---------------------------------------------------------------------------------
 def status(files: TimerFiles, *, now: float | None = None) -> dict[str, Any]:
-    """Whether the timer runs, its count, last and next tick, interval; cleans a stale pid file."""
+    """Whether the timer runs, its count, last and next tick, interval; cleans a stale pid file.
+
+    "Running" means the pid file's process provably holds the timer's lock (SPEC section 16);
+    unreadable timer files (not JSON, a symbolic link, a FIFO) become ``warnings``."""
     when = time.time() if now is None else now
     if not files.exists():
         raise NotFound(f"no timer named {files.name} in {files.directory}", name=files.name)
     info = read_pidfile(files.pidfile)
-    running = is_our_timer(info)
+    running = is_our_timer(info, files.lockfile)
     if info is not None and not running:
         _remove_stale(files, info)
     warnings: list[str] = []
@@ -325,6 +366,15 @@ def status(files: TimerFiles, *, now: float | None = None) -> dict[str, Any]:
     state = side.get("state") or ("running" if running else "stopped")
     if state == "running" and not running:
         state = "dead"
+    holder = None if running else lock_holder(files.lockfile)
+    if holder is not None:
+        # Some process holds the lock, but the pid file does not name it (replaced by hand or
+        # planted): neither "running" (unproven) nor "dead"; stop signals nobody.
+        state = "unknown"
+        warnings.append(
+            f"the timer's lock {files.lockfile} is held by pid {holder}, which the pid file "
+            "does not name; 'coord timer stop' will not signal it"
+        )
     next_tick = side.get("next_tick_epoch") if running else None
     mono = side.get("next_tick_monotonic") if running else None
     this_boot = boot_id()

@@ -3,7 +3,9 @@
 ``coord timer start`` runs this module in a new session; it forks once more and the grandchild
 is the daemon (classic double fork: not a session leader, so it can never regain a controlling
 terminal, and nobody has to reap it but init). Start-up is synchronous for the caller: the
-grandchild takes the timer's ``flock`` (a second daemon of the same name cannot), opens the store,
+grandchild takes the timer's ``flock`` itself, after the last fork (a second daemon of the same
+name cannot; ``/proc/locks`` names the grandchild, the pid its pid file records, which is what
+``coord timer stop`` checks before it signals, SPEC section 16), opens the store,
 writes its pid file and checkpoint 0, and only then reports ``{"ok": true, "pid": N}`` through a
 pipe; the intermediate process prints that report and exits with the matching code (4 already
 running, 5 unwritable, ...).
@@ -14,6 +16,10 @@ ticks missed (machine suspended, a slow ``--on-checkpoint``) are skipped, not bu
 SIGINT wake the sleep through a wake-up pipe; the tick in progress completes, the sidecar records
 why the timer stopped, the pid file is removed, and the process exits 0. Between ticks it sleeps
 in ``select`` and uses no CPU.
+
+A Redis URL is never an argument (``/proc/PID/cmdline`` is readable by every local user, SPEC
+section 16): the store is the workspace's, with the URL from ``$COORD_URL`` (``coord timer
+start`` puts a ``--url`` there; ``/proc/PID/environ`` is the owner's only) or ``config.json``.
 """
 
 from __future__ import annotations
@@ -41,7 +47,6 @@ READY_TIMEOUT = 30.0
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m agentcoord.timer.daemon")
     p.add_argument("--dir", required=True, help="the coordination directory")
-    p.add_argument("--url", help="a Redis URL (else the workspace's config)")
     p.add_argument("--timer-dir", help="where the timer files live (default: the workspace's)")
     p.add_argument("--name", default=None)
     p.add_argument("--interval", type=float, default=30.0, help="seconds (float)")
@@ -66,28 +71,29 @@ class Daemon:
         self.stop_signal = 0
         self._wake_r = -1
         self.timer: Timer | None = None
-        self._lock: Any = None
+        self._lock: int | None = None
 
     # -- start-up ---------------------------------------------------------------------------
     def setup(self) -> None:
         """Take the lock, open the store, write pid file and checkpoint 0. Raises CoordError."""
         from ..api import Coordinator
-        from ..errors import AlreadyRunning, LockTimeout
-        from ..fs import FileLock
+        from ..errors import AlreadyRunning
         from ..workspace import Workspace
+        from .files import acquire_lock
 
         ns = self.ns
         ws = Workspace(os.path.abspath(ns.dir))
         files = TimerFiles(ns.timer_dir or ws.timer_dir, ns.name)
-        lock = FileLock(files.lockfile, timeout=0.0)
-        try:
-            lock.acquire()
-        except LockTimeout:
+        # Taken here, in the process that runs the timer and writes its pid file: /proc/locks
+        # names the taker, and ``stop`` signals only the pid file's pid if it is that taker.
+        lock = acquire_lock(files.lockfile)
+        if lock is None:
             raise AlreadyRunning(
                 f"timer {files.name} is already running in {files.directory}", name=files.name
-            ) from None
+            )
         self._lock = lock  # held (fd open) for the daemon's whole life
-        coord = Coordinator.open(ws.root, url=ns.url)
+        # A Redis URL comes from $COORD_URL or config.json, never from argv (SPEC 16).
+        coord = Coordinator.open(ws.root)
         durable = bool(coord.config["durable"]) and os.environ.get("COORD_FSYNC") != "0"
         opts = Options(
             interval=ns.interval,

@@ -17,17 +17,26 @@ A named timer inserts ``-NAME`` after the base name (``.coordination-checkpoint-
 separate check-in consumer appends ``@CONSUMER`` to the last-check files. Every file is covered
 by the workspace's ``.claude/.coordination-*`` ignore line. Writes are atomic
 (:func:`~agentcoord.fs.atomic_write`), so a reader never sees half a checkpoint.
+
+SPEC section 16, against whoever can plant files in the timer directory: no write follows a
+symbolic link (atomic writes rename over one; the log and the lock file are opened with
+``O_NOFOLLOW`` and accepted only as a regular file with one link), reads go through
+:func:`~agentcoord.fs.read_text` (``O_NOFOLLOW|O_NONBLOCK``, regular files only, size caps), so a
+FIFO never blocks anything, and a pid file proves nothing by itself: a timer is running only
+while the pid it names holds the lock file's ``flock`` (:func:`holds_lock`).
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
+import stat
 
 from ..core.clock import stamp
-from ..errors import BackendUnavailable, CorruptData, InvalidName
-from ..fs import atomic_write, pid_alive, proc_start_time, read_text
+from ..errors import BackendUnavailable, CoordError, CorruptData, InvalidName
+from ..fs import atomic_write, pid_alive, proc_start_time, read_bytes, read_text
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -38,6 +47,14 @@ CHECKPOINT = ".coordination-checkpoint"
 LAST_CHECK = ".coordination-last-check"
 TIMER = ".coordination-timer"
 LOG_MAX_BYTES = 256 * 1024
+#: Size caps on what the timer's readers accept (SPEC section 16): a pid file is three short
+#: lines, a checkpoint three, a sidecar a bounded summary (50 reaped-lease records at most).
+PID_MAX_BYTES = 4096
+CHECKPOINT_MAX_BYTES = 64 * 1024
+JSON_MAX_BYTES = 4 * 1024 * 1024
+_O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+_O_NONBLOCK = getattr(os, "O_NONBLOCK", 0)
+_O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 
 # Timer and consumer names end up inside file names that also carry ``.json``/``.pid``/``.lock``
 # suffixes and an ``@`` separator, so they may not contain dots (``x.json`` would collide with the
@@ -92,8 +109,9 @@ class TimerFiles:
         return os.path.join(self.directory, LAST_CHECK + suffix)
 
     def exists(self) -> bool:
-        """Whether this timer ever ran here (its checkpoint or pid file is present)."""
-        return any(os.path.exists(p) for p in (self.checkpoint, self.sidecar, self.pidfile))
+        """Whether this timer ever ran here (its checkpoint or pid file is present; whatever
+        is at the path counts, a symbolic link is not followed)."""
+        return any(os.path.lexists(p) for p in (self.checkpoint, self.sidecar, self.pidfile))
 
 
 def timer_names(directory: str) -> list[str]:
@@ -154,13 +172,16 @@ def parse_checkpoint(text: str, path: str) -> Checkpoint:
 
 
 def read_checkpoint(path: str) -> Checkpoint | None:
-    text = read_text(path)
+    """The checkpoint at ``path`` (None when missing); :class:`CorruptData` for one that does
+    not parse, is not a regular file (symlink, FIFO) or is over :data:`CHECKPOINT_MAX_BYTES`."""
+    text = read_text(path, limit=CHECKPOINT_MAX_BYTES)
     return None if text is None else parse_checkpoint(text, path)
 
 
 def read_count(path: str) -> int | None:
-    """The seed's last-check file: one integer (empty counts as 0, as after ``echo 0 >``)."""
-    text = read_text(path)
+    """The seed's last-check file: one integer (empty counts as 0, as after ``echo 0 >``);
+    :class:`CorruptData` as for :func:`read_checkpoint`."""
+    text = read_text(path, limit=CHECKPOINT_MAX_BYTES)
     if text is None:
         return None
     first = text.strip().splitlines()[0].strip() if text.strip() else "0"
@@ -173,8 +194,9 @@ def read_count(path: str) -> int | None:
 
 # -- JSON side files -------------------------------------------------------------------------
 def read_json(path: str) -> dict[str, Any] | None:
-    """A JSON object written by us, or None when missing; unreadable is reported (exit 6)."""
-    text = read_text(path)
+    """A JSON object written by us, or None when missing; unreadable (not JSON, not a regular
+    file, over :data:`JSON_MAX_BYTES`) is :class:`CorruptData` (exit 6)."""
+    text = read_text(path, limit=JSON_MAX_BYTES)
     if text is None:
         return None
     try:
@@ -192,14 +214,26 @@ def write_json(path: str, data: dict[str, Any], *, durable: bool = True) -> None
 
 # -- pid file and process identity -------------------------------------------------------------
 class PidInfo:
-    """The pid file: the daemon's pid, its kernel start time and the run's token."""
+    """The pid file: the daemon's pid, its kernel start time and the run's token. ``problem``
+    says why a pid file that exists could not be used (malformed, not a regular file); such a
+    one has pid 0 and is stale. ``lockfile`` is the lock that proves it (set by
+    :func:`read_pidfile`: ``X.pid`` goes with ``X.lock``)."""
 
-    __slots__ = ("pid", "start_time", "token")
+    __slots__ = ("lockfile", "pid", "problem", "start_time", "token")
 
-    def __init__(self, pid: int, start_time: int | None, token: str) -> None:
+    def __init__(
+        self,
+        pid: int,
+        start_time: int | None,
+        token: str,
+        problem: str | None = None,
+        lockfile: str | None = None,
+    ) -> None:
         self.pid = pid
         self.start_time = start_time
         self.token = token
+        self.problem = problem
+        self.lockfile = lockfile
 
     def render(self) -> str:
         start = "" if self.start_time is None else str(self.start_time)
@@ -207,64 +241,333 @@ class PidInfo:
 
 
 def read_pidfile(path: str) -> PidInfo | None:
-    """The pid file, or None when missing or malformed (a malformed one is treated as stale)."""
-    text = read_text(path)
+    """The pid file, or None when missing. A malformed one, or one that is not a regular file
+    (a symbolic link, a FIFO: never followed, never waited on), is a :class:`PidInfo` with pid 0
+    and a ``problem``: stale, removed by ``stop``/``status``."""
+    lockfile = path[: -len(".pid")] + ".lock" if path.endswith(".pid") else None
+    try:
+        text = read_text(path, limit=PID_MAX_BYTES)
+    except CorruptData as exc:
+        return PidInfo(0, None, "", problem=exc.reason, lockfile=lockfile)
     if text is None:
         return None
     lines = [ln.strip() for ln in text.splitlines()]
     try:
         pid = int(lines[0])
     except (IndexError, ValueError):
-        return PidInfo(0, None, "")
+        return PidInfo(0, None, "", problem="malformed", lockfile=lockfile)
     start = int(lines[1]) if len(lines) > 1 and lines[1].isdigit() else None
     token = lines[2] if len(lines) > 2 else ""
-    return PidInfo(pid, start, token)
+    return PidInfo(pid, start, token, lockfile=lockfile)
 
 
-def is_our_timer(info: PidInfo | None) -> bool:
-    """True only if the pid still belongs to the timer that wrote ``info``: alive, started at
-    the recorded time (a reused pid starts later) and carrying the run's token in its command
-    line. Without procfs only liveness can be checked."""
-    if info is None or info.pid <= 0 or not pid_alive(info.pid):
-        return False
-    if not os.path.isdir("/proc/self"):
-        return True
-    if info.start_time is None or proc_start_time(info.pid) != info.start_time:
-        return False
+def open_regular(path: str, flags: int) -> int:
+    """``open(2)`` for a timer file that a planted link or special file cannot redirect or
+    block: ``O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC`` added to ``flags``, and the result accepted
+    only when it is a regular file with a single link (a hard link to a victim file would
+    otherwise be written through). With ``O_CREAT`` a new file gets its directory's mode
+    (:func:`agentcoord.fs.modes`: 0644, or 0664 in a workspace shared by a group). Returns the
+    fd (the caller closes it).
+
+    Raises :class:`CorruptData` (``path:1``) for a symbolic link, a FIFO, a device, a
+    directory or a file with several links, and ``OSError`` for anything else (``ENOENT``
+    without ``O_CREAT``). SPEC section 16. (A general helper: it could move to ``fs.py``.)"""
+    from ..fs import FILE_MODE, fix_mode, modes
+
+    flags |= _O_NOFOLLOW | _O_NONBLOCK | _O_CLOEXEC
+    mode = modes(os.path.dirname(path))[0] if flags & os.O_CREAT else FILE_MODE
     try:
-        with open(f"/proc/{info.pid}/cmdline", "rb") as fh:
-            args = fh.read().split(b"\0")
+        fd = -1
+        if mode != FILE_MODE:  # shared: a file this process makes gets g+w despite the umask
+            try:
+                fd = os.open(path, flags | os.O_EXCL, mode)
+            except FileExistsError:
+                pass
+            else:
+                fix_mode(fd, mode)
+        if fd < 0:
+            fd = os.open(path, flags, mode)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise CorruptData(path, 1, "is a symbolic link; timer files never follow one") from None
+        if exc.errno == errno.EISDIR:
+            raise CorruptData(path, 1, "is a directory, not a file") from None
+        raise
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise CorruptData(path, 1, f"is not a regular file ({_kind(st.st_mode)})")
+        if st.st_nlink != 1:
+            raise CorruptData(path, 1, f"has {st.st_nlink} hard links; timer files have one")
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _kind(mode: int) -> str:
+    for test, name in (
+        (stat.S_ISFIFO, "a FIFO"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISSOCK, "a socket"),
+        (stat.S_ISDIR, "a directory"),
+    ):
+        if test(mode):
+            return name
+    return "not a regular file"
+
+
+# -- the lock: the only proof that a pid is our timer ------------------------------------------
+def acquire_lock(path: str) -> int | None:
+    """Take the exclusive ``flock`` on the timer's lock file at ``path`` (created 0644 if
+    missing) without waiting, in *this* process (``/proc/locks`` names the process that takes a
+    lock: the daemon takes its own, after its last fork). Returns the fd to hold for the
+    process's whole life (closing it drops the lock; ``O_CLOEXEC``, so no child inherits it),
+    or None when another process holds the lock.
+
+    Raises :class:`CorruptData` when the path is a symbolic link or not a regular file (a lock
+    on a planted FIFO would prove nothing) and :class:`BackendUnavailable` when it cannot be
+    opened. SPEC section 16."""
+    import fcntl
+
+    for _attempt in range(10):
+        try:
+            fd = open_regular(path, os.O_RDWR | os.O_CREAT)
+        except OSError as exc:
+            raise BackendUnavailable(
+                f"cannot open lock {path}: {exc.strerror or exc}", path=path
+            ) from exc
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return None
+        except OSError as exc:
+            os.close(fd)
+            raise BackendUnavailable(f"cannot lock {path}: {exc.strerror}", path=path) from exc
+        # The path may have been replaced between open and flock: hold the file it names now.
+        try:
+            same = os.path.samestat(os.fstat(fd), os.lstat(path))
+        except OSError:
+            same = False
+        if same:
+            return fd
+        os.close(fd)
+    raise BackendUnavailable(f"cannot lock {path}: it keeps being replaced", path=path)
+
+
+def _procfs() -> bool:
+    """Whether ``/proc`` describes processes (Linux): else only weaker checks are possible."""
+    return os.path.isdir("/proc/self")
+
+
+def _lock_stat(path: str) -> os.stat_result | None:
+    """The lock file's identity (device and inode), or None when there is no regular file."""
+    try:
+        fd = open_regular(path, os.O_RDONLY)
+    except (OSError, CorruptData):
+        return None
+    try:
+        return os.fstat(fd)
+    finally:
+        os.close(fd)
+
+
+def _flock_holders(st: os.stat_result) -> tuple[set[int], set[int]] | None:
+    """Pids that took a granted exclusive ``flock`` on ``st``'s inode, from ``/proc/locks``:
+    those on the same device, and those on an inode of that number on any device (btrfs and
+    overlayfs number devices differently there than ``stat`` does). None when unreadable.
+
+    A line reads ``1: FLOCK  ADVISORY  WRITE 7836 fe:00:2146625 0 EOF``; a waiter's has ``->``
+    after the id and is skipped."""
+    try:
+        raw = read_bytes("/proc/locks")
+    except CoordError:
+        return None
+    if raw is None:
+        return None
+    device = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}"
+    exact: set[int] = set()
+    same_ino: set[int] = set()
+    for line in raw.decode("ascii", "replace").splitlines():
+        fields = line.split()
+        if len(fields) < 6 or fields[1] != "FLOCK" or fields[3] != "WRITE":
+            continue
+        dev, _, ino = fields[5].rpartition(":")
+        if ino != str(st.st_ino):
+            continue
+        try:
+            pid = int(fields[4])
+        except ValueError:
+            continue
+        same_ino.add(pid)
+        if dev == device:
+            exact.add(pid)
+    return exact, same_ino
+
+
+def _fd_holds_flock(pid: int, st: os.stat_result) -> bool | None:
+    """Whether ``pid`` has a descriptor open on ``st``'s file whose open file description holds
+    an exclusive ``flock`` (``/proc/PID/fdinfo/N`` lists the locks held through fd N); None
+    when its descriptors cannot be read (another user's process)."""
+    base = f"/proc/{pid}"
+    try:
+        fds = os.listdir(f"{base}/fd")
+    except PermissionError:
+        return None
     except OSError:
         return False
-    return bool(info.token) and info.token.encode() in args
+    for fd in fds:
+        try:
+            if not os.path.samestat(os.stat(f"{base}/fd/{fd}"), st):
+                continue
+            info = read_text(f"{base}/fdinfo/{fd}", limit=PID_MAX_BYTES * 16) or ""
+        except (OSError, CoordError):
+            continue
+        for line in info.splitlines():
+            fields = line.split()  # lock: 1: FLOCK ADVISORY WRITE PID MAJ:MIN:INODE 0 EOF
+            if fields[:1] == ["lock:"] and fields[2:3] == ["FLOCK"] and fields[4:5] == ["WRITE"]:
+                return True
+    return False
+
+
+def lock_holder(lockfile: str) -> int | None:
+    """The pid that took the exclusive ``flock`` on ``lockfile`` (from ``/proc/locks``), or
+    None when nobody holds it or it cannot be told (for messages only: :func:`holds_lock` is the
+    proof)."""
+    st = _lock_stat(lockfile)
+    holders = _flock_holders(st) if st is not None else None
+    if holders is None:
+        return None
+    pids = holders[0] or holders[1]
+    return min(pids) if len(pids) == 1 else None
+
+
+def holds_lock(pid: int, lockfile: str) -> bool:
+    """Whether process ``pid`` provably holds the timer's lock ``lockfile`` now (SPEC 16).
+
+    On Linux both must hold: ``/proc/locks`` lists a granted exclusive ``flock`` on the lock
+    file's device and inode *taken by* ``pid`` (a process that merely inherited the descriptor
+    across ``fork`` is not named there), and ``/proc/PID/fdinfo`` shows ``pid`` holding it
+    through one of its own descriptors (a pid reused after the taker died has no such
+    descriptor). When the descriptors of another user's process cannot be read, the first
+    alone decides; where the devices are numbered differently in ``/proc/locks``, the second
+    decides with the inode. Without procfs a non-blocking ``flock`` is tried: if it succeeds
+    nobody held the lock (False), else the pid is taken on trust. No lock file, a symbolic
+    link or a non-regular file there: False."""
+    if pid <= 0:
+        return False
+    st = _lock_stat(lockfile)
+    if st is None:
+        return False
+    if not _procfs():
+        return _flock_probe_held(lockfile)
+    holders = _flock_holders(st)
+    by_fd = _fd_holds_flock(pid, st)
+    if by_fd is False:
+        return False
+    if holders is None:
+        return by_fd is True
+    exact, same_ino = holders
+    return pid in exact or (by_fd is True and pid in same_ino and not exact)
+
+
+def _flock_probe_held(lockfile: str) -> bool:
+    """No procfs: whether someone holds ``lockfile`` (a shared ``flock`` that conflicts only
+    with the daemon's exclusive one, released at once)."""
+    import fcntl
+
+    try:
+        fd = open_regular(lockfile, os.O_RDONLY)
+    except (OSError, CorruptData):
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    except OSError:
+        return False
+    finally:
+        os.close(fd)  # drops the shared lock, if taken
+    return False
+
+
+def is_our_timer(info: PidInfo | None, lockfile: str | None = None) -> bool:
+    """True only if ``info`` names the running timer: alive, started at the recorded time (a
+    reused pid starts later), the run's token in its command line, and, the proof, holding
+    the timer's lock ``lockfile`` (default: ``info.lockfile``, the pid file's own; with
+    neither, nothing is proven: False) (:func:`holds_lock`). The first three are cheap filters;
+    a planted pid file can satisfy them all for an unrelated process (its real pid, start time
+    and a word of its command line), never the last. Without procfs: liveness and the lock."""
+    lockfile = lockfile or (info.lockfile if info is not None else None)
+    if info is None or lockfile is None or info.pid <= 0 or not pid_alive(info.pid):
+        return False
+    if _procfs():
+        if info.start_time is None or proc_start_time(info.pid) != info.start_time:
+            return False
+        try:
+            args = read_bytes(f"/proc/{info.pid}/cmdline", limit=1 << 20) or b""
+        except CoordError:
+            return False
+        if not info.token or info.token.encode() not in args.split(b"\0"):
+            return False
+    return holds_lock(info.pid, lockfile)
+
+
+def why_not_ours(info: PidInfo | None, lockfile: str) -> str | None:
+    """None when ``info`` names the running timer (:func:`is_our_timer`), else why not, for
+    the ``note`` of ``timer stop``."""
+    if info is None:
+        return "no pid file"
+    if info.problem is not None:
+        return f"the pid file {info.problem}"
+    if is_our_timer(info, lockfile):
+        return None
+    if not pid_alive(info.pid):
+        return f"process {info.pid} is gone"
+    holder = lock_holder(lockfile)
+    held = f"held by pid {holder}" if holder is not None else "held by no process"
+    return f"process {info.pid} does not hold the timer's lock ({held})"
 
 
 # -- log -----------------------------------------------------------------------------------------
 def append_log(path: str, line: str, *, max_bytes: int = LOG_MAX_BYTES) -> None:
-    """Append one line; past ``max_bytes`` keep the newest half (the log stays bounded)."""
+    """Append one line; past ``max_bytes`` keep the newest half (the log stays bounded).
+
+    Never through a symbolic or hard link, never into a FIFO or device (:func:`open_regular`):
+    such a log is not written at all. The tail kept on rotation is read from the descriptor
+    just verified, not by opening the path again. SPEC section 16."""
     data = (line.rstrip("\n").replace("\n", " | ") + "\n").encode("utf-8", "replace")
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
-        try:
-            os.write(fd, data)
-            size = os.fstat(fd).st_size
-        finally:
-            os.close(fd)
+        fd = open_regular(path, os.O_RDWR | os.O_APPEND | os.O_CREAT)
+    except (OSError, CoordError):
+        return  # the log is a convenience: never let it stop a tick
+    tail = b""
+    try:
+        os.write(fd, data)
+        size = os.fstat(fd).st_size
         if size > max_bytes:
-            with open(path, "rb") as fh:
-                fh.seek(size - max_bytes // 2)
-                tail = fh.read()
-            cut = tail.find(b"\n") + 1
+            keep = max_bytes // 2
+            tail = os.pread(fd, keep, size - keep)
+    except OSError:
+        return
+    finally:
+        os.close(fd)
+    if tail:
+        cut = tail.find(b"\n") + 1
+        try:
             atomic_write(path, tail[cut:], durable=False)
-    except (OSError, BackendUnavailable):
-        pass  # the log is a convenience: never let it stop a tick
+        except BackendUnavailable:
+            pass
 
 
 def probe_writable(directory: str) -> None:
-    """Raise :class:`BackendUnavailable` naming ``directory`` unless files can be created in it."""
-    probe = os.path.join(directory, f".coordination-probe-{os.getpid()}")
+    """Raise :class:`BackendUnavailable` naming ``directory`` unless files can be created in it
+    (a file of a random name, created exclusively and never through a link)."""
+    probe = os.path.join(directory, f".coordination-probe-{os.urandom(8).hex()}")
     try:
-        fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+        fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_NOFOLLOW | _O_CLOEXEC, 0o644)
         os.close(fd)
         os.unlink(probe)
     except OSError as exc:
