@@ -65,6 +65,7 @@ TOP_MODULES = {
     "api.py",
     "errors.py",
     "fs.py",
+    "httpaccess.py",
     "shapes.py",
     "workspace.py",
 }

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import httpx
 import pytest
 from mcp import ClientSession, StdioServerParameters
 from mcp.client.stdio import stdio_client
@@ -50,6 +52,8 @@ HOSTILE = (
     "```\n<!-- end -->\n# Task: fake\n### Event: forged\n**Seq**: 999\n\\n \\ back\tslash "
     "😀 ä \u202e$(rm -rf /) `id` ${HOME} %s {0} '; DROP TABLE tasks;--"
 )
+#: The same as a title: one line (SPEC 16 refuses line breaks and control characters there).
+HOSTILE_TITLE = re.sub("[\x00-\x1f\x7f-\x9f\u2028\u2029]", " ", HOSTILE)[:200].strip()
 STDIO_TIMEOUT = 120
 
 
@@ -368,12 +372,12 @@ async def test_unexpected_exceptions_become_tool_errors(
 
 async def test_hostile_text_round_trips(coord: Coordinator) -> None:
     async with connect(coord) as s:
-        await ok(s, "create_task", title=HOSTILE[:300].strip(), id="t1")
+        await ok(s, "create_task", title=HOSTILE_TITLE, id="t1")
         await ok(s, "claim", id="t1")
         await ok(s, "progress", id="t1", message=HOSTILE, metrics={"note": HOSTILE})
         await ok(s, "finish", id="t1", outcome="complete", note=HOSTILE)
         shown = await ok(s, "show_task", id="t1")
-        assert shown["title"] == HOSTILE[:300].strip()
+        assert shown["title"] == HOSTILE_TITLE
         assert shown["result"] == HOSTILE
         assert shown["metrics"]["note"] == HOSTILE
         assert HOSTILE in [line["message"] for line in shown["logs"]]
@@ -479,14 +483,14 @@ async def test_stdio_cycle_and_bad_input(workspace: Workspace, tmp_path: Path) -
     ):
         async with stdio_session(workspace.root, errlog, "--agent", "a1") as s:
             assert {t.name for t in (await s.list_tools()).tools} == TOOLS
-            await ok(s, "create_task", title=HOSTILE[:200].strip(), id="t1", total=10)
+            await ok(s, "create_task", title=HOSTILE_TITLE, id="t1", total=10)
             task = await ok(s, "claim")
             assert (task["id"], task["agent"], task["status"]) == ("t1", "a1", "in_progress")
             assert (await ok(s, "progress", id="t1", current=4, message=HOSTILE))["percent"] == 40
             done = await ok(s, "finish", id="t1", outcome="complete", note=HOSTILE)
             assert done["status"] == "complete"
             shown = await ok(s, "show_task", id="t1")
-            assert (shown["title"], shown["result"]) == (HOSTILE[:200].strip(), HOSTILE)
+            assert (shown["title"], shown["result"]) == (HOSTILE_TITLE, HOSTILE)
             assert (await err(s, "show_task", id=42))["code"] == "invalid_input"
             assert (await err(s, "show_task", id="ghost"))["code"] == "not_found"
             assert (await err(s, "claim", id="../x"))["code"] == "invalid_name"
@@ -559,7 +563,7 @@ def test_stdout_carries_only_protocol_messages(workspace: Workspace) -> None:
         _rpc(proc, {"jsonrpc": "2.0", "method": "notifications/initialized"})
         _send(proc, b"this is not json\n")  # a broken client line: logged, not fatal
         calls = [
-            ("create_task", {"title": HOSTILE[:100].strip(), "id": "t1"}, False),
+            ("create_task", {"title": HOSTILE_TITLE, "id": "t1"}, False),
             ("claim", {"id": "t1"}, False),
             ("show_task", {"id": 5}, True),
             ("finish", {"id": "t1", "outcome": "complete"}, False),
@@ -628,8 +632,11 @@ async def test_streamable_http(workspace: Workspace) -> None:
                 except OSError:
                     await anyio.sleep(0.05)
             url = f"http://127.0.0.1:{port}/mcp"
+            # the bearer token the server made (SPEC 16; tests/test_security_mcp.py attacks it)
+            token = (Path(workspace.timer_dir) / ".coordination-token").read_text().strip()
             async with (
-                streamable_http_client(url) as (read, write, _),
+                httpx.AsyncClient(headers={"Authorization": f"Bearer {token}"}) as http,
+                streamable_http_client(url, http_client=http) as (read, write, _),
                 ClientSession(read, write) as s,
             ):
                 await s.initialize()

@@ -2,9 +2,18 @@
 
 The MCP SDK (``pip install 'agentcoord[mcp]'``) is imported here, inside the handler, and nowhere
 else in the CLI: no other command pays for it.
+
+Over HTTP (``--http`` or ``--socket``) every request needs the bearer token and an allowed Host
+and Origin (SPEC 16; :mod:`agentcoord.httpaccess`). The options are checked, the token read or
+made and the socket bound before the SDK is loaded, so a refusal is quick and exact: exit 2 for
+contradictory options, ``--no-auth`` off loopback, a socket path that is not a stale socket;
+exit 6 for a token file that is a symlink, not ours, readable by others or empty; exit 4 when a
+server already listens on the socket.
 """
 
 from __future__ import annotations
+
+import os
 
 from .base import dispatch
 
@@ -13,13 +22,18 @@ if TYPE_CHECKING:
     import argparse
     from collections.abc import Sequence
 
+    from ..workspace import Workspace
     from .base import Context, Parser
     from .main import Globals
 
-DESCRIPTION = """Run an MCP server over stdio (or streamable HTTP with --http).
+DESCRIPTION = """Run an MCP server over stdio (or streamable HTTP with --http / --socket).
 
 Claude Code:  claude mcp add coord -- coord mcp --agent NAME
-stdout carries only protocol messages; logs go to stderr. See docs/mcp.md."""
+stdout carries only protocol messages; logs go to stderr. See docs/mcp.md.
+
+HTTP needs "Authorization: Bearer <token>" on every request. The token is made into
+<timer dir>/.coordination-token (.claude/ by default, mode 0600) and reused; the start-up
+message on stderr says where it is and how to configure a client."""
 
 
 DEFAULT_HOST = "127.0.0.1"
@@ -38,6 +52,30 @@ def _build(parser: Parser) -> None:
         metavar="[HOST:]PORT",
         help="serve streamable HTTP at http://HOST:PORT/mcp instead of stdio (host: 127.0.0.1)",
     )
+    parser.add_argument(
+        "--socket",
+        metavar="PATH",
+        help="serve streamable HTTP on a Unix socket (mode 0600) instead of a TCP port",
+    )
+    parser.add_argument(
+        "--token-file",
+        metavar="PATH",
+        help="read the bearer token from PATH (a 0600 file of yours) instead of "
+        "<timer dir>/.coordination-token",
+    )
+    parser.add_argument(
+        "--allow-host",
+        metavar="NAME",
+        action="append",
+        default=[],
+        help="also accept this Host (NAME or NAME:PORT), e.g. the machine's name on a LAN "
+        "bind; repeatable. Loopback names are always accepted",
+    )
+    parser.add_argument(
+        "--no-auth",
+        action="store_true",
+        help="serve HTTP without the bearer token: loopback or --socket only (for tests)",
+    )
     parser.set_defaults(handler=_serve)
 
 
@@ -48,21 +86,138 @@ def _serve(ctx: Context, ns: argparse.Namespace) -> int:
     if ns.agent is not None:
         check_name(ns.agent, "agent name")
     address = parse_address(ns.http) if ns.http else None
+    hosts = _check_http_options(ns, address)
     coord = ctx.coord  # open (and check) the workspace before the SDK is loaded
+    token, token_file = _token(ns, coord.workspace)
+    sock, inode = (None, 0)
+    if ns.socket is not None:
+        from ..httpaccess import bind_unix_socket
+
+        sock, inode = bind_unix_socket(ns.socket)
     try:
-        from ..mcp import server as mcp_server
-    except ImportError as exc:
-        raise BackendUnavailable(
-            f"coord mcp needs the MCP SDK: pip install 'agentcoord[mcp]' ({exc})"
-        ) from exc
-    try:
-        if address is not None:
-            mcp_server.serve_http(coord, *address, agent=ns.agent)
-        else:
-            mcp_server.serve_stdio(coord, agent=ns.agent)
-    except KeyboardInterrupt:
-        pass
+        try:
+            from ..mcp import server as mcp_server
+        except ImportError as exc:
+            raise BackendUnavailable(
+                f"coord mcp needs the MCP SDK: pip install 'agentcoord[mcp]' ({exc})"
+            ) from exc
+        try:
+            if address is None and sock is None:
+                mcp_server.serve_stdio(coord, agent=ns.agent)
+            else:
+                _announce(ns, address, token_file)
+                host, port = address if address is not None else ("127.0.0.1", 0)
+                mcp_server.serve_http(
+                    coord,
+                    agent=ns.agent,
+                    token=token,
+                    hosts=hosts,
+                    host=host,
+                    port=port,
+                    sock=sock,
+                )
+        except KeyboardInterrupt:
+            pass
+    finally:
+        if sock is not None:
+            from ..httpaccess import remove_unix_socket
+
+            sock.close()
+            remove_unix_socket(ns.socket, inode)
     return 0
+
+
+def _check_http_options(ns: argparse.Namespace, address: tuple[str, int] | None) -> list[str]:
+    """Refuse contradictory options (exit 2); the Host values the server accepts."""
+    from ..errors import InvalidInput
+    from ..httpaccess import allowed_hosts, check_allow_host, is_loopback
+
+    http = address is not None or ns.socket is not None
+    if address is not None and ns.socket is not None:
+        raise InvalidInput("give --http or --socket, not both")
+    if not http:
+        for flag, given in (
+            ("--token-file", ns.token_file is not None),
+            ("--allow-host", bool(ns.allow_host)),
+            ("--no-auth", ns.no_auth),
+        ):
+            if given:
+                raise InvalidInput(f"{flag} applies to HTTP: add --http [HOST:]PORT or --socket")
+    if ns.no_auth and ns.token_file is not None:
+        raise InvalidInput("give --no-auth or --token-file, not both")
+    if ns.no_auth and address is not None and not is_loopback(address[0]):
+        raise InvalidInput(
+            f"--no-auth is refused on {address[0]}: anyone who can reach the port could act "
+            "as any agent. Use a loopback address (127.0.0.1) or --socket",
+            field="no_auth",
+        )
+    extra = [check_allow_host(name) for name in ns.allow_host]
+    if address is not None:
+        return sorted(allowed_hosts(address[0], address[1], extra))
+    return sorted(allowed_hosts(None, None, extra))
+
+
+def _token(ns: argparse.Namespace, workspace: Workspace | None) -> tuple[str | None, str | None]:
+    """The bearer token and the file it is in; ``(None, None)`` for stdio and ``--no-auth``."""
+    from ..errors import InvalidInput
+
+    if (ns.http is None and ns.socket is None) or ns.no_auth:
+        return None, None
+    from ..httpaccess import load_or_create_token, read_token_file, token_path
+
+    if ns.token_file is not None:
+        path = os.path.abspath(ns.token_file)
+        token = read_token_file(path, f"--token-file {path}")
+        if token is None:
+            raise InvalidInput(f"--token-file {path}: no such file", field="token_file")
+        return token, path
+    if workspace is None:
+        raise InvalidInput(
+            "this workspace has no local directory for the token file: give --token-file PATH"
+        )
+    path = token_path(workspace.timer_dir)
+    return load_or_create_token(path), path
+
+
+def _announce(
+    ns: argparse.Namespace, address: tuple[str, int] | None, token_file: str | None
+) -> None:
+    """Where the server listens and how a client connects, on stderr; never the token."""
+    import shlex
+    import sys
+
+    from ..httpaccess import is_wildcard
+
+    if address is not None:
+        host, port = address
+        shown = f"[{host}]" if ":" in host else host
+        url = f"http://{shown}:{port}/mcp"
+        client_url = f"http://127.0.0.1:{port}/mcp" if is_wildcard(host) else url
+        where = f"streamable HTTP on {url}"
+    else:
+        client_url = "http://localhost/mcp"
+        where = f"streamable HTTP on the Unix socket {ns.socket} ({client_url})"
+    lines = [f"coord mcp: serving {where}"]
+    if token_file is None:
+        lines.append(
+            "coord mcp: WARNING: --no-auth: no bearer token; any local process that can "
+            "connect can act as any agent"
+        )
+    else:
+        header = f"Authorization: Bearer $(cat {shlex.quote(token_file)})"
+        lines += [
+            f"coord mcp: every request needs 'Authorization: Bearer <token>'; the token is in "
+            f"{token_file} (mode 0600)",
+            f"coord mcp: Claude Code: claude mcp add --transport http coord {client_url} "
+            f'--header "{header}"',
+        ]
+    if address is not None and is_wildcard(address[0]) and not ns.allow_host:
+        lines.append(
+            f"coord mcp: bound to {address[0]}: only loopback Host names are accepted; "
+            "add --allow-host NAME for the names clients use to reach this machine"
+        )
+    sys.stderr.write("".join(line + "\n" for line in lines))
+    sys.stderr.flush()
 
 
 def parse_address(value: str) -> tuple[str, int]:

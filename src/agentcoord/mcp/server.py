@@ -16,11 +16,18 @@ On top of it this module
 
 Over stdio nothing but protocol messages reaches stdout: the protocol gets its own duplicate of
 file descriptor 1, and fd 1 and ``sys.stdout`` are pointed at stderr before any tool runs.
+
+Every message is checked by :mod:`agentcoord.mcp.jsonrpc` before the SDK sees it, on stdio
+(:func:`stdio_transport`, which replaces the SDK's reader) and over HTTP (:class:`CheckedBodies`):
+text that is not JSON, batches, and messages nested too deep get a JSON-RPC error for their id
+instead of a log line and a client that waits forever (SPEC 16). Over HTTP the app sits behind
+:class:`agentcoord.httpaccess.Guard` (bearer token, Host and Origin on every bind).
 Imported only by ``coord mcp`` (``cli/cmd_mcp.py``); the rest of agentcoord never loads the SDK.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import logging
@@ -28,6 +35,7 @@ import threading
 from typing import Any
 
 import anyio
+import anyio.lowlevel
 import anyio.to_thread
 from mcp.server.fastmcp import FastMCP
 from mcp.server.fastmcp.exceptions import ToolError
@@ -35,14 +43,27 @@ from mcp.server.fastmcp.tools import Tool
 from mcp.types import CallToolResult, TextContent
 from pydantic import ValidationError
 
+from .. import __version__
 from ..errors import CoordError, InvalidInput
+from . import jsonrpc
 from .tools import ACTING, DESCRIPTIONS, Tools, unknown_arguments
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    import socket
+    from collections.abc import AsyncIterator, Callable, Collection
+    from typing import BinaryIO, TextIO
+
+    from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+    from mcp.shared.message import SessionMessage
 
     from ..api import Coordinator
+    from ..httpaccess import ASGIApp, Message, Receive, Scope, Send
+
+    Streams = tuple[
+        MemoryObjectReceiveStream[SessionMessage | Exception],
+        MemoryObjectSendStream[SessionMessage],
+    ]
 
 log = logging.getLogger("agentcoord.mcp")
 
@@ -51,7 +72,8 @@ INSTRUCTIONS = (
     "Shared task board of a team of agents. Claim a task, report progress, finish it. "
     'Errors are JSON {"code","message"}.'
 )
-LOOPBACK = ("127.0.0.1", "localhost", "::1")
+#: The largest HTTP request body read (the SDK's own limit, DEFAULT_MAX_REQUEST_BODY_SIZE).
+MAX_BODY = 4 * 1024 * 1024
 
 
 def dumps(data: Any) -> str:
@@ -139,6 +161,8 @@ class CoordMCP(FastMCP[Any]):
             log_level="WARNING",
             **settings,
         )
+        # serverInfo.version in the initialize result: ours, not the SDK's (the default)
+        self._mcp_server.version = __version__
 
     def _threaded(self, fn: Callable[..., Any]) -> Callable[..., Any]:
         """An async tool function with ``fn``'s signature that runs ``fn`` in a worker thread
@@ -198,9 +222,8 @@ def _protect_stdout() -> int:
 def serve_stdio(coord: Coordinator, *, agent: str | None = None) -> None:
     """Serve MCP over stdin/stdout until the client closes stdin."""
     import os
+    import sys
     from io import TextIOWrapper
-
-    from mcp.server.stdio import stdio_server
 
     server = build_server(coord, agent=agent)
     protocol_fd = _protect_stdout()
@@ -208,7 +231,7 @@ def serve_stdio(coord: Coordinator, *, agent: str | None = None) -> None:
         out = TextIOWrapper(raw, encoding="utf-8", newline="\n")
 
         async def main() -> None:
-            async with stdio_server(stdout=anyio.wrap_file(out)) as (read, write):
+            async with stdio_transport(sys.stdin.buffer, out) as (read, write):
                 await server._mcp_server.run(
                     read, write, server._mcp_server.create_initialization_options()
                 )
@@ -227,6 +250,73 @@ def serve_stdio(coord: Coordinator, *, agent: str | None = None) -> None:
                 pass
 
 
+@contextlib.asynccontextmanager
+async def stdio_transport(
+    stdin: BinaryIO, stdout: TextIO
+) -> AsyncIterator[
+    tuple[
+        MemoryObjectReceiveStream[SessionMessage | Exception],
+        MemoryObjectSendStream[SessionMessage],
+    ]
+]:
+    """The SDK's ``stdio_server`` with a reader that checks each line first
+    (:func:`agentcoord.mcp.jsonrpc.check`) and answers what it refuses itself: the SDK would
+    only log it, and the client would wait forever for a response (SPEC 16). Error responses
+    and the SDK's messages share one writer, one line each."""
+    from mcp import types
+    from mcp.shared.message import SessionMessage
+
+    read_writer, read_stream = anyio.create_memory_object_stream[SessionMessage | Exception](0)
+    write_stream, write_reader = anyio.create_memory_object_stream[SessionMessage](0)
+    lines = anyio.wrap_file(stdin)
+    out = anyio.wrap_file(stdout)
+    lock = anyio.Lock()
+
+    async def emit(line: str) -> None:
+        async with lock:
+            await out.write(line + "\n")
+            await out.flush()
+
+    async def reader() -> None:
+        try:
+            async with read_writer:
+                async for line in lines:
+                    checked = jsonrpc.check(line)
+                    if checked.reason:
+                        log.warning("refused a message: %s", checked.reason[:300])
+                    for answer in checked.errors:
+                        await emit(dumps(answer))
+                    if checked.message is None:
+                        continue
+                    try:
+                        message = types.JSONRPCMessage.model_validate(checked.message)
+                    except (
+                        ValidationError
+                    ) as exc:  # jsonrpc.envelope let through what the SDK won't
+                        log.warning("refused a message: %s", exc)
+                        if "method" in checked.message and "id" in checked.message:
+                            rid = checked.message["id"]
+                            await emit(dumps(jsonrpc.error(rid, jsonrpc.INVALID_REQUEST, str(exc))))
+                        continue
+                    await read_writer.send(SessionMessage(message))
+        except anyio.ClosedResourceError:
+            await anyio.lowlevel.checkpoint()
+
+    async def writer() -> None:
+        try:
+            async with write_reader:
+                async for session_message in write_reader:
+                    message = session_message.message
+                    await emit(message.model_dump_json(by_alias=True, exclude_none=True))
+        except anyio.ClosedResourceError:
+            await anyio.lowlevel.checkpoint()
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(reader)
+        tg.start_soon(writer)
+        yield read_stream, write_stream
+
+
 def _client_gone(exc: BaseException) -> bool:
     """Whether ``exc`` (possibly a group) only says the client closed its end: the SDK may still
     try to answer a last message after stdin reached end of file."""
@@ -236,14 +326,111 @@ def _client_gone(exc: BaseException) -> bool:
     return isinstance(exc, (anyio.ClosedResourceError, anyio.BrokenResourceError, BrokenPipeError))
 
 
-def serve_http(coord: Coordinator, host: str, port: int, *, agent: str | None = None) -> None:
-    """Serve MCP over streamable HTTP at ``http://host:port/mcp`` until interrupted."""
+class CheckedBodies:
+    """ASGI middleware: the body of every POST is checked (:func:`jsonrpc.check`) before the
+    SDK sees it. What it refuses is answered ``400`` with a JSON-RPC error (``413`` for a body
+    over :data:`MAX_BODY`), not a 500 with a traceback or an error the client cannot match:
+    the SDK answers unparseable JSON, but a too-deep body raises in its parser and a batch gets
+    an error without the request's id. A body that passes is replayed to the app unchanged."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope.get("method") != "POST":
+            await self.app(scope, receive, send)
+            return
+        body = bytearray()
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                return  # the client went away
+            body += message.get("body", b"")
+            if len(body) > MAX_BODY:
+                answer = jsonrpc.error(None, jsonrpc.INVALID_REQUEST, "Request body too large")
+                await _json_response(send, 413, answer)
+                return
+            if not message.get("more_body", False):
+                break
+        checked = jsonrpc.check(bytes(body))
+        if checked.message is None:
+            log.warning("refused a message: %s", checked.reason[:300])
+            errors = checked.errors
+            if len(errors) != 1:  # a batch, or a notification the SDK would drop: one answer
+                reason = errors[0]["error"]["message"] if errors else checked.reason
+                errors = [jsonrpc.error(None, jsonrpc.INVALID_REQUEST, reason)]
+            await _json_response(send, 400, errors[0])
+            return
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": bytes(body), "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+
+async def _json_response(send: Send, status: int, data: Any) -> None:
+    body = dumps(data).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+def http_app(
+    coord: Coordinator, *, agent: str | None, token: str | None, hosts: Collection[str]
+) -> ASGIApp:
+    """The streamable HTTP app (``/mcp``) behind the access guard and the message checks."""
+    from ..httpaccess import Guard
+
+    settings: dict[str, Any] = {}
+    try:  # the Guard checks Host and Origin on every bind; the SDK's own check (loopback
+        # binds only, any port) would refuse a Unix socket's port-less Host
+        from mcp.server.transport_security import TransportSecuritySettings
+
+        settings["transport_security"] = TransportSecuritySettings(
+            enable_dns_rebinding_protection=False
+        )
+    except ImportError:  # pragma: no cover - SDKs before 1.10
+        pass
+    server = build_server(coord, agent=agent, **settings)
+    app: ASGIApp = server.streamable_http_app()
+    return Guard(CheckedBodies(app), token=token, hosts=hosts)
+
+
+def serve_http(
+    coord: Coordinator,
+    *,
+    agent: str | None = None,
+    token: str | None,
+    hosts: Collection[str],
+    host: str = "127.0.0.1",
+    port: int = 0,
+    sock: socket.socket | None = None,
+) -> None:
+    """Serve MCP over streamable HTTP at ``http://host:port/mcp``, or on the listening Unix
+    socket ``sock``, until interrupted. ``token`` None serves without authentication
+    (``--no-auth``); ``hosts`` are the ``Host`` values accepted (:mod:`agentcoord.httpaccess`)."""
+    import signal
     import sys
 
-    if host not in LOOPBACK:
-        log.warning("serving MCP on %s: the endpoint has no authentication", host)
-    server = build_server(coord, agent=agent, host=host, port=port)
-    sys.stdout = sys.stderr  # uvicorn's access log would otherwise go to stdout
-    shown = f"[{host}]" if ":" in host else host
-    sys.stderr.write(f"coord mcp: serving streamable HTTP on http://{shown}:{port}/mcp\n")
-    anyio.run(server.run_streamable_http_async)
+    import uvicorn
+
+    app = http_app(coord, agent=agent, token=token, hosts=hosts)
+    sys.stdout = sys.stderr  # uvicorn's logs would otherwise go to stdout
+    config = uvicorn.Config(app, host=host, port=port, log_level="warning", server_header=False)
+    server = uvicorn.Server(config)
+    # uvicorn stops gracefully on SIGTERM, then raises the signal again for the handler it
+    # found: make that a KeyboardInterrupt, so the caller's clean-up (the socket file) runs
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        anyio.run(functools.partial(server.serve, sockets=None if sock is None else [sock]))
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
