@@ -205,6 +205,7 @@ def show_record(
 ) -> int:
     """``show`` commands: the record's dict under ``--json`` (only ``--fields`` if given), else
     its markdown as the file holds it (or ``key: value`` lines for the selected fields)."""
+    from ..core.text import shown
     from .output import parse_fields, plain, select
 
     fields = parse_fields(fields_arg)
@@ -213,7 +214,7 @@ def show_record(
 
     def text() -> str:
         if fields:
-            return "\n".join(f"{k}: {plain(v)}" for k, v in data.items())
+            return "\n".join(f"{shown(k)}: {plain(v)}" for k, v in data.items())
         return render()
 
     ctx.emit(data, text)
@@ -305,3 +306,26 @@ def seconds(flag: str, *, positive: bool = False) -> Callable[[str], float]:
 def _clip(value: str) -> str:
     """An argument as a message shows it: at most 40 characters."""
     return value if len(value) <= 40 else value[:37] + "..."
+
+
+def url_argument(value: str, option: str, as_json: bool) -> str:
+    """A Redis URL given as ``option`` on the command line, with the credential rule of SPEC
+    section 16: ``-`` reads the URL from the first line of stdin (so a password never reaches
+    ``/proc/PID/cmdline``); a URL spelt out with a credential still works but warns that every
+    local user can read it there, and names the ways that keep it private. :class:`InvalidInput`
+    (exit 2) for an empty stdin line."""
+    if value == "-":
+        line = sys.stdin.readline().strip()
+        if not line:
+            raise InvalidInput(f"{option} -: expected a URL on the first line of stdin")
+        return line
+    from ..workspace import has_credential
+
+    if has_credential(value):
+        warn(
+            f"the credential in {option} is visible to every local user in the process list "
+            f"(/proc/PID/cmdline); give {option} - and the URL on stdin, or set $COORD_URL "
+            "(after 'coord init' it is kept in config.json, mode 0600)",
+            as_json,
+        )
+    return value

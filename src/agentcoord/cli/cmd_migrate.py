@@ -47,7 +47,12 @@ def run(command: str, argv: Sequence[str], g: Globals) -> int:
 
 
 def _build(parser: Parser) -> None:
-    parser.add_argument("--to", required=True, metavar="URL|DIR", help="Redis URL or directory")
+    parser.add_argument(
+        "--to",
+        required=True,
+        metavar="URL|DIR",
+        help="Redis URL ('-': read it from stdin) or directory",
+    )
     parser.add_argument("--dry-run", action="store_true", help="list what would be copied")
     parser.add_argument(
         "--force", action="store_true", help="replace the target's records if it is not empty"
@@ -86,7 +91,9 @@ def _migrate(ctx: Context, ns: argparse.Namespace) -> int:
     if ns.limit < 0:
         raise InvalidInput(f"--limit must be >= 0, not {ns.limit}")
     source = ctx.coord.store
-    target, backend = open_target(ns.to)
+    from .base import url_argument
+
+    target, backend = open_target(url_argument(ns.to, "--to", ctx.json))
     try:
         checked = plan(source, target, force=ns.force)  # reads and checks, writes nothing
         if not ns.dry_run:

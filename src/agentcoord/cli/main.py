@@ -97,7 +97,8 @@ def _help() -> str:
         "",
         "global options (before or after the command):",
         "  --dir D    the coordination directory (default: found like .git, or $COORD_DIR)",
-        "  --url U    a Redis URL (redis://, rediss://, unix://; default $COORD_URL)",
+        "  --url U    a Redis URL (redis://, rediss://, unix://; default $COORD_URL);",
+        "             '-' reads it from stdin, keeping a password out of the process list",
         "  --json     machine-readable output on stdout; errors as JSON on stderr",
         "  -q         quiet: print nothing on success",
         "",
@@ -115,6 +116,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     g = Globals()
     try:
         g, rest = split_globals(args)
+        if g.url is not None:
+            from .base import url_argument
+
+            g.url = url_argument(g.url, "--url", g.json)
         if not rest or rest[0] in ("-h", "--help", "help"):
             print(_help())
             return 0 if rest or not args else 2
