@@ -163,37 +163,81 @@ def atomic_write(
         ) from exc
 
 
-def read_bytes(path: str, *, limit: int = MAX_READ) -> bytes | None:
-    """The bytes of the regular file at ``path``, or None when there is none (SPEC sections 9
-    and 16). Opened with ``O_NOFOLLOW | O_NONBLOCK``: a symlink, a FIFO, a device or a directory
-    is :class:`CorruptData` (``path:1``), never followed and never waited on; so is a file
-    larger than ``limit`` bytes. :class:`BackendUnavailable` when it cannot be read."""
+def open_regular(
+    path: str, flags: int = os.O_RDONLY, *, what: str = "", one_link: bool = False
+) -> int:
+    """The fd of :func:`open_stat` (which see)."""
+    return open_stat(path, flags, what=what, one_link=one_link)[0]
+
+
+def open_stat(
+    path: str, flags: int = os.O_RDONLY, *, what: str = "", one_link: bool = False
+) -> tuple[int, os.stat_result]:
+    """``open(2)`` that a planted link or special file cannot redirect or block (SPEC section
+    16): ``O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC`` are added to ``flags`` and the result is
+    accepted only when it is a regular file (with ``one_link``, one with a single link: a hard
+    link to a victim file would otherwise be written through). With ``O_CREAT`` a new file gets
+    its directory's mode (:func:`modes`, kept whatever the umask). Returns the fd (the caller
+    closes it) and its ``fstat``.
+
+    Raises :class:`CorruptData` (``path:1``, the message starting with ``what``) for a symbolic
+    link, a FIFO, a device, a directory or, with ``one_link``, a file with several links; and
+    ``OSError`` for anything else (``FileNotFoundError`` without ``O_CREAT``)."""
+    flags |= _O_NOFOLLOW | _O_NONBLOCK | _O_CLOEXEC
+    mode = modes(os.path.dirname(path))[0] if flags & os.O_CREAT else FILE_MODE
+    label = f"{what} " if what else ""
     try:
-        fd = os.open(path, os.O_RDONLY | _O_NOFOLLOW | _O_NONBLOCK | _O_CLOEXEC)
-    except FileNotFoundError:
-        return None
+        fd = -1
+        if flags & os.O_CREAT and mode != FILE_MODE:  # shared: g+w despite the umask
+            try:
+                fd = os.open(path, flags | os.O_EXCL, mode)
+            except FileExistsError:
+                pass
+            else:
+                fix_mode(fd, mode)
+        if fd < 0:
+            fd = os.open(path, flags, mode)
     except OSError as exc:
         if exc.errno == errno.ELOOP:
-            raise CorruptData(
-                path, 1, "is a symbolic link; records are never read through one"
-            ) from None
+            raise CorruptData(path, 1, f"{label}is a symbolic link; it is never followed") from None
         if exc.errno == errno.EISDIR:
-            raise CorruptData(path, 1, "is a directory, not a file") from None
-        raise BackendUnavailable(f"cannot read {path}: {exc.strerror}", path=path) from exc
+            raise CorruptData(path, 1, f"{label}is a directory, not a file") from None
+        raise
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
-            raise CorruptData(path, 1, f"is not a regular file ({_kind(st.st_mode)})")
-        if st.st_size > limit:
-            raise CorruptData(path, 1, f"is {st.st_size:,} bytes; the limit is {limit:,}")
+            raise CorruptData(path, 1, f"{label}is not a regular file ({file_kind(st.st_mode)})")
+        if one_link and st.st_nlink != 1:
+            raise CorruptData(path, 1, f"{label}has {st.st_nlink} hard links; it must have one")
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd, st
+
+
+def read_bytes(path: str, *, limit: int = MAX_READ) -> bytes | None:
+    """The bytes of the regular file at ``path``, or None when there is none (SPEC sections 9
+    and 16). Opened by :func:`open_stat`: a symlink, a FIFO, a device or a directory is
+    :class:`CorruptData` (``path:1``), never followed and never waited on; so is a file
+    larger than ``limit`` bytes. :class:`BackendUnavailable` when it cannot be read."""
+    try:
+        fd, st = open_stat(path)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise BackendUnavailable(f"cannot read {path}: {exc.strerror}", path=path) from exc
+    try:
+        size = st.st_size
+        if size > limit:
+            raise CorruptData(path, 1, f"is {size:,} bytes; the limit is {limit:,}")
         chunks = []
-        size = 0
+        total = 0
         while True:
-            chunk = os.read(fd, max(65536, st.st_size + 1))
+            chunk = os.read(fd, max(65536, size + 1))
             if not chunk:
                 break
-            size += len(chunk)
-            if size > limit:
+            total += len(chunk)
+            if total > limit:
                 raise CorruptData(path, 1, f"is over {limit:,} bytes")
             chunks.append(chunk)
         return b"".join(chunks)
@@ -222,7 +266,8 @@ def read_text(path: str, *, limit: int = MAX_READ) -> str | None:
     return None if raw is None else decode(raw, path)
 
 
-def _kind(mode: int) -> str:
+def file_kind(mode: int) -> str:
+    """What a non-regular file is, for messages: ``a FIFO``, ``a directory`` ..."""
     for test, name in (
         (stat.S_ISFIFO, "a FIFO"),
         (stat.S_ISCHR, "a character device"),
@@ -328,7 +373,9 @@ class FileLock:
                 st = os.fstat(fd)
                 if not stat.S_ISREG(st.st_mode):  # a FIFO or a device planted as a lock
                     os.close(fd)
-                    raise CorruptData(self.path, 1, f"is not a regular file ({_kind(st.st_mode)})")
+                    raise CorruptData(
+                        self.path, 1, f"is not a regular file ({file_kind(st.st_mode)})"
+                    )
                 same = os.path.samestat(st, os.stat(self.path))
             except FileNotFoundError:
                 same = False

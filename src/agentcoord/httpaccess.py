@@ -25,12 +25,12 @@ which MCP clients understand and any other client can read.
 
 from __future__ import annotations
 
-import errno
 import os
 import re
 import stat
 
 from .errors import AlreadyRunning, BackendUnavailable, CorruptData, InvalidInput
+from .fs import open_stat
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -75,19 +75,12 @@ def read_token_file(path: str, what: str = "token file") -> str | None:
     is readable or writable by the group or others, is empty, or is not one RFC 6750 token.
     The message names ``what`` and the path, never the file's content."""
     try:
-        fd = os.open(path, os.O_RDONLY | _O_NOFOLLOW | _O_NONBLOCK | _O_CLOEXEC)
+        fd, st = open_stat(path, what=what)
     except FileNotFoundError:
         return None
     except OSError as exc:
-        if exc.errno == errno.ELOOP:
-            raise CorruptData(path, 1, f"{what} is a symbolic link; it is never followed") from None
-        if exc.errno == errno.EISDIR:
-            raise CorruptData(path, 1, f"{what} is a directory, not a file") from None
         raise BackendUnavailable(f"cannot read {what} {path}: {exc.strerror}", path=path) from exc
     try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise CorruptData(path, 1, f"{what} is not a regular file")
         if st.st_uid != os.geteuid():
             raise CorruptData(path, 1, f"{what} belongs to uid {st.st_uid}, not to this user")
         mode = stat.S_IMODE(st.st_mode)

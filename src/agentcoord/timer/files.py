@@ -28,11 +28,9 @@ while the pid it names holds the lock file's ``flock`` (:func:`holds_lock`).
 
 from __future__ import annotations
 
-import errno
 import json
 import os
 import re
-import stat
 
 from ..core.clock import stamp
 from ..errors import BackendUnavailable, CoordError, CorruptData, InvalidName
@@ -262,60 +260,12 @@ def read_pidfile(path: str) -> PidInfo | None:
 
 
 def open_regular(path: str, flags: int) -> int:
-    """``open(2)`` for a timer file that a planted link or special file cannot redirect or
-    block: ``O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC`` added to ``flags``, and the result accepted
-    only when it is a regular file with a single link (a hard link to a victim file would
-    otherwise be written through). With ``O_CREAT`` a new file gets its directory's mode
-    (:func:`agentcoord.fs.modes`: 0644, or 0664 in a workspace shared by a group). Returns the
-    fd (the caller closes it).
+    """A timer file opened by :func:`agentcoord.fs.open_regular` with one link required: a
+    symbolic link, a special file or a hard link to a victim file is :class:`CorruptData`
+    (SPEC section 16); ``OSError`` for anything else."""
+    from ..fs import open_regular as fs_open_regular
 
-    Raises :class:`CorruptData` (``path:1``) for a symbolic link, a FIFO, a device, a
-    directory or a file with several links, and ``OSError`` for anything else (``ENOENT``
-    without ``O_CREAT``). SPEC section 16. (A general helper: it could move to ``fs.py``.)"""
-    from ..fs import FILE_MODE, fix_mode, modes
-
-    flags |= _O_NOFOLLOW | _O_NONBLOCK | _O_CLOEXEC
-    mode = modes(os.path.dirname(path))[0] if flags & os.O_CREAT else FILE_MODE
-    try:
-        fd = -1
-        if mode != FILE_MODE:  # shared: a file this process makes gets g+w despite the umask
-            try:
-                fd = os.open(path, flags | os.O_EXCL, mode)
-            except FileExistsError:
-                pass
-            else:
-                fix_mode(fd, mode)
-        if fd < 0:
-            fd = os.open(path, flags, mode)
-    except OSError as exc:
-        if exc.errno == errno.ELOOP:
-            raise CorruptData(path, 1, "is a symbolic link; timer files never follow one") from None
-        if exc.errno == errno.EISDIR:
-            raise CorruptData(path, 1, "is a directory, not a file") from None
-        raise
-    try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise CorruptData(path, 1, f"is not a regular file ({_kind(st.st_mode)})")
-        if st.st_nlink != 1:
-            raise CorruptData(path, 1, f"has {st.st_nlink} hard links; timer files have one")
-    except BaseException:
-        os.close(fd)
-        raise
-    return fd
-
-
-def _kind(mode: int) -> str:
-    for test, name in (
-        (stat.S_ISFIFO, "a FIFO"),
-        (stat.S_ISCHR, "a character device"),
-        (stat.S_ISBLK, "a block device"),
-        (stat.S_ISSOCK, "a socket"),
-        (stat.S_ISDIR, "a directory"),
-    ):
-        if test(mode):
-            return name
-    return "not a regular file"
+    return fs_open_regular(path, flags, one_link=True)
 
 
 # -- the lock: the only proof that a pid is our timer ------------------------------------------
