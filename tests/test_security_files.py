@@ -83,7 +83,12 @@ def _interpreter() -> str:
 
 
 def run_as(
-    uid: int | None, root: str | Path, *args: str, gid: int = GID, groups: tuple[int, ...] = (GID,)
+    uid: int | None,
+    root: str | Path,
+    *args: str,
+    gid: int = GID,
+    groups: tuple[int, ...] = (GID,),
+    env: dict[str, str] | None = None,
 ) -> Any:
     """``coord --dir ROOT ARGS`` as ``uid`` (``gid``, with ``groups``; None: as this user),
     with a timeout: a hang is a failure, never a stuck suite."""
@@ -93,7 +98,13 @@ def run_as(
     paths = [SRC, *site.getsitepackages()]
     code = f"import sys; sys.path[1:1] = {paths!r}; from agentcoord.cli.main import main; "
     code += "sys.exit(main(sys.argv[1:]))"
-    env = {"PATH": "/usr/bin:/bin", "HOME": str(root), "COORD_FSYNC": "0", "LANG": "C.UTF-8"}
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "HOME": str(root),
+        "COORD_FSYNC": "0",
+        "LANG": "C.UTF-8",
+        **(env or {}),
+    }
 
     def drop() -> None:
         if uid is not None:
@@ -600,3 +611,32 @@ def test_an_empty_url_on_stdin_is_exit_2(
     assert main(["--dir", str(tmp_path / "ws"), *argv]) == 2
     assert "stdin" in capsys.readouterr().err
     assert not (tmp_path / "ws").exists()
+
+
+@needs_root
+def test_a_member_cannot_stop_another_members_timer_and_it_keeps_running() -> None:
+    """``timer stop`` by a member who may not signal the timer is exit 4 naming its owner; the
+    timer keeps running and keeps its pid file (it used to say "stopped" and drop it)."""
+    import site
+
+    pythonpath = {"PYTHONPATH": os.pathsep.join([SRC, *site.getsitepackages()])}
+    with shared_tmp() as base:
+        root = base / "ws"
+        assert run_as(None, root, "init", "--shared-group", str(GID)).returncode == 0
+        started = run_as(
+            MEMBER, root, "--json", "timer", "start", "--interval", "60", env=pythonpath
+        )
+        assert started.returncode == 0, started.stderr
+        pid = json.loads(started.stdout)["pid"]
+        try:
+            other = run_as(OTHER_MEMBER, root, "timer", "stop", env=pythonpath)
+            assert other.returncode == 4, other.stdout + other.stderr
+            assert f"uid {MEMBER}" in other.stderr
+            assert fs.pid_alive(pid)
+            status = run_as(MEMBER, root, "--json", "timer", "status", env=pythonpath)
+            assert json.loads(status.stdout)[0]["running"] is True, status.stdout
+            mine = run_as(MEMBER, root, "timer", "stop", env=pythonpath)
+            assert mine.returncode == 0, mine.stderr
+        finally:
+            if fs.pid_alive(pid):
+                os.kill(pid, signal.SIGKILL)

@@ -705,3 +705,29 @@ def test_http_answers_malformed_and_deep_messages(workspace: Workspace, tmp_path
         )
         assert r.status_code == 200 and len(body_of(r)["result"]["tools"]) == 13
     assert "Traceback" not in server.stderr, server.stderr
+
+
+def test_a_port_in_use_is_exit_4_before_anything_is_announced(workspace: Workspace) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        out = run_coord(workspace, "mcp", "--http", str(port))
+    assert out.returncode == 4, out.stderr
+    assert "serving" not in out.stderr
+    error = refused(out)
+    assert "in use" in error["message"]
+
+
+def test_the_socket_announcement_never_offers_a_tcp_url(
+    workspace: Workspace, tmp_path: Path
+) -> None:
+    """A client URL for a Unix socket would be read as TCP port 80: the token must not be sent
+    there, so the socket's start-up lines offer no ``claude mcp add`` command."""
+    with serve(workspace, tmp_path, sock=tmp_path / "mcp.sock") as server:
+        for _ in range(int(TIMEOUT / 0.05)):  # the socket listens before the lines are written
+            if "--unix-socket" in server.stderr:
+                break
+            time.sleep(0.05)
+    assert "claude mcp add" not in server.stderr
+    assert "--unix-socket" in server.stderr

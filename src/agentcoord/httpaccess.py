@@ -25,6 +25,7 @@ which MCP clients understand and any other client can read.
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import stat
@@ -308,7 +309,40 @@ async def _respond(
     await send({"type": "http.response.body", "body": body})
 
 
-# -- the Unix socket ---------------------------------------------------------------------------
+# -- the sockets -------------------------------------------------------------------------------
+def bind_tcp(host: str, port: int) -> socket.socket:
+    """A listening TCP socket on ``host``:``port``, bound before the server announces itself,
+    so a taken port is a clear error instead of a server that said it was serving:
+    :class:`AlreadyRunning` (exit 4) when the port is in use, :class:`BackendUnavailable`
+    (exit 5) for any other bind error (no such address, a privileged port)."""
+    import socket
+
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+    except OSError as exc:
+        raise BackendUnavailable(f"--http {host}:{port}: cannot resolve the host: {exc}") from None
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+        sock.listen(2048)
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise AlreadyRunning(
+                f"--http {host}:{port}: the port is in use (another server listens there); "
+                "pick another port",
+                port=port,
+            ) from None
+        raise BackendUnavailable(
+            f"--http {host}:{port}: cannot listen there: {exc.strerror or exc}"
+        ) from None
+    sock.setblocking(False)
+    return sock
+
+
 def bind_unix_socket(path: str) -> tuple[socket.socket, int]:
     """A listening Unix socket at ``path``, mode 0600 (created under a 0177 umask, so it is
     never reachable by others even for a moment). A stale socket (nobody accepts on it) is

@@ -94,6 +94,10 @@ def _serve(ctx: Context, ns: argparse.Namespace) -> int:
         from ..httpaccess import bind_unix_socket
 
         sock, inode = bind_unix_socket(ns.socket)
+    elif address is not None:  # bound before "serving ..." is said: a taken port is exit 4
+        from ..httpaccess import bind_tcp
+
+        sock = bind_tcp(*address)
     try:
         try:
             from ..mcp import server as mcp_server
@@ -120,9 +124,10 @@ def _serve(ctx: Context, ns: argparse.Namespace) -> int:
             pass
     finally:
         if sock is not None:
+            sock.close()
+        if ns.socket is not None:
             from ..httpaccess import remove_unix_socket
 
-            sock.close()
             remove_unix_socket(ns.socket, inode)
     return 0
 
@@ -205,12 +210,21 @@ def _announce(
         )
     else:
         header = f"Authorization: Bearer $(cat {shlex.quote(token_file)})"
-        lines += [
+        lines.append(
             f"coord mcp: every request needs 'Authorization: Bearer <token>'; the token is in "
-            f"{token_file} (mode 0600)",
-            f"coord mcp: Claude Code: claude mcp add --transport http coord {client_url} "
-            f'--header "{header}"',
-        ]
+            f"{token_file} (mode 0600)"
+        )
+        if address is not None:
+            lines.append(
+                f"coord mcp: Claude Code: claude mcp add --transport http coord {client_url} "
+                f'--header "{header}"'
+            )
+        else:  # a client URL without the socket would send the token to TCP port 80
+            lines.append(
+                f"coord mcp: the socket serves clients that speak HTTP over a Unix socket "
+                f"(curl --unix-socket {shlex.quote(ns.socket)}, httpx); Claude Code, Codex, "
+                "Gemini CLI and Cursor need --http or stdio"
+            )
     if address is not None and is_wildcard(address[0]) and not ns.allow_host:
         lines.append(
             f"coord mcp: bound to {address[0]}: only loopback Host names are accepted; "

@@ -411,9 +411,10 @@ def serve_http(
     port: int = 0,
     sock: socket.socket | None = None,
 ) -> None:
-    """Serve MCP over streamable HTTP at ``http://host:port/mcp``, or on the listening Unix
-    socket ``sock``, until interrupted. ``token`` None serves without authentication
-    (``--no-auth``); ``hosts`` are the ``Host`` values accepted (:mod:`agentcoord.httpaccess`)."""
+    """Serve MCP over streamable HTTP at ``http://host:port/mcp``, or on the listening socket
+    ``sock`` (TCP or Unix, bound by the caller), until interrupted. ``token`` None serves
+    without authentication (``--no-auth``); ``hosts`` are the ``Host`` values accepted
+    (:mod:`agentcoord.httpaccess`)."""
     import signal
     import sys
 

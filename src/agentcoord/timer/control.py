@@ -27,6 +27,7 @@ from ..core.clock import duration, iso
 from ..errors import (
     AlreadyRunning,
     BackendUnavailable,
+    Conflict,
     CoordError,
     CorruptData,
     InvalidInput,
@@ -228,15 +229,37 @@ def _pidfd(pid: int) -> int | None:
 
 
 def _signal(pid: int, pidfd: int | None, sig: int) -> bool:
+    """Send ``sig``; False when the process is already gone. :class:`Conflict` (exit 4) when
+    this user may not signal it (a timer another member of a shared workspace started)."""
     try:
         sender = getattr(signal, "pidfd_send_signal", None)
         if pidfd is not None and sender is not None:
             sender(pidfd, sig)
         else:
             os.kill(pid, sig)
-    except (ProcessLookupError, PermissionError):
+    except ProcessLookupError:
         return False
+    except PermissionError:
+        raise Conflict(
+            f"the timer (pid {pid}) runs as {_owner(pid)}; this user may not stop it: ask "
+            "its owner (or root) to run 'coord timer stop'",
+            pid=pid,
+        ) from None
     return True
+
+
+def _owner(pid: int) -> str:
+    """``user NAME (uid N)`` of the process ``pid``, as far as it can be told."""
+    try:
+        uid = os.stat(f"/proc/{pid}").st_uid
+    except OSError:
+        return "another user"
+    try:
+        import pwd
+
+        return f"user {pwd.getpwuid(uid).pw_name} (uid {uid})"
+    except (KeyError, ImportError):
+        return f"uid {uid}"
 
 
 def _gone(info: PidInfo, pidfd: int | None) -> bool:
@@ -316,11 +339,16 @@ def stop(files: TimerFiles, *, timeout: float = 10.0) -> dict[str, Any]:
             out["stale_pidfile_removed"] = removed
             out["note"] = f"not running (stale pid file{' removed' if removed else ''}: {why})"
             return out
-        _signal(info.pid, pidfd, signal.SIGTERM)
+        _signal(info.pid, pidfd, signal.SIGTERM)  # Conflict when not ours to signal
         if not _wait_gone(info, pidfd, timeout):
             if is_our_timer(info, files.lockfile):
                 _signal(info.pid, pidfd, signal.SIGKILL)
-                _wait_gone(info, pidfd, 5.0)
+                if not _wait_gone(info, pidfd, 5.0):
+                    raise BackendUnavailable(
+                        f"timer {files.name} (pid {info.pid}) did not exit after SIGKILL; "
+                        "its pid file is kept",
+                        pid=info.pid,
+                    )
             out["killed"] = True
         out["stopped"] = True
         if os.path.lexists(files.pidfile):
