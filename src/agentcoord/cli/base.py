@@ -311,9 +311,9 @@ def _clip(value: str) -> str:
 def url_argument(value: str, option: str, as_json: bool) -> str:
     """A Redis URL given as ``option`` on the command line, with the credential rule of SPEC
     section 16: ``-`` reads the URL from the first line of stdin, or prompts for it without
-    echo on a terminal (so a password never reaches ``/proc/PID/cmdline``); a URL spelt out with a credential still works but warns that every
-    local user can read it there, and names the ways that keep it private. :class:`InvalidInput`
-    (exit 2) for an empty stdin line."""
+    echo on a terminal (so a password never reaches ``/proc/PID/cmdline``); a URL spelt out
+    with a credential still works but warns that every local user can read it there, and names
+    the ways that keep it private. :class:`InvalidInput` (exit 2) for an empty stdin line."""
     if value == "-":
         if sys.stdin.isatty():  # typed by a person: prompt, and do not echo the password
             import getpass
