@@ -492,7 +492,8 @@ def test_a_group_shares_a_workspace() -> None:
             if stat.S_ISDIR(mode):
                 assert stat.S_IMODE(mode) == 0o2775, (name, oct(mode))
             elif stat.S_ISREG(mode):
-                assert stat.S_IMODE(mode) == 0o664, (name, oct(mode))
+                want = 0o660 if name.endswith(".lock") else 0o664  # locks: no outsider holds one
+                assert stat.S_IMODE(mode) == want, (name, oct(mode))
         assert any(n.startswith("coordination/.locks/") for n in modes)
         assert any(n.startswith("coordination/archive/task-") for n in modes)
         found = subprocess.run(
@@ -560,6 +561,8 @@ def test_a_one_user_workspace_stays_as_strict_as_before(tmp_path: Path) -> None:
     for name, mode in _modes(root).items():
         if stat.S_ISDIR(mode):
             assert stat.S_IMODE(mode) == 0o755 & ~fs.umask(), name
+        elif name.endswith(".lock"):
+            assert stat.S_IMODE(mode) == 0o600 & ~fs.umask(), name
         elif stat.S_ISREG(mode):
             assert stat.S_IMODE(mode) == 0o644 & ~fs.umask(), name
 
@@ -640,3 +643,377 @@ def test_a_member_cannot_stop_another_members_timer_and_it_keeps_running() -> No
         finally:
             if fs.pid_alive(pid):
                 os.kill(pid, signal.SIGKILL)
+
+
+# -- advA 1: `init --shared-group` as root walks by descriptor, never by path ------------------
+def _victim(base: Path) -> tuple[Path, dict[str, tuple[int, int, int]]]:
+    """A root-owned tree outside the workspace (0700 directory, 0600 file), and its state."""
+    victim = base / "victim"
+    (victim / "sub").mkdir(parents=True)
+    for path in (victim / "secret", victim / "sub" / "secret"):
+        path.write_text("root secret\n")
+        os.chmod(path, 0o600)
+    os.chmod(victim / "sub", 0o700)
+    os.chmod(victim, 0o700)
+    return victim, _state(victim)
+
+
+def _state(tree: Path) -> dict[str, tuple[int, int, int]]:
+    out = {}
+    for path in [tree, *tree.rglob("*")]:
+        st = os.lstat(path)
+        out[str(path)] = (st.st_mode, st.st_uid, st.st_gid)
+    return out
+
+
+def _no_path_based_changes(monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError(f"a path-based chown/chmod: {args}")
+
+    for name in ("chown", "lchown", "chmod", "lchmod"):
+        if hasattr(os, name):
+            monkeypatch.setattr(os, name, refuse)
+
+
+@needs_root
+def test_sharing_never_follows_a_planted_link_special_file_or_foreign_directory(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    with shared_tmp() as base:
+        victim, before = _victim(base)
+        root = base / "proj" / ".claude" / "coordination"
+        assert coord(root, "init")[0] == 0
+        assert coord(root, "task", "create", "t")[0] == 0
+        shutil.rmtree(root / ".state")
+        (root / ".state").symlink_to(victim)  # a layout directory linked elsewhere
+        (root / "evil").symlink_to(victim)  # an unknown link
+        (root / "deep" / "target").mkdir(parents=True)  # a directory the workspace never makes
+        (root / "deep" / "target" / "x").write_text("x")
+        (root / "task-8.md").symlink_to(victim / "secret")
+        os.link(victim / "secret", root / "task-9.md")  # a hard link to the victim
+        os.mkfifo(root / "task-7.md")
+        (root.parent / ".coordination-timer.pid").symlink_to(victim / "secret")
+        _no_path_based_changes(monkeypatch)
+        code, out = coord(root, "--json", "init", "--shared-group", str(GID))
+        assert code == 0, out
+        assert _state(victim) == before
+        actions = " ".join(json.loads(out[out.index("{") :])["actions"])
+        for name in (".state", "evil", "deep", "task-8.md", "task-9.md", "task-7.md"):
+            assert f"{root / name} (" in actions, name
+        assert str(root.parent / ".coordination-timer.pid") in actions
+        assert stat.S_IMODE(os.lstat(root / "deep").st_mode) != 0o2775  # not descended
+        assert os.lstat(root / "deep" / "target" / "x").st_gid != GID
+        assert os.stat(root / "task-1.md").st_gid == GID
+        assert stat.S_IMODE(os.stat(root / ".locks" / "task-1.lock").st_mode) == 0o660
+
+
+@needs_root
+@pytest.mark.parametrize("sub", [".state", "archive", ".locks"])
+def test_sharing_survives_a_directory_swapped_for_a_link_between_listing_and_descending(
+    monkeypatch: pytest.MonkeyPatch, sub: str
+) -> None:
+    """The race of FINDINGS item 1 made deterministic: right after the walk lists the
+    workspace directory, ``sub`` is renamed away and a link to a root-only tree put there."""
+    with shared_tmp() as base:
+        victim, before = _victim(base)
+        root = base / "ws"
+        assert coord(root, "init")[0] == 0
+        assert coord(root, "task", "create", "t")[0] == 0
+        assert coord(root, "cleanup", "--stale-hours", "0")[0] == 0
+        real_scandir = os.scandir
+        swapped: list[bool] = []
+
+        class Listing:
+            def __init__(self, entries: list[os.DirEntry[str]]) -> None:
+                self.entries = entries
+
+            def __enter__(self) -> list[os.DirEntry[str]]:
+                return self.entries
+
+            def __exit__(self, *exc: object) -> None:
+                pass
+
+        def racing_scandir(path: Any = ".") -> Any:
+            with real_scandir(path) as it:
+                entries = list(it)
+            if not swapped and any(e.name == sub for e in entries):
+                os.rename(root / sub, root / f"{sub}.old")
+                (root / sub).symlink_to(victim)
+                swapped.append(True)
+            return Listing(entries)
+
+        _no_path_based_changes(monkeypatch)
+        monkeypatch.setattr(os, "scandir", racing_scandir)
+        from agentcoord.workspace import Workspace, share_with_group
+
+        actions = share_with_group(Workspace(str(root)), GID)
+        monkeypatch.undo()
+        assert swapped
+        assert _state(victim) == before
+        assert any(f"{root / sub} (no longer a directory" in a for a in actions), actions
+
+
+_SWAPPER = """
+import os, sys, time
+root, victim, seconds = sys.argv[1], sys.argv[2], float(sys.argv[3])
+end = time.monotonic() + seconds
+swaps = 0
+while time.monotonic() < end:
+    for sub in (".state", "archive"):
+        here, away = os.path.join(root, sub), os.path.join(root, sub + ".away")
+        try:
+            os.rename(here, away)
+            os.symlink(victim, here)
+            time.sleep(0.0005)
+            os.unlink(here)
+            os.rename(away, here)
+            swaps += 1
+        except OSError:
+            pass
+print(swaps)
+"""
+
+
+@needs_root
+def test_a_member_swapping_directories_while_root_converts_never_reaches_outside() -> None:
+    """FINDINGS item 1 as a race: a group member swaps ``.state/`` and ``archive/`` for links
+    to a root-only tree as fast as they can while root re-runs ``init --shared-group``."""
+    with shared_tmp() as base:
+        victim, before = _victim(base)
+        root = base / "ws"
+        made = run_as(None, root, "init", "--shared-group", str(GID))
+        assert made.returncode == 0, made.stderr
+        assert run_as(MEMBER, root, "task", "create", "t").returncode == 0
+        assert run_as(MEMBER, root, "event", "emit", "team", "x").returncode == 0
+        swapper = subprocess.Popen(
+            [_interpreter(), "-c", _SWAPPER, str(root), str(victim), "4"],
+            stdout=subprocess.PIPE,
+            text=True,
+            preexec_fn=lambda: (os.setgroups([GID]), os.setgid(GID), os.setuid(MEMBER)),  # noqa: PLW1509
+            cwd="/",
+        )
+        try:
+            runs = 0
+            while swapper.poll() is None and runs < 400:
+                code, out = coord(root, "init", "--shared-group", str(GID))
+                assert code in (0, 5, 6), out  # a swapped directory may be refused: fine
+                assert "Traceback" not in out
+                runs += 1
+                assert _state(victim) == before, f"run {runs}: root changed the victim"
+        finally:
+            out, _ = swapper.communicate(timeout=30)
+        assert int(out) > 0, "the member never swapped"
+        assert _state(victim) == before
+
+
+# -- advA 2: the workspace directory (or .claude/) as a link someone else planted -------------
+_EVERY_COMMAND = [
+    ("init",),
+    ("task", "create", "hello"),
+    ("task", "list"),
+    ("status",),
+    ("event", "emit", "team", "x"),
+    ("metrics",),
+    ("cleanup",),
+    ("timer", "status"),
+]
+
+
+@pytest.mark.parametrize("writable", [0o775, 0o2775, 0o777, 0o1777], ids=oct)
+@pytest.mark.parametrize("link", ["coordination", ".claude"])
+def test_a_workspace_link_in_a_directory_others_can_write_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, link: str, writable: int
+) -> None:
+    monkeypatch.setenv("COORD_FSYNC", "0")
+    monkeypatch.delenv("COORD_DIR", raising=False)
+    project = tmp_path / "proj"
+    (project / ".claude").mkdir(parents=True)
+    elsewhere = tmp_path / "elsewhere"
+    if link == "coordination":
+        elsewhere.mkdir()
+        (project / ".claude" / "coordination").symlink_to(elsewhere)
+        os.chmod(project / ".claude", writable)
+        if writable & stat.S_ISVTX:  # sticky: refused only when someone else owns the link
+            os.lchown(project / ".claude" / "coordination", OUTSIDER, OUTSIDER)
+    else:
+        (elsewhere / "coordination").mkdir(parents=True)
+        (project / ".claude").rmdir()
+        (project / ".claude").symlink_to(elsewhere)
+        os.chmod(project, writable)
+        if writable & stat.S_ISVTX:
+            os.lchown(project / ".claude", OUTSIDER, OUTSIDER)
+    named = str(project / ".claude" / ("coordination" if link == "coordination" else ""))
+    named = named.rstrip("/")
+    root = project / ".claude" / "coordination"
+    for command in _EVERY_COMMAND:
+        code, out = coord(root, *command)  # --dir through the link
+        assert code == 6, (command, out)
+        assert f"{named}:1: is a symbolic link in a directory others can write" in out
+        monkeypatch.chdir(project)  # found from the working directory, as agents do
+        code = main(list(command))
+        assert code == 6, command
+    assert [p.name for p in elsewhere.rglob("*")] == ([] if link == "coordination" else
+                                                      ["coordination"])  # fmt: skip
+
+
+def test_a_workspace_link_the_user_made_in_their_own_directory_works(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COORD_FSYNC", "0")
+    project = tmp_path / "proj"
+    (project / ".claude").mkdir(parents=True)
+    os.chmod(project / ".claude", 0o755)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (project / ".claude" / "coordination").symlink_to(elsewhere)
+    root = project / ".claude" / "coordination"
+    for command in _EVERY_COMMAND:
+        code, out = coord(root, *command)
+        assert code == 0, (command, out)
+    assert (elsewhere / "task-1.md").exists()
+
+
+def test_init_through_a_planted_link_writes_nothing(tmp_path: Path) -> None:
+    (tmp_path / "shared").mkdir()
+    os.chmod(tmp_path / "shared", 0o2775)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (tmp_path / "shared" / "ws").symlink_to(elsewhere)
+    code, out = coord(tmp_path / "shared" / "ws", "init", "--shared-group", str(os.getgid()))
+    assert code == 6 and "is a symbolic link in a directory others can write" in out
+    assert list(elsewhere.iterdir()) == []
+
+
+def test_demo_keep_refuses_a_symlink(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    target = tmp_path / "target"
+    target.mkdir()
+    (tmp_path / "kept").symlink_to(target)
+    assert main(["demo", "--keep", str(tmp_path / "kept"), "--no-dashboard"]) == 2
+    assert "is a symbolic link" in capsys.readouterr().err
+    assert list(target.iterdir()) == []
+
+
+# -- advA 3: nobody else can hold a lock -------------------------------------------------------
+_HOLD = """
+import fcntl, os, sys
+for path in sys.argv[1:]:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        print("HELD", path)
+    except OSError as exc:
+        print("DENIED", exc.errno, path)
+sys.stdout.flush()
+sys.stdin.read()
+"""
+
+
+@needs_root
+@pytest.mark.parametrize("shared", [False, True], ids=["one-user", "shared"])
+def test_an_outsider_cannot_hold_a_lock_and_block_the_owner(shared: bool) -> None:
+    import errno
+
+    from agentcoord.timer.files import acquire_lock
+
+    with shared_tmp() as base:
+        root = base / "proj" / ".claude" / "coordination"
+        init = ("init", "--shared-group", str(GID)) if shared else ("init",)
+        assert coord(root, *init)[0] == 0
+        assert coord(root, "task", "create", "t")[0] == 0
+        timer_lock = root.parent / ".coordination-timer.lock"
+        fd = acquire_lock(str(timer_lock))
+        assert fd is not None
+        os.close(fd)
+        locks = [*sorted((root / ".locks").iterdir()), timer_lock]
+        want = 0o660 if shared else 0o600
+        for lock in locks:
+            assert stat.S_IMODE(lock.stat().st_mode) == want, lock
+        holder = subprocess.Popen(
+            [_interpreter(), "-c", _HOLD, *map(str, locks)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            preexec_fn=lambda: (os.setgroups([]), os.setgid(OUTSIDER), os.setuid(OUTSIDER)),  # noqa: PLW1509
+            cwd="/",
+        )
+        try:
+            assert holder.stdout is not None
+            lines = [holder.stdout.readline().split() for _ in locks]
+            assert all(line[:2] == ["DENIED", str(errno.EACCES)] for line in lines), lines
+            # While that user runs, the owner's writes and timer go on.
+            code, out = coord(root, "task", "create", "t2", seconds=20)
+            assert code == 0, out
+            code, out = coord(root, "task", "claim", "--agent", "a1", seconds=20)
+            assert code == 0, out
+            fd = acquire_lock(str(timer_lock))
+            assert fd is not None
+            os.close(fd)
+        finally:
+            holder.communicate("", timeout=30)
+
+
+def test_an_older_world_readable_lock_is_tightened(tmp_path: Path) -> None:
+    from agentcoord.timer.files import acquire_lock
+
+    root = tmp_path / "proj" / ".claude" / "coordination"
+    assert coord(root, "init")[0] == 0
+    assert coord(root, "task", "create", "t")[0] == 0
+    timer_lock = root.parent / ".coordination-timer.lock"
+    timer_lock.write_text("")
+    locks = [*(root / ".locks").iterdir(), timer_lock]
+    for lock in locks:  # as an older version left them
+        os.chmod(lock, 0o644)
+    assert coord(root, "task", "create", "t2")[0] == 0  # counter-task.lock
+    assert coord(root, "task", "claim", "1", "--agent", "a1")[0] == 0  # task-1.lock
+    fd = acquire_lock(str(timer_lock))
+    assert fd is not None
+    os.close(fd)
+    for lock in locks:
+        assert stat.S_IMODE(lock.stat().st_mode) == 0o600, lock
+
+
+# -- advA 8: a special file in a listing is reported like a corrupt file --------------------
+@pytest.mark.parametrize(
+    ("rel", "commands"),
+    [
+        ("events-team.md", [("event", "tail", "team"), ("event", "tail", "team", "-n", "2")]),
+        ("task-2.md", [("task", "list"), ("--json", "task", "list"), ("status",)]),
+        ("agent-a2.md", [("agent", "list"), ("status",)]),
+        (".state/counter-task", [("task", "create", "x"), ("doctor",)]),
+        ("metrics-performance.md", [("doctor",)]),
+    ],
+)
+def test_a_special_file_is_reported_exactly_like_a_corrupt_one(
+    template: Path, tmp_path: Path, rel: str, commands: list[tuple[str, ...]]
+) -> None:
+    results = {}
+    for kind in ("corrupt", "fifo"):
+        root = tmp_path / kind
+        shutil.copytree(template, root, symlinks=True)
+        target = root / rel
+        if target.exists():
+            target.unlink()
+        if kind == "fifo":
+            os.mkfifo(target)
+        else:
+            target.write_text("garbage\n")
+        for command in commands:
+            try:
+                code, out = coord(root, *command, seconds=2)  # at once: never a wait
+            except Hang:
+                pytest.fail(f"coord {' '.join(command)} waits on a FIFO at {rel}")
+            assert "Traceback" not in out
+            results[kind, command] = (code, str(target) in out)
+    for command in commands:
+        fifo, corrupt = results["fifo", command], results["corrupt", command]
+        assert fifo == corrupt, (command, "fifo", fifo, "corrupt", corrupt)
+        assert fifo[1], f"{command} does not name {rel}"
+
+
+def test_event_tail_of_a_fifo_is_exit_6_at_once(template: Path, tmp_path: Path) -> None:
+    root = tmp_path / "ws"
+    shutil.copytree(template, root, symlinks=True)
+    (root / "events-team.md").unlink()
+    os.mkfifo(root / "events-team.md")
+    code, out = coord(root, "event", "tail", "team", seconds=2)
+    assert code == 6 and f"{root / 'events-team.md'}:1: is not a regular file (a FIFO)" in out

@@ -731,3 +731,58 @@ def test_the_socket_announcement_never_offers_a_tcp_url(
             time.sleep(0.05)
     assert "claude mcp add" not in server.stderr
     assert "--unix-socket" in server.stderr
+
+
+# -- advA 7 and 8: another user's stale socket; the 401's message ----------------------------------
+@pytest.mark.parametrize("case", ["unprobeable", "unremovable", "unwritable-dir"])
+def test_another_users_socket_in_the_way_is_a_clear_error(case: str) -> None:
+    """``coord mcp --socket`` as uid 40002 where uid 40001 left a stale socket in a sticky
+    ``/tmp``-like directory (its mode 0755: cannot even be probed; 0777: nobody listens, but
+    the sticky bit forbids removing it), or in a directory it may not write: exit 2 naming the
+    path and why, never a traceback; the other user's socket is left alone."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root to run coord as other uids (setuid in a child)")
+    from .test_security_files import run_as, shared_tmp
+
+    with shared_tmp() as base:
+        root = base / "ws"
+        init_workspace(str(root))
+        subprocess.run(["chown", "-R", "40002:40002", str(root)], check=True)
+        sticky = base / "tmp"
+        sticky.mkdir()
+        sticky.chmod(0o1777)
+        path = sticky / "mcp.sock"
+        if case == "unwritable-dir":
+            path = base / "mcp.sock"  # base: root's, 0755
+        else:
+            with socket.socket(socket.AF_UNIX) as dead:
+                dead.bind(str(path))  # bound, never listening, then closed
+            os.chown(path, 40001, 40001)
+            path.chmod(0o755 if case == "unprobeable" else 0o777)
+        done = run_as(40002, root, "--json", "mcp", "--socket", str(path), gid=40002, groups=())
+        assert done.returncode == 2, done.stderr
+        assert "Traceback" not in done.stderr and done.stdout == ""
+        error = json.loads(done.stderr.strip().splitlines()[-1])["error"]
+        assert error["code"] == "invalid_input" and str(path) in error["message"]
+        if case != "unwritable-dir":
+            assert "uid 40001" in error["message"]
+            assert path.lstat().st_uid == 40001  # left alone
+        else:
+            assert not path.exists()
+
+
+def test_a_wrong_token_is_told_apart_from_a_missing_one(
+    workspace: Workspace, tmp_path: Path
+) -> None:
+    with serve(workspace, tmp_path) as server, httpx.Client(timeout=TIMEOUT) as client:
+        token = token_path(workspace).read_text().strip()
+        missing = client.post(server.url, json=INIT, headers=ACCEPT)
+        assert missing.status_code == 401
+        assert "required" in missing.json()["error"]["message"]
+        assert "error=" not in missing.headers["www-authenticate"]
+        for wrong in ("wrong-" + token, token[:-1], "x"):
+            r = client.post(server.url, json=INIT, headers=bearer(wrong))
+            assert r.status_code == 401
+            assert "the bearer token does not match" in r.json()["error"]["message"]
+            assert 'error="invalid_token"' in r.headers["www-authenticate"]
+            assert wrong not in r.text and token not in r.text

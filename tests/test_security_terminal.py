@@ -160,10 +160,23 @@ def test_api_refuses_a_title_that_is_not_one_line(coord: Coordinator, title: str
         coord.contexts.put("proj", "dom", {"k": 1}, title=title)
 
 
-def test_surrounding_whitespace_is_trimmed_not_refused(coord: Coordinator) -> None:
-    task = coord.tasks.create("  padded title\n", id="t1")
+def test_surrounding_spaces_are_trimmed_not_refused(coord: Coordinator) -> None:
+    task = coord.tasks.create("  padded title\t", id="t1")
     assert task.title == "padded title"
     assert coord.tasks.create("rtl \u202eok\u202c", id="t2").title == "rtl \u202eok\u202c"
+
+
+@pytest.mark.parametrize(
+    "title", ["abc\n", "\nabc", "abc\r\n", "\x1cab\x1f", "\x85abc\u2028", "\x0babc\x0c"]
+)
+def test_a_control_character_at_either_end_is_refused_not_trimmed(
+    coord: Coordinator, title: str
+) -> None:
+    """``str.strip`` would silently drop line breaks, ``\\x1c``-``\\x1f``, NEL and U+2028
+    at the ends: a title holding one is refused like one holding it inside."""
+    with pytest.raises(InvalidInput, match="title must be one line"):
+        coord.tasks.create(title, id="t1")
+    assert coord.tasks.heads() == []
 
 
 @pytest.mark.parametrize("title", ["two\nlines", "esc\x1b]0;x\x07", "c1\x9b2J"])

@@ -465,3 +465,115 @@ def test_a_fifo_as_any_timer_file_never_hangs_a_command(
     if started.returncode == 0:
         pid = json.loads(started.stdout)["pid"]
         wait_for(lambda: not pid_alive(pid), what="the timer to stop")
+
+
+# -- 4. a lock file renamed or replaced under a running timer (advA item 4) ---------------------
+def _proc_status(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return "X"
+
+
+def _gone(pid: int) -> bool:
+    """Exited (a zombie not yet reaped by init counts: it runs nothing)."""
+    return not pid_alive(pid) or _proc_status(pid) in ("Z", "X")
+
+
+def test_stop_never_signals_another_timer_whose_lock_and_pid_file_were_moved_here(
+    project: Workspace, run: Runner, timers: list[int]
+) -> None:
+    """Bob renames timer x's lock to the default timer's lock name and copies x's pid file
+    over the default's: the default's pid file now names a process that holds the default's
+    lock file. Its command line names timer x, so ``timer stop`` (default) signals nobody."""
+    code, out, err = run("--json", "timer", "start", "--name", "x", "--interval", "60")
+    assert code == 0, err
+    x_pid = json.loads(out)["pid"]
+    timers.append(x_pid)
+    x, default = TimerFiles(project.timer_dir, "x"), TimerFiles(project.timer_dir)
+    os.rename(x.lockfile, default.lockfile)
+    Path(default.pidfile).write_bytes(Path(x.pidfile).read_bytes())
+    Path(default.checkpoint).touch()
+    assert holds_lock(x_pid, default.lockfile)  # the inode proof alone would accept it
+    code, out, err = run("--json", "timer", "stop")
+    assert code == 0, err
+    result = json.loads(out)
+    assert result["stopped"] is False and "not timer default's daemon" in result["note"]
+    assert pid_alive(x_pid) and not _gone(x_pid)
+    code, out, err = run("--json", "timer", "status", "--name", "default")
+    shown = json.loads(out)
+    assert shown["running"] is False and shown["state"] == "unknown"
+    assert pid_alive(x_pid)
+    # Timer x's own status: its daemon, by its command line, without its lock: not "dead",
+    # and its pid file is kept.
+    code, out, err = run("--json", "timer", "status", "--name", "x")
+    shown = json.loads(out)
+    assert shown["state"] == "unknown" and "stops by itself" in shown["warnings"][0]
+    assert os.path.exists(x.pidfile)
+
+
+@pytest.mark.parametrize("how", ["replaced", "removed"])
+def test_a_timer_whose_lock_file_is_replaced_is_never_orphaned(
+    project: Workspace, run: Runner, timers: list[int], how: str
+) -> None:
+    """Bob replaces the lock file under a running timer (``cp lock x && mv x lock``). Status
+    never calls the live daemon dead nor removes its pid file; the daemon notices at its next
+    tick, logs why and exits, and the state converges to "not running"."""
+    code, out, err = run("--json", "timer", "start", "--interval", "60")
+    assert code == 0, err
+    pid = json.loads(out)["pid"]
+    timers.append(pid)
+    files = TimerFiles(project.timer_dir)
+    copy = files.lockfile + ".copy"
+    Path(copy).write_bytes(Path(files.lockfile).read_bytes())
+    if how == "replaced":
+        os.rename(copy, files.lockfile)
+    else:
+        os.unlink(copy)
+        os.unlink(files.lockfile)
+    for _ in range(2):  # status neither removes the pid file nor changes its answer
+        code, out, err = run("--json", "timer", "status", "--name", "default")
+        assert code == 0, err
+        shown = json.loads(out)
+        assert shown["state"] == "unknown" and shown["running"] is False, shown
+        assert f"process {pid} is timer default's daemon" in shown["warnings"][0]
+        assert os.path.exists(files.pidfile) and pid_alive(pid)
+    code, out, err = run("--json", "timer", "stop")
+    result = json.loads(out)
+    assert result["stopped"] is False and "stops by itself" in result["note"]
+    assert os.path.exists(files.pidfile) and pid_alive(pid)
+
+
+def test_the_daemon_exits_when_its_lock_file_is_replaced(
+    project: Workspace, run: Runner, timers: list[int]
+) -> None:
+    code, out, err = run("--json", "timer", "start", "--interval", "0.2")
+    assert code == 0, err
+    pid = json.loads(out)["pid"]
+    timers.append(pid)
+    files = TimerFiles(project.timer_dir)
+    wait_for(lambda: count(project) >= 1, what="a tick")
+    copy = files.lockfile + ".copy"
+    Path(copy).write_bytes(Path(files.lockfile).read_bytes())
+    os.rename(copy, files.lockfile)
+    wait_for(lambda: _gone(pid), what="the daemon to notice and exit")
+    assert not os.path.exists(files.pidfile)
+    assert "was replaced" in Path(files.log).read_text()
+    code, out, err = run("--json", "timer", "status", "--name", "default")
+    shown = json.loads(out)
+    assert shown["running"] is False and shown["state"] == "stopped"
+    assert "was replaced" in shown["stop_reason"]
+    code, out, err = run("--json", "timer", "start", "--interval", "60")  # a fresh start works
+    assert code == 0, err
+    timers.append(json.loads(out)["pid"])
+
+
+def test_the_command_line_check_names_one_timer(tmp_path: Path) -> None:
+    d = str(tmp_path)
+    argv = [sys.executable, "-m", "agentcoord.timer.daemon", "--dir", d, "--timer-dir", d]
+    cmd = "\0".join([*argv, "--name", "x", "--token", "t", "--on-checkpoint", "--name default"])
+    raw = cmd.encode() + b"\0"
+    assert timer_files.names_this_timer(raw, TimerFiles(d, "x").lockfile)
+    assert not timer_files.names_this_timer(raw, TimerFiles(d).lockfile)
+    assert not timer_files.names_this_timer(raw, TimerFiles(d + "/other", "x").lockfile)
+    assert not timer_files.names_this_timer(b"sleep\0300\0", TimerFiles(d).lockfile)

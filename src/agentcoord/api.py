@@ -62,8 +62,10 @@ def open_store(
     Raises :class:`InvalidInput` for a URL of another scheme and :class:`BackendUnavailable`
     when redis-py is not installed."""
     if not url.startswith(REDIS_SCHEMES):
+        from .core.urls import mask_url
+
         raise InvalidInput(
-            f"unsupported store URL {url!r}: use redis://, rediss:// or unix:// "
+            f"unsupported store URL {mask_url(url)!r}: use redis://, rediss:// or unix:// "
             "(or --dir for a markdown workspace)"
         )
     try:

@@ -48,6 +48,10 @@ SHARED_DIR_MODE = 0o2775
 #: A file holding a credential: the owner only (the group too, read-only, when shared).
 PRIVATE_MODE = 0o600
 SHARED_PRIVATE_MODE = 0o640
+#: A lock file: ``flock(2)`` needs only a read-only descriptor, so a lock anyone can read is a
+#: lock anyone can hold (and so block every writer). The owner only; the group when shared.
+LOCK_MODE = 0o600
+SHARED_LOCK_MODE = 0o660
 _SHARED_BITS = stat.S_ISGID | stat.S_IWGRP
 _O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
@@ -101,6 +105,22 @@ def private_mode(directory: str) -> int:
     """The mode of a file holding a credential in ``directory``: 0600, or 0640 when the
     directory is shared (the group needs the credential; the world never gets it)."""
     return SHARED_PRIVATE_MODE if is_shared(directory) else PRIVATE_MODE
+
+
+def lock_mode(directory: str) -> int:
+    """The mode of a lock file in ``directory``: 0600, or 0660 when the directory is shared
+    (every member takes the locks; nobody else may hold one)."""
+    return SHARED_LOCK_MODE if is_shared(directory) else LOCK_MODE
+
+
+def tighten(fd: int, st: os.stat_result, mode: int) -> None:
+    """Take from the file at ``fd`` the permission bits ``mode`` does not have, when this user
+    owns it (a lock file left 0644 by an older version); someone else's file is left alone."""
+    if st.st_uid == os.geteuid() and stat.S_IMODE(st.st_mode) & ~mode & 0o7777:
+        try:
+            os.fchmod(fd, stat.S_IMODE(st.st_mode) & mode)
+        except OSError:
+            pass  # a read-only file system: the lock still works
 
 
 def forget_modes() -> None:
@@ -164,31 +184,45 @@ def atomic_write(
 
 
 def open_regular(
-    path: str, flags: int = os.O_RDONLY, *, what: str = "", one_link: bool = False
+    path: str,
+    flags: int = os.O_RDONLY,
+    *,
+    what: str = "",
+    one_link: bool = False,
+    mode: int | None = None,
 ) -> int:
     """The fd of :func:`open_stat` (which see)."""
-    return open_stat(path, flags, what=what, one_link=one_link)[0]
+    return open_stat(path, flags, what=what, one_link=one_link, mode=mode)[0]
 
 
 def open_stat(
-    path: str, flags: int = os.O_RDONLY, *, what: str = "", one_link: bool = False
+    path: str,
+    flags: int = os.O_RDONLY,
+    *,
+    what: str = "",
+    one_link: bool = False,
+    mode: int | None = None,
 ) -> tuple[int, os.stat_result]:
     """``open(2)`` that a planted link or special file cannot redirect or block (SPEC section
     16): ``O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC`` are added to ``flags`` and the result is
     accepted only when it is a regular file (with ``one_link``, one with a single link: a hard
     link to a victim file would otherwise be written through). With ``O_CREAT`` a new file gets
-    its directory's mode (:func:`modes`, kept whatever the umask). Returns the fd (the caller
-    closes it) and its ``fstat``.
+    its directory's mode (:func:`modes`, kept whatever the umask), or ``mode`` when given (a
+    lock: :func:`lock_mode`); with ``mode``, an existing file of this user that grants more
+    is tightened to it (:func:`tighten`). Returns the fd (the caller closes it) and its
+    ``fstat``.
 
     Raises :class:`CorruptData` (``path:1``, the message starting with ``what``) for a symbolic
     link, a FIFO, a device, a directory or, with ``one_link``, a file with several links; and
     ``OSError`` for anything else (``FileNotFoundError`` without ``O_CREAT``)."""
     flags |= _O_NOFOLLOW | _O_NONBLOCK | _O_CLOEXEC
-    mode = modes(os.path.dirname(path))[0] if flags & os.O_CREAT else FILE_MODE
+    wanted = mode
+    if mode is None:
+        mode = modes(os.path.dirname(path))[0] if flags & os.O_CREAT else FILE_MODE
     label = f"{what} " if what else ""
     try:
         fd = -1
-        if flags & os.O_CREAT and mode != FILE_MODE:  # shared: g+w despite the umask
+        if flags & os.O_CREAT and mode not in (FILE_MODE, LOCK_MODE):  # g+w despite the umask
             try:
                 fd = os.open(path, flags | os.O_EXCL, mode)
             except FileExistsError:
@@ -209,6 +243,8 @@ def open_stat(
             raise CorruptData(path, 1, f"{label}is not a regular file ({file_kind(st.st_mode)})")
         if one_link and st.st_nlink != 1:
             raise CorruptData(path, 1, f"{label}has {st.st_nlink} hard links; it must have one")
+        if wanted is not None:
+            tighten(fd, st, wanted)
     except BaseException:
         os.close(fd)
         raise
@@ -224,6 +260,9 @@ def read_bytes(path: str, *, limit: int = MAX_READ) -> bytes | None:
         fd, st = open_stat(path)
     except FileNotFoundError:
         return None
+    except NotADirectoryError:  # a FIFO or a file planted where ``.state/`` belongs
+        parent = os.path.dirname(path)
+        raise CorruptData(parent, 1, "is not a directory (a file is in its place)") from None
     except OSError as exc:
         raise BackendUnavailable(f"cannot read {path}: {exc.strerror}", path=path) from exc
     try:
@@ -280,6 +319,32 @@ def file_kind(mode: int) -> str:
     return "not a regular file"
 
 
+def refuse_planted_link(path: str) -> None:
+    """:class:`CorruptData` (exit 6) when ``path`` is a symbolic link in a directory that
+    others can write (group- or world-writable, as sshd's ``StrictModes``): someone else could
+    have planted it, or can swap it, to send every write elsewhere (SPEC section 16). A link in
+    a directory only its owner can write (a user's own ``ln -s``) is followed as usual; so is
+    one in a sticky directory (``/tmp``) that this user or root owns, since nobody else can
+    replace it there."""
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return
+    if not stat.S_ISLNK(st.st_mode):
+        return
+    try:
+        parent = os.stat(os.path.dirname(path) or ".")
+    except OSError:
+        return
+    if not parent.st_mode & 0o022:
+        return
+    if parent.st_mode & stat.S_ISVTX and st.st_uid in (0, os.geteuid()):
+        return
+    raise CorruptData(
+        path, 1, "is a symbolic link in a directory others can write; it is never followed"
+    )
+
+
 def ensure_dir(path: str) -> None:
     """Create ``path`` and any missing parents, each with the directory mode of its parent
     (:func:`modes`: :data:`DIR_MODE`, or :data:`SHARED_DIR_MODE` inside a shared workspace;
@@ -287,8 +352,8 @@ def ensure_dir(path: str) -> None:
 
     A symbolic link at ``path`` is :class:`CorruptData` (exit 6): a workspace directory such as
     ``archive/`` or ``.locks/`` planted as a link elsewhere would send writes out of the
-    workspace (SPEC section 16). A file in the way, or a directory that cannot be made, is
-    :class:`BackendUnavailable`."""
+    workspace (SPEC section 16); so is a FIFO, a socket or a device there. A regular file in
+    the way, or a directory that cannot be made, is :class:`BackendUnavailable`."""
     try:
         st = os.lstat(path)
     except FileNotFoundError:
@@ -302,6 +367,8 @@ def ensure_dir(path: str) -> None:
             raise CorruptData(
                 path, 1, "is a symbolic link; a workspace directory is never followed elsewhere"
             )
+        if not stat.S_ISREG(st.st_mode):  # a FIFO or a socket where a directory belongs
+            raise CorruptData(path, 1, f"is {file_kind(st.st_mode)}, not a directory")
     missing = []
     head = os.path.abspath(path)
     while head and not os.path.isdir(head):
@@ -380,17 +447,20 @@ class FileLock:
             except FileNotFoundError:
                 same = False
             if same:
+                tighten(fd, st, lock_mode(os.path.dirname(self.path)))  # an older 0644 lock
                 self._fd = fd
                 return True
             os.close(fd)
 
     def _open(self) -> int:
         """The lock file, opened without following a link or waiting on a FIFO; anything but a
-        regular file there is :class:`CorruptData` naming it (SPEC section 16)."""
-        mode = modes(os.path.dirname(self.path))[0]
+        regular file there is :class:`CorruptData` naming it (SPEC section 16). A new lock is
+        0600 (0660 shared: :func:`lock_mode`): ``flock`` needs only read access, so a lock
+        others could read is one they could hold."""
+        mode = lock_mode(os.path.dirname(self.path))
         flags = os.O_RDWR | os.O_CREAT | _O_NOFOLLOW | _O_NONBLOCK | _O_CLOEXEC
         try:
-            if mode != FILE_MODE:  # shared: a lock this process makes gets g+w despite the umask
+            if mode != LOCK_MODE:  # shared: a lock this process makes gets g+w despite the umask
                 try:
                     fd = os.open(self.path, flags | os.O_EXCL, mode)
                 except FileExistsError:

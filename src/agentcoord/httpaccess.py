@@ -290,6 +290,9 @@ class Guard:
         challenge = f'Bearer realm="{REALM}"'
         if auths:  # RFC 6750 section 3.1: say why only when credentials were sent
             challenge += ', error="invalid_token"'
+        if len(auths) == 1 and auths[0].strip().partition(" ")[0].lower() == "bearer":
+            # Never echo what was sent: it may be a real token of another server.
+            return 401, "the bearer token does not match (Authorization: Bearer <token>)", challenge
         return 401, "a bearer token is required (Authorization: Bearer <token>)", challenge
 
 
@@ -347,8 +350,11 @@ def bind_unix_socket(path: str) -> tuple[socket.socket, int]:
     """A listening Unix socket at ``path``, mode 0600 (created under a 0177 umask, so it is
     never reachable by others even for a moment). A stale socket (nobody accepts on it) is
     replaced; anything else at ``path`` is refused and left alone: a file, a directory or a
-    symlink (:class:`InvalidInput`), a socket a live server listens on (:class:`AlreadyRunning`).
-    Returns the socket and the file's inode (for :func:`remove_unix_socket`)."""
+    symlink (:class:`InvalidInput`), a socket a live server listens on (:class:`AlreadyRunning`),
+    another user's socket that cannot be probed or removed (a sticky ``/tmp``:
+    :class:`InvalidInput` naming its uid). Every ``OSError`` becomes a :class:`~.errors.CoordError`
+    (exit 2 for the path's fault, 5 for the system's), never a traceback. Returns the socket
+    and the file's inode (for :func:`remove_unix_socket`)."""
     import socket
 
     try:
@@ -356,7 +362,7 @@ def bind_unix_socket(path: str) -> tuple[socket.socket, int]:
     except FileNotFoundError:
         st = None
     except OSError as exc:
-        raise InvalidInput(f"--socket {path}: {exc.strerror}", field="socket") from None
+        raise InvalidInput(f"--socket {path}: {exc.strerror or exc}", field="socket") from None
     if st is not None:
         if not stat.S_ISSOCK(st.st_mode):
             kind = "a symbolic link" if stat.S_ISLNK(st.st_mode) else "not a socket"
@@ -367,27 +373,76 @@ def bind_unix_socket(path: str) -> tuple[socket.socket, int]:
         probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
             probe.connect(path)
-        except OSError:
+        except (ConnectionRefusedError, FileNotFoundError):
             pass  # stale: nobody accepts on it
+        except OSError as exc:  # EACCES: another user's socket, not ours to probe or replace
+            raise InvalidInput(
+                f"--socket {path}: {_whose(st)} socket is in the way and cannot be probed "
+                f"({exc.strerror or exc}); it is left alone: pick a path in a directory of "
+                "your own",
+                field="socket",
+                path=path,
+            ) from None
         else:
             raise AlreadyRunning(f"--socket {path}: a server already listens there", path=path)
         finally:
             probe.close()
-        os.unlink(path)
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
+        except OSError as exc:  # EPERM: another user's stale socket in a sticky /tmp
+            raise InvalidInput(
+                f"--socket {path}: {_whose(st)} stale socket is in the way and cannot be "
+                f"removed ({exc.strerror or exc}); pick a path in a directory of your own",
+                field="socket",
+                path=path,
+            ) from None
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     old = os.umask(0o177)
     try:
         sock.bind(path)  # bind(2) never follows a symlink: EADDRINUSE if one appeared
     except OSError as exc:
         sock.close()
-        raise InvalidInput(
-            f"--socket {path}: cannot bind: {exc.strerror}", field="socket"
+        if exc.errno == errno.EADDRINUSE:
+            raise AlreadyRunning(
+                f"--socket {path}: something appeared at the path as the socket was made",
+                path=path,
+            ) from None
+        cls = InvalidInput if exc.errno in _BAD_PATH else BackendUnavailable
+        raise cls(
+            f"--socket {path}: cannot bind: {exc.strerror or exc}", field="socket", path=path
         ) from None
     finally:
         os.umask(old)
-    sock.listen(128)
-    sock.setblocking(False)
-    return sock, os.lstat(path).st_ino
+    try:
+        sock.listen(128)
+        sock.setblocking(False)
+        inode = os.lstat(path).st_ino
+    except OSError as exc:
+        sock.close()
+        raise BackendUnavailable(
+            f"--socket {path}: cannot listen there: {exc.strerror or exc}", path=path
+        ) from None
+    return sock, inode
+
+
+#: bind(2) errors that are the path's fault (exit 2); any other is the system's (exit 5).
+_BAD_PATH = (
+    errno.EACCES,
+    errno.EPERM,
+    errno.ENOENT,
+    errno.ENOTDIR,
+    errno.ENAMETOOLONG,
+    errno.ELOOP,
+    errno.EROFS,
+    errno.EINVAL,
+)
+
+
+def _whose(st: os.stat_result) -> str:
+    """``uid N's`` for another user's file, ``a`` for ours (for messages)."""
+    return "a" if st.st_uid == os.geteuid() else f"uid {st.st_uid}'s"
 
 
 def remove_unix_socket(path: str, inode: int) -> None:

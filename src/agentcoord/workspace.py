@@ -20,7 +20,7 @@ import stat
 
 from .core.config import Config, ConfigProblem, check
 from .errors import BackendUnavailable, CoordError, CorruptData, InvalidInput, NotFound
-from .fs import atomic_write, forget_modes, private_mode, read_text
+from .fs import atomic_write, forget_modes, private_mode, read_text, refuse_planted_link
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -49,13 +49,18 @@ class Workspace:
 
     ``config`` is read (and checked: :class:`CorruptData` for a bad ``config.json``) on first
     use, so that finding a workspace never fails on its settings and a caller that goes on to
-    use them always sees the error."""
+    use them always sees the error.
+
+    :class:`CorruptData` (exit 6) when the directory, or the timer directory holding it
+    (``.claude/``), is a symbolic link in a directory others can write
+    (:func:`agentcoord.fs.refuse_planted_link`): every command opens its workspace here."""
 
     __slots__ = ("_config", "root")
 
     def __init__(self, root: str, config: Config | None = None) -> None:
         self.root = os.path.abspath(root)
         self._config = config
+        check_links(self.root)
 
     @property
     def config(self) -> Config:
@@ -97,6 +102,15 @@ class Workspace:
         if os.path.basename(self.root) == "coordination" and os.path.basename(parent) == ".claude":
             return os.path.dirname(parent)
         return parent
+
+
+def check_links(root: str) -> None:
+    """Refuse a workspace directory ``root``, or the timer directory it sits in (``.claude/``
+    of ``.claude/coordination``), that is a symbolic link someone else may have planted
+    (:func:`agentcoord.fs.refuse_planted_link`; SPEC section 16)."""
+    refuse_planted_link(root)
+    if os.path.basename(root) == "coordination":
+        refuse_planted_link(os.path.dirname(root))
 
 
 def load_config(root: str) -> Config:
@@ -207,6 +221,7 @@ def init_workspace(
     else:
         project = _git_root(base) or base
         root = os.path.join(project, SUBDIR)
+    check_links(root)  # before anything is written through a planted link
     from .store.markdown.directory import Directory
 
     actions += Directory(root).prepare()  # the layout: README.md, .gitkeep, archive/
@@ -243,25 +258,17 @@ def record_backend(root: str, backend: str, url: str | None = None) -> Config:
     return Config(values)
 
 
-_SECRET_KEY = ("pass", "secret", "token", "auth", "cred", "key")
-
-
 def has_credential(url: object) -> bool:
     """Whether the Redis ``url`` (``redis://``, ``rediss://``, ``unix://``) carries a
     credential: user information (``:password@``, ``user:password@``, even a bare user) or a
     query parameter named like one (``password=``, ``token=`` ...). An unparsable URL counts."""
     if not isinstance(url, str) or not url:
         return False
-    from urllib.parse import parse_qsl, urlsplit
+    from .core.urls import credentials_in
 
-    try:
-        parts = urlsplit(url)
-        query = parse_qsl(parts.query, keep_blank_values=True)
-    except ValueError:
-        return True
-    if "@" in parts.netloc and parts.netloc.rpartition("@")[0]:
-        return True
-    return any(word in key.lower() for key, _ in query for word in _SECRET_KEY)
+    # The masker's rule (SPEC 16): user information before the last "@" whatever the scheme,
+    # or a parameter named like a secret; an unencoded "#" or "/" in a password included.
+    return bool(credentials_in(url))
 
 
 def check_config_mode(root: str) -> list[Violation]:
@@ -313,7 +320,8 @@ def _chmod_private(path: str) -> list[str]:
         raise BackendUnavailable(f"cannot change the mode of {path}: {exc.strerror}") from exc
     finally:
         os.close(fd)
-    return [f"made {path} readable by its owner only (mode {mode:o}): it holds a credential"]
+    who = "its owner only" if mode & 0o077 == 0 else "its owner and group only"
+    return [f"made {path} readable by {who} (mode {mode:o}): it holds a credential"]
 
 
 def resolve_group(group: str) -> int:
@@ -338,58 +346,220 @@ def resolve_group(group: str) -> int:
 
 
 def share_with_group(ws: Workspace, gid: int) -> list[str]:
-    """Make ``ws`` a workspace its Unix group ``gid`` can share (SPEC section 16): every
-    directory of the tree (and the timer directory ``.claude/`` itself) group ``gid``, mode
-    02775 (setgid: new entries inherit the group); every file group ``gid``, mode 0664, or 0640
-    for a ``config.json`` holding a credential. Never through a symbolic link; nothing becomes
-    world-writable. Returns what it changed (nothing when already so).
-    :class:`BackendUnavailable` (exit 5) when an entry cannot be changed."""
+    """Make ``ws`` a workspace its Unix group ``gid`` can share (SPEC section 16): the
+    workspace directory, its ``archive/``, ``.locks/`` and ``.state/`` (and the timer directory
+    ``.claude/`` itself) group ``gid``, mode 02775 (setgid: new entries inherit the group); the
+    regular files in them group ``gid``, mode 0664 (0660 for a lock, 0640 for a
+    ``config.json`` holding a credential). Returns what it changed (nothing when already so)
+    and what it skipped. :class:`BackendUnavailable` (exit 5) when an entry cannot be changed.
+
+    Members of the group can write the tree while this runs (often as root), so the walk never
+    uses a path below the workspace directory: each directory is opened ``O_NOFOLLOW`` relative
+    to its parent's descriptor and listed through its own; each file is opened the same way
+    and changed by ``fchown``/``fchmod``. A symbolic link, a FIFO, a socket, a device, a file
+    with several hard links, another file system, or a directory the workspace does not make
+    is skipped and reported, never followed or changed (a member swapping ``.state/`` for a
+    link to ``/etc`` mid-walk gets nothing changed outside the tree)."""
     from .fs import SHARED_DIR_MODE, SHARED_FILE_MODE, SHARED_PRIVATE_MODE
 
     credential = bool(config_has_credential(ws.root))
-    counts = {"dir": 0, "file": 0}
-    pending = [ws.root]
-    extra: list[str] = []
+    walk = _ShareWalk(gid, ws.root if credential else None)
     timer = ws.timer_dir
     if timer != ws.root:
-        extra.append(timer)
+        parent = walk.open_dir(None, timer, timer)
         try:
-            with os.scandir(timer) as entries:
-                extra += [e.path for e in entries if e.name.startswith(".coordination-")]
-        except OSError:
-            pass
-    changed_config = False
-    while pending:
-        directory = pending.pop()
-        _share(directory, gid, SHARED_DIR_MODE, counts, "dir")
+            walk.directory(parent, timer)
+            root = walk.open_dir(parent, os.path.basename(ws.root), ws.root)
+            try:
+                walk.tree(root, ws.root)
+            finally:
+                os.close(root)
+            walk.timer_files(parent, timer)
+        finally:
+            os.close(parent)
+    else:
+        root = walk.open_dir(None, ws.root, ws.root)
         try:
-            with os.scandir(directory) as entries:
-                found = list(entries)
-        except OSError as exc:
-            raise BackendUnavailable(f"cannot read {directory}: {exc.strerror}") from exc
-        for entry in found:
-            if entry.is_symlink():
-                continue  # never followed; ``doctor`` reports it
-            if entry.is_dir(follow_symlinks=False):
-                pending.append(entry.path)
-            elif entry.is_file(follow_symlinks=False):
-                private = credential and entry.path == os.path.join(ws.root, CONFIG_FILE)
-                mode = SHARED_PRIVATE_MODE if private else SHARED_FILE_MODE
-                if _share(entry.path, gid, mode, counts, "file") and private:
-                    changed_config = True
-    for path in extra:
-        kind = "dir" if path == timer else "file"
-        _share(path, gid, SHARED_DIR_MODE if kind == "dir" else SHARED_FILE_MODE, counts, kind)
+            walk.tree(root, ws.root)
+        finally:
+            os.close(root)
     forget_modes()
     actions = []
+    counts = walk.counts
     if counts["dir"] or counts["file"]:
         actions.append(
             f"shared {ws.root} with group {gid}: {counts['dir']} directories set to "
             f"{SHARED_DIR_MODE:o} (setgid, group-writable), {counts['file']} files to "
-            f"{SHARED_FILE_MODE:o}"
-            + (f" ({CONFIG_FILE} {SHARED_PRIVATE_MODE:o})" if changed_config else "")
+            f"{SHARED_FILE_MODE:o} (locks 660)"
+            + (f" ({CONFIG_FILE} {SHARED_PRIVATE_MODE:o})" if walk.changed_config else "")
         )
+    if walk.skipped:
+        shown = "; ".join(walk.skipped[:10])
+        more = f"; and {len(walk.skipped) - 10} more" if len(walk.skipped) > 10 else ""
+        actions.append(f"skipped (never followed or changed): {shown}{more}")
     return actions
+
+
+#: The directories a workspace makes (``store/markdown/directory.py``): the only ones
+#: :func:`share_with_group` descends into, one level deep.
+LAYOUT_DIRS = ("archive", ".locks", ".state")
+#: ``httpaccess.TOKEN_NAME`` (a layer above: not importable here).
+_TOKEN_NAME = ".coordination-token"
+_O_NOCTTY = getattr(os, "O_NOCTTY", 0)
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+_FILE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | _O_NOCTTY | os.O_CLOEXEC
+
+
+class _ShareWalk:
+    """:func:`share_with_group`'s walk, by descriptor only (see there)."""
+
+    __slots__ = ("changed_config", "config", "counts", "dev", "gid", "skipped")
+
+    def __init__(self, gid: int, config_root: str | None) -> None:
+        self.gid = gid
+        #: The workspace whose ``config.json`` holds a credential (0640), if any.
+        self.config = None if config_root is None else os.path.join(config_root, CONFIG_FILE)
+        self.counts = {"dir": 0, "file": 0}
+        self.skipped: list[str] = []
+        self.changed_config = False
+        self.dev: int | None = None
+
+    def skip(self, path: str, why: str) -> None:
+        self.skipped.append(f"{path} ({why})")
+
+    def open_dir(self, parent: int | None, name: str, path: str) -> int:
+        """``name`` (a path when ``parent`` is None) opened as a directory, never through a
+        link; :class:`CorruptData` for a link or a non-directory (the workspace's own
+        directories), :class:`BackendUnavailable` when it cannot be opened."""
+        import errno
+
+        try:
+            fd = os.open(name, _DIR_FLAGS, dir_fd=parent)
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                raise CorruptData(path, 1, "is a symbolic link; it is never followed") from None
+            if exc.errno == errno.ENOTDIR:
+                raise CorruptData(path, 1, "is not a directory") from None
+            raise BackendUnavailable(f"cannot share {path}: {exc.strerror}", path=path) from exc
+        return fd
+
+    def tree(self, root: int, path: str) -> None:
+        """The workspace directory, its files and its layout directories' files."""
+        self.dev = os.fstat(root).st_dev
+        self.directory(root, path)
+        for name, is_dir, is_link in self.entries(root, path):
+            where = os.path.join(path, name)
+            if is_link:
+                self.skip(where, "a symbolic link")
+            elif not is_dir:
+                self.file(root, name, where)
+            elif name not in LAYOUT_DIRS:
+                self.skip(where, "a directory the workspace does not make")
+            else:
+                self.layout_dir(root, name, where)
+
+    def layout_dir(self, parent: int, name: str, path: str) -> None:
+        import errno
+
+        try:
+            fd = os.open(name, _DIR_FLAGS, dir_fd=parent)
+        except OSError as exc:
+            if exc.errno in (errno.ELOOP, errno.ENOTDIR):  # swapped since it was listed
+                self.skip(path, "no longer a directory (a symbolic link?)")
+                return
+            if exc.errno == errno.ENOENT:
+                return
+            raise BackendUnavailable(f"cannot share {path}: {exc.strerror}", path=path) from exc
+        try:
+            if os.fstat(fd).st_dev != self.dev:
+                self.skip(path, "on another file system")
+                return
+            self.directory(fd, path)
+            for sub, is_dir, is_link in self.entries(fd, path):
+                where = os.path.join(path, sub)
+                if is_link:
+                    self.skip(where, "a symbolic link")
+                elif is_dir:
+                    self.skip(where, "a directory the workspace does not make")
+                else:
+                    self.file(fd, sub, where, lock=name == ".locks")
+        finally:
+            os.close(fd)
+
+    def timer_files(self, parent: int, path: str) -> None:
+        """The timer's ``.coordination-*`` files next to the workspace (not the MCP token:
+        0600 by design, and ``coord mcp`` refuses a wider one)."""
+        for name, is_dir, is_link in self.entries(parent, path):
+            if not name.startswith(".coordination-") or name == _TOKEN_NAME:
+                continue
+            where = os.path.join(path, name)
+            if is_link or is_dir:
+                self.skip(where, "a symbolic link" if is_link else "a directory")
+            else:
+                self.file(parent, name, where, lock=name.endswith(".lock"))
+
+    @staticmethod
+    def entries(fd: int, path: str) -> list[tuple[str, bool, bool]]:
+        """(name, is a directory, is a link) of each entry of the directory open at ``fd``."""
+        try:
+            with os.scandir(fd) as found:
+                return [(e.name, e.is_dir(follow_symlinks=False), e.is_symlink()) for e in found]
+        except OSError as exc:
+            raise BackendUnavailable(f"cannot read {path}: {exc.strerror}", path=path) from exc
+
+    def directory(self, fd: int, path: str) -> None:
+        from .fs import SHARED_DIR_MODE
+
+        self.change(fd, os.fstat(fd), SHARED_DIR_MODE, "dir", path)
+
+    def file(self, parent: int, name: str, path: str, *, lock: bool = False) -> None:
+        import errno
+
+        from .fs import SHARED_FILE_MODE, SHARED_LOCK_MODE, SHARED_PRIVATE_MODE, file_kind
+
+        try:
+            fd = os.open(name, _FILE_FLAGS, dir_fd=parent)
+        except OSError as exc:
+            if exc.errno == errno.ENOENT:
+                return
+            if exc.errno in (errno.ELOOP, errno.ENXIO, errno.EISDIR):
+                self.skip(path, "not a regular file")
+                return
+            raise BackendUnavailable(f"cannot share {path}: {exc.strerror}", path=path) from exc
+        try:
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode):
+                self.skip(path, file_kind(st.st_mode))
+            elif st.st_nlink != 1:
+                self.skip(path, f"{st.st_nlink} hard links")
+            elif st.st_dev != self.dev and self.dev is not None:
+                self.skip(path, "on another file system")
+            else:
+                private = path == self.config
+                mode = SHARED_PRIVATE_MODE if private else SHARED_LOCK_MODE if lock else None
+                if self.change(fd, st, mode or SHARED_FILE_MODE, "file", path) and private:
+                    self.changed_config = True
+        finally:
+            os.close(fd)
+
+    def change(self, fd: int, st: os.stat_result, mode: int, kind: str, path: str) -> bool:
+        """Give the entry open at ``fd`` group ``gid`` and ``mode``; count it if it changed."""
+        changed = False
+        try:
+            if st.st_gid != self.gid:
+                os.fchown(fd, -1, self.gid)
+                changed = True
+            if stat.S_IMODE(st.st_mode) != mode or changed:  # chown may clear setgid
+                os.fchmod(fd, mode)
+                changed = changed or stat.S_IMODE(st.st_mode) != mode
+        except OSError as exc:
+            raise BackendUnavailable(
+                f"cannot give {path} group {self.gid} and mode {mode:o}: {exc.strerror}",
+                path=path,
+            ) from exc
+        if changed:
+            self.counts[kind] += 1
+        return changed
 
 
 def config_has_credential(root: str) -> bool:
@@ -400,38 +570,6 @@ def config_has_credential(root: str) -> bool:
     except (CoordError, ValueError, RecursionError):
         return False
     return isinstance(data, dict) and has_credential(data.get("url"))
-
-
-def _share(path: str, gid: int, mode: int, counts: dict[str, int], kind: str) -> bool:
-    """Give ``path`` group ``gid`` and ``mode`` (by descriptor: never through a link, never
-    waiting on a FIFO); count it when something changed."""
-    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
-    try:
-        fd = os.open(path, flags | (os.O_DIRECTORY if kind == "dir" else 0))
-    except FileNotFoundError:
-        return False
-    except OSError as exc:
-        raise BackendUnavailable(f"cannot share {path}: {exc.strerror}", path=path) from exc
-    try:
-        st = os.fstat(fd)
-        if kind == "file" and not stat.S_ISREG(st.st_mode):
-            return False
-        changed = False
-        if st.st_gid != gid:
-            os.fchown(fd, -1, gid)
-            changed = True
-        if stat.S_IMODE(st.st_mode) != mode or changed:  # chown may clear setgid
-            os.fchmod(fd, mode)
-            changed = changed or stat.S_IMODE(st.st_mode) != mode
-    except OSError as exc:
-        raise BackendUnavailable(
-            f"cannot give {path} group {gid} and mode {mode:o}: {exc.strerror}", path=path
-        ) from exc
-    finally:
-        os.close(fd)
-    if changed:
-        counts[kind] += 1
-    return changed
 
 
 def ensure_gitignore(path: str) -> list[str]:

@@ -429,3 +429,24 @@ async def test_bad_names_are_refused_by_mcp_and_touch_nothing(board: Workspace) 
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
+
+
+@pytest.mark.parametrize("directory", [".locks", ".state", "archive"])
+def test_a_fifo_in_place_of_a_workspace_directory_is_corrupt_data(
+    workspace: Workspace, capsys: pytest.CaptureFixture[str], directory: str
+) -> None:
+    """A FIFO where ``.locks/``, ``.state/`` or ``archive/`` belongs is reported like any
+    planted special file (exit 6 naming it), not as an I/O failure (exit 5)."""
+    import shutil
+
+    path = Path(workspace.root) / directory
+    command = ["task", "create", "t"]
+    if directory == "archive":
+        assert main(["--dir", workspace.root, "task", "create", "t"]) == 0
+        assert main(["--dir", workspace.root, "task", "cancel", "1"]) == 0
+        capsys.readouterr()
+        command = ["cleanup", "--stale-hours", "0"]
+    shutil.rmtree(path, ignore_errors=True)
+    os.mkfifo(path)
+    assert main(["--dir", workspace.root, *command]) == 6
+    assert f"{path}:1: is " in capsys.readouterr().err

@@ -32,8 +32,8 @@ def _build(parser: Parser) -> None:
         "--shared-group",
         metavar="G",
         help="let Unix group G (a name or a gid) share the workspace: directories setgid and "
-        "group-writable (2775), files 664, a config.json holding a password 640, never "
-        "world-writable; every later write keeps it. Converts an existing workspace",
+        "group-writable (2775), files 664, lock files 660, a config.json holding a password "
+        "640, never world-writable; every later write keeps it. Converts an existing workspace",
     )
     parser.set_defaults(handler=_init)
 

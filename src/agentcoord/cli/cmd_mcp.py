@@ -164,6 +164,7 @@ def _check_http_options(ns: argparse.Namespace, address: tuple[str, int] | None)
 
 def _token(ns: argparse.Namespace, workspace: Workspace | None) -> tuple[str | None, str | None]:
     """The bearer token and the file it is in; ``(None, None)`` for stdio and ``--no-auth``."""
+    from ..core.text import shown
     from ..errors import InvalidInput
 
     if (ns.http is None and ns.socket is None) or ns.no_auth:
@@ -172,9 +173,9 @@ def _token(ns: argparse.Namespace, workspace: Workspace | None) -> tuple[str | N
 
     if ns.token_file is not None:
         path = os.path.abspath(ns.token_file)
-        token = read_token_file(path, f"--token-file {path}")
+        token = read_token_file(path, f"--token-file {shown(path)}")
         if token is None:
-            raise InvalidInput(f"--token-file {path}: no such file", field="token_file")
+            raise InvalidInput(f"--token-file {shown(path)}: no such file", field="token_file")
         return token, path
     if workspace is None:
         raise InvalidInput(
@@ -187,21 +188,23 @@ def _token(ns: argparse.Namespace, workspace: Workspace | None) -> tuple[str | N
 def _announce(
     ns: argparse.Namespace, address: tuple[str, int] | None, token_file: str | None
 ) -> None:
-    """Where the server listens and how a client connects, on stderr; never the token."""
+    """Where the server listens and how a client connects, on stderr; never the token. Every
+    line is scrubbed: a path or a host name given on the command line may hold escape
+    sequences (SPEC 16: text is shown with control characters escaped)."""
     import shlex
     import sys
 
+    from ..core.text import scrub, shown
     from ..httpaccess import is_wildcard
 
     if address is not None:
         host, port = address
-        shown = f"[{host}]" if ":" in host else host
-        url = f"http://{shown}:{port}/mcp"
+        url = f"http://[{host}]:{port}/mcp" if ":" in host else f"http://{host}:{port}/mcp"
         client_url = f"http://127.0.0.1:{port}/mcp" if is_wildcard(host) else url
         where = f"streamable HTTP on {url}"
     else:
         client_url = "http://localhost/mcp"
-        where = f"streamable HTTP on the Unix socket {ns.socket} ({client_url})"
+        where = f"streamable HTTP on the Unix socket {shown(ns.socket)} ({client_url})"
     lines = [f"coord mcp: serving {where}"]
     if token_file is None:
         lines.append(
@@ -209,10 +212,10 @@ def _announce(
             "connect can act as any agent"
         )
     else:
-        header = f"Authorization: Bearer $(cat {shlex.quote(token_file)})"
+        header = f"Authorization: Bearer $(cat {shown(shlex.quote(token_file))})"
         lines.append(
             f"coord mcp: every request needs 'Authorization: Bearer <token>'; the token is in "
-            f"{token_file} (mode 0600)"
+            f"{shown(token_file)} (mode 0600)"
         )
         if address is not None:
             lines.append(
@@ -222,15 +225,15 @@ def _announce(
         else:  # a client URL without the socket would send the token to TCP port 80
             lines.append(
                 f"coord mcp: the socket serves clients that speak HTTP over a Unix socket "
-                f"(curl --unix-socket {shlex.quote(ns.socket)}, httpx); Claude Code, Codex, "
+                f"(curl --unix-socket {shown(shlex.quote(ns.socket))}, httpx); Claude Code, Codex, "
                 "Gemini CLI and Cursor need --http or stdio"
             )
     if address is not None and is_wildcard(address[0]) and not ns.allow_host:
         lines.append(
-            f"coord mcp: bound to {address[0]}: only loopback Host names are accepted; "
+            f"coord mcp: bound to {shown(address[0])}: only loopback Host names are accepted; "
             "add --allow-host NAME for the names clients use to reach this machine"
         )
-    sys.stderr.write("".join(line + "\n" for line in lines))
+    sys.stderr.write("".join(scrub(line) + "\n" for line in lines))
     sys.stderr.flush()
 
 

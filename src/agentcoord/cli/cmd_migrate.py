@@ -67,15 +67,20 @@ def _build(parser: Parser) -> None:
 
 
 def open_target(to: str) -> tuple[Store, str]:
-    """The target store and its backend name."""
+    """The target store and its backend name. Anything that starts like a URL (``scheme:``)
+    and is not an existing directory is taken as one: ``redis:/:pw@host`` is a mistyped URL,
+    not a directory to create (whose name would show the password)."""
+    import re
+
     if to.startswith(REDIS_SCHEMES):
         from ..api import open_store
 
         return open_store(to), "redis"
-    if "://" in to:
+    if "://" in to or (re.match(r"[A-Za-z][A-Za-z0-9+.-]*:", to) and not os.path.isdir(to)):
+        from ..core.urls import mask_url
+
         raise InvalidInput(
-            f"unsupported target {to.split('://', 1)[0]}://...: use redis://, rediss://, "
-            "unix:// or a directory"
+            f"unsupported target {mask_url(to)}: use redis://, rediss://, unix:// or a directory"
         )
     if not to.strip():
         raise InvalidInput("--to needs a Redis URL or a directory")
@@ -93,7 +98,8 @@ def _migrate(ctx: Context, ns: argparse.Namespace) -> int:
     source = ctx.coord.store
     from .base import url_argument
 
-    target, backend = open_target(url_argument(ns.to, "--to", ctx.json))
+    to = url_argument(ns.to, "--to", ctx.json)  # resolved once ('-' reads stdin): used below
+    target, backend = open_target(to)
     try:
         checked = plan(source, target, force=ns.force)  # reads and checks, writes nothing
         if not ns.dry_run:
@@ -109,7 +115,7 @@ def _migrate(ctx: Context, ns: argparse.Namespace) -> int:
     finally:
         target.close()
     report["backend"] = backend
-    report["config"] = None if ns.dry_run else _record(ctx, ns.to, backend, target.location)
+    report["config"] = None if ns.dry_run else _record(ctx, to, backend, target.location)
     report["names"] = {k: v[: ns.limit] for k, v in report["names"].items()}
     ctx.emit(report, lambda: render(report, ns.limit))
     return 0

@@ -96,10 +96,14 @@ _NOT_ONE_LINE = "[\x00-\x1f\x7f-\x9f\u2028\u2029]"
 def one_line(value: str, what: str, limit: int = MAX_TITLE) -> str:
     """:func:`text` that must also be one line (SPEC section 16: a newline in a title is
     refused): :class:`InvalidInput` (exit 2) naming ``what`` and the first control character,
-    line break, tab, DEL, C1 control or U+2028/U+2029 inside it. Surrounding whitespace is
-    trimmed first, as for any text. (Bidi and other format characters are allowed, and escaped
-    wherever the value is shown: see :mod:`agentcoord.core.text`.)"""
-    value = text(value, what, limit)
+    line break, tab, DEL, C1 control or U+2028/U+2029 in it. Only spaces and tabs around it are
+    trimmed: a line break or another control character is refused even at either end (``str.strip``
+    would silently drop ``\x1c``-``\x1f``, NEL and U+2028 there). (Bidi and other format
+    characters are allowed, and escaped wherever the value is shown: see
+    :mod:`agentcoord.core.text`.)"""
+    if isinstance(value, str):
+        value = value.strip(" \t")
+    value = text(value, what, limit) if not isinstance(value, str) or value.isprintable() else value
     if not value.isprintable():  # a cheap test first: False for every character refused
         found = re.search(_NOT_ONE_LINE, value)
         if found is not None:
@@ -110,6 +114,7 @@ def one_line(value: str, what: str, limit: int = MAX_TITLE) -> str:
                 f"{found.start() + 1} is {kind} ({ch!r})",
                 field=what,
             )
+        value = text(value, what, limit)  # the other rules (empty, length, encodable)
     return value
 
 

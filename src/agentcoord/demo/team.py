@@ -127,6 +127,13 @@ class Demo:
         from ..workspace import init_workspace
 
         if self.keep:
+            if os.path.islink(self.keep):  # SPEC 16: a planted link would send the run elsewhere
+                raise InvalidInput(
+                    f"--keep {self.keep}: is a symbolic link; it is never followed (give the "
+                    "directory itself)"
+                )
+            if os.path.lexists(self.keep) and not os.path.isdir(self.keep):
+                raise InvalidInput(f"--keep {self.keep}: exists and is not a directory")
             if os.path.exists(self.keep) and os.listdir(self.keep):
                 raise InvalidInput(f"--keep {self.keep}: the directory exists and is not empty")
             os.makedirs(self.keep, exist_ok=True)

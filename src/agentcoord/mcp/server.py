@@ -1,6 +1,6 @@
 """The MCP server behind ``coord mcp``: the workspace as tools for MCP-capable agent tools.
 
-Built on the SDK's FastMCP (``mcp>=1.2,<2``): each tool is a typed method of
+Built on the SDK's FastMCP (``mcp>=1.29.1,<2``): each tool is a typed method of
 :class:`~agentcoord.mcp.tools.Tools`, so the SDK validates arguments against the Python signature.
 On top of it this module
 
@@ -19,8 +19,11 @@ file descriptor 1, and fd 1 and ``sys.stdout`` are pointed at stderr before any 
 
 Every message is checked by :mod:`agentcoord.mcp.jsonrpc` before the SDK sees it, on stdio
 (:func:`stdio_transport`, which replaces the SDK's reader) and over HTTP (:class:`CheckedBodies`):
-text that is not JSON, batches, and messages nested too deep get a JSON-RPC error for their id
-instead of a log line and a client that waits forever (SPEC 16). Over HTTP the app sits behind
+text that is not JSON, batches, messages nested too deep, methods the server does not serve and
+strings that are not valid text (a lone surrogate) get a JSON-RPC error for their id instead of
+a log line, a crash, or a client that waits forever (SPEC 16). Nothing written back can fail to
+encode: error responses are ASCII JSON, tool results are checked (:func:`dumps`), and the stdio
+writer falls back to ASCII JSON. Over HTTP the app sits behind
 :class:`agentcoord.httpaccess.Guard` (bearer token, Host and Origin on every bind).
 Imported only by ``coord mcp`` (``cli/cmd_mcp.py``); the rest of agentcoord never loads the SDK.
 """
@@ -32,6 +35,7 @@ import functools
 import json
 import logging
 import threading
+import typing
 from typing import Any
 
 import anyio
@@ -74,10 +78,22 @@ INSTRUCTIONS = (
 )
 #: The largest HTTP request body read (the SDK's own limit, DEFAULT_MAX_REQUEST_BODY_SIZE).
 MAX_BODY = 4 * 1024 * 1024
+#: Messages longer than this are checked in a worker thread, not on the event loop (the check
+#: is linear, ~10 ms per MiB for most text; parsing a body of 4 MiB of tiny arrays takes ~1 s).
+CHECK_INLINE = 64 * 1024
 
 
 def dumps(data: Any) -> str:
-    return json.dumps(data, ensure_ascii=False, separators=(",", ":"), default=str)
+    """Compact JSON text of a tool result, always encodable as UTF-8: a lone surrogate (from a
+    store written around agentcoord, say) comes out as its ``\\uXXXX`` escape, not as an
+    exception in the SDK's writer (which would leave the request unanswered)."""
+    text = json.dumps(data, ensure_ascii=False, separators=(",", ":"), default=str)
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            return jsonrpc.serialized(data)
+    return text
 
 
 # -- errors ------------------------------------------------------------------------------------
@@ -205,6 +221,27 @@ def build_server(coord: Coordinator, *, agent: str | None = None, **settings: An
     return CoordMCP(Tools(coord, agent), **settings)
 
 
+def served_methods(server: CoordMCP) -> frozenset[str]:
+    """The request methods ``server`` answers: ``initialize`` (the session's own) and one per
+    request handler. The SDK answers any other method with ``-32602`` "Invalid request
+    parameters" (its request union does not validate), where JSON-RPC says ``-32601``
+    "Method not found": :func:`agentcoord.mcp.jsonrpc.check` answers those instead."""
+    methods = {"initialize"}
+    for kind in server._mcp_server.request_handlers:
+        field = getattr(kind, "model_fields", {}).get("method")
+        if field is not None:
+            methods.update(a for a in typing.get_args(field.annotation) if isinstance(a, str))
+    return frozenset(methods)
+
+
+async def checked(raw: bytes, methods: frozenset[str] | None) -> jsonrpc.Checked:
+    """:func:`jsonrpc.check` of one message; a long one in a worker thread, so that it never
+    holds the event loop (and the other sessions) for long."""
+    if len(raw) <= CHECK_INLINE:
+        return jsonrpc.check(raw, methods)
+    return await anyio.to_thread.run_sync(jsonrpc.check, raw, methods)
+
+
 # -- transports --------------------------------------------------------------------------------
 def _protect_stdout() -> int:
     """Give the protocol a private duplicate of fd 1 and send everything else written to
@@ -226,12 +263,15 @@ def serve_stdio(coord: Coordinator, *, agent: str | None = None) -> None:
     from io import TextIOWrapper
 
     server = build_server(coord, agent=agent)
+    methods = served_methods(server)
     protocol_fd = _protect_stdout()
     with os.fdopen(protocol_fd, "wb") as raw:
-        out = TextIOWrapper(raw, encoding="utf-8", newline="\n")
+        # backslashreplace: a lone surrogate can only be inside a JSON string, where "\udXXX"
+        # is its JSON escape; the writer must never raise (every line is made safe before)
+        out = TextIOWrapper(raw, encoding="utf-8", errors="backslashreplace", newline="\n")
 
         async def main() -> None:
-            async with stdio_transport(sys.stdin.buffer, out) as (read, write):
+            async with stdio_transport(sys.stdin.buffer, out, methods) as (read, write):
                 await server._mcp_server.run(
                     read, write, server._mcp_server.create_initialization_options()
                 )
@@ -252,7 +292,7 @@ def serve_stdio(coord: Coordinator, *, agent: str | None = None) -> None:
 
 @contextlib.asynccontextmanager
 async def stdio_transport(
-    stdin: BinaryIO, stdout: TextIO
+    stdin: BinaryIO, stdout: TextIO, methods: frozenset[str] | None = None
 ) -> AsyncIterator[
     tuple[
         MemoryObjectReceiveStream[SessionMessage | Exception],
@@ -262,7 +302,8 @@ async def stdio_transport(
     """The SDK's ``stdio_server`` with a reader that checks each line first
     (:func:`agentcoord.mcp.jsonrpc.check`) and answers what it refuses itself: the SDK would
     only log it, and the client would wait forever for a response (SPEC 16). Error responses
-    and the SDK's messages share one writer, one line each."""
+    and the SDK's messages share one writer, one line each; ``methods``: the request methods
+    served (:func:`served_methods`; None: any)."""
     from mcp import types
     from mcp.shared.message import SessionMessage
 
@@ -281,22 +322,23 @@ async def stdio_transport(
         try:
             async with read_writer:
                 async for line in lines:
-                    checked = jsonrpc.check(line)
-                    if checked.reason:
-                        log.warning("refused a message: %s", checked.reason[:300])
-                    for answer in checked.errors:
-                        await emit(dumps(answer))
-                    if checked.message is None:
+                    result = await checked(line, methods)
+                    if result.reason:
+                        log.warning("refused a message: %s", result.reason[:300])
+                    for answer in result.errors:
+                        await emit(jsonrpc.serialized(answer))
+                    if result.message is None:
                         continue
                     try:
-                        message = types.JSONRPCMessage.model_validate(checked.message)
+                        message = types.JSONRPCMessage.model_validate(result.message)
                     except (
                         ValidationError
                     ) as exc:  # jsonrpc.envelope let through what the SDK won't
                         log.warning("refused a message: %s", exc)
-                        if "method" in checked.message and "id" in checked.message:
-                            rid = checked.message["id"]
-                            await emit(dumps(jsonrpc.error(rid, jsonrpc.INVALID_REQUEST, str(exc))))
+                        if "method" in result.message and "id" in result.message:
+                            rid = result.message["id"]
+                            answer = jsonrpc.error(rid, jsonrpc.INVALID_REQUEST, str(exc))
+                            await emit(jsonrpc.serialized(answer))
                         continue
                     await read_writer.send(SessionMessage(message))
         except anyio.ClosedResourceError:
@@ -306,8 +348,7 @@ async def stdio_transport(
         try:
             async with write_reader:
                 async for session_message in write_reader:
-                    message = session_message.message
-                    await emit(message.model_dump_json(by_alias=True, exclude_none=True))
+                    await emit(_line(session_message.message))
         except anyio.ClosedResourceError:
             await anyio.lowlevel.checkpoint()
 
@@ -315,6 +356,30 @@ async def stdio_transport(
         tg.start_soon(reader)
         tg.start_soon(writer)
         yield read_stream, write_stream
+
+
+def _line(message: Any) -> str:
+    """The SDK's message as one line of JSON. Never raises: pydantic refuses to write a lone
+    surrogate, and the exception would end the server; such a message goes as ASCII JSON (the
+    surrogate as its escape), and one that cannot be written at all as an internal error for
+    its request."""
+    try:
+        line: str = message.model_dump_json(by_alias=True, exclude_none=True)
+        return line
+    except Exception as exc:
+        log.error("could not write a message as UTF-8 JSON: %s", exc)
+    try:
+        return jsonrpc.serialized(
+            message.model_dump(mode="python", by_alias=True, exclude_none=True)
+        )
+    except Exception as exc:
+        log.error("could not write a message: %s", exc)
+    rid = getattr(getattr(message, "root", None), "id", None)
+    if not isinstance(rid, (str, int)) or not jsonrpc.is_text(rid):
+        rid = None
+    return jsonrpc.serialized(
+        jsonrpc.error(rid, -32603, "Internal error: the answer could not be written")
+    )
 
 
 def _client_gone(exc: BaseException) -> bool:
@@ -333,8 +398,9 @@ class CheckedBodies:
     the SDK answers unparseable JSON, but a too-deep body raises in its parser and a batch gets
     an error without the request's id. A body that passes is replayed to the app unchanged."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, methods: frozenset[str] | None = None) -> None:
         self.app = app
+        self.methods = methods
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope.get("method") != "POST":
@@ -352,12 +418,12 @@ class CheckedBodies:
                 return
             if not message.get("more_body", False):
                 break
-        checked = jsonrpc.check(bytes(body))
-        if checked.message is None:
-            log.warning("refused a message: %s", checked.reason[:300])
-            errors = checked.errors
+        result = await checked(bytes(body), self.methods)
+        if result.message is None:
+            log.warning("refused a message: %s", result.reason[:300])
+            errors = result.errors
             if len(errors) != 1:  # a batch, or a notification the SDK would drop: one answer
-                reason = errors[0]["error"]["message"] if errors else checked.reason
+                reason = errors[0]["error"]["message"] if errors else result.reason
                 errors = [jsonrpc.error(None, jsonrpc.INVALID_REQUEST, reason)]
             await _json_response(send, 400, errors[0])
             return
@@ -374,7 +440,7 @@ class CheckedBodies:
 
 
 async def _json_response(send: Send, status: int, data: Any) -> None:
-    body = dumps(data).encode()
+    body = jsonrpc.serialized(data).encode()
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
@@ -398,7 +464,7 @@ def http_app(
         pass
     server = build_server(coord, agent=agent, **settings)
     app: ASGIApp = server.streamable_http_app()
-    return Guard(CheckedBodies(app), token=token, hosts=hosts)
+    return Guard(CheckedBodies(app, served_methods(server)), token=token, hosts=hosts)
 
 
 def serve_http(

@@ -429,5 +429,6 @@ class Doctor:
         """Repair what is repairable; returns what was done."""
         actions = fix(self.store, now=self.clock(), board=self.board, agents=self.agents)
         if self.files is not None:
-            actions += self.files.repair_files(self.files.check_files())
+            done = self.files.repair_files(self.files.check_files())
+            actions += done
         return actions

@@ -43,6 +43,7 @@ from .files import (
     read_checkpoint,
     read_json,
     read_pidfile,
+    runs_this_timer,
     timer_names,
     why_not_ours,
     write_json,
@@ -286,6 +287,12 @@ def _wait_gone(info: PidInfo, pidfd: int | None, timeout: float) -> bool:
     return True
 
 
+_ORPHAN = (
+    "the lock file was replaced or removed; the daemon stops by itself at its next tick, "
+    "its pid file is kept until then"
+)
+
+
 def _remove_stale(files: TimerFiles, info: PidInfo | None) -> bool:
     """Remove the pid file if it still holds ``info`` (and mark a 'running' sidecar dead).
     ``unlink`` removes a planted symbolic link or FIFO itself, never what it points to."""
@@ -335,6 +342,12 @@ def stop(files: TimerFiles, *, timeout: float = 10.0) -> dict[str, Any]:
     try:
         why = why_not_ours(info, files.lockfile)  # after pinning the process: no swap in between
         if why is not None:
+            if runs_this_timer(info, files.lockfile):
+                # This timer's own daemon (by its command line) whose lock file was replaced
+                # under it: not provably ours to signal, not stale either. It notices at its
+                # next tick and exits by itself (removing its pid file).
+                out["note"] = f"not signalled ({why}): {_ORPHAN}"
+                return out
             removed = _remove_stale(files, info)
             out["stale_pidfile_removed"] = removed
             out["note"] = f"not running (stale pid file{' removed' if removed else ''}: {why})"
@@ -380,7 +393,11 @@ def status(files: TimerFiles, *, now: float | None = None) -> dict[str, Any]:
         raise NotFound(f"no timer named {files.name} in {files.directory}", name=files.name)
     info = read_pidfile(files.pidfile)
     running = is_our_timer(info, files.lockfile)
-    if info is not None and not running:
+    # The lock proof fails but the pid file names this timer's own live daemon (its start
+    # time, token and --name/--timer-dir): its lock file was replaced under it. Not stale:
+    # keep its pid file and say "unknown" until the daemon notices and exits.
+    orphan = not running and runs_this_timer(info, files.lockfile)
+    if info is not None and not running and not orphan:
         _remove_stale(files, info)
     warnings: list[str] = []
     try:
@@ -395,7 +412,15 @@ def status(files: TimerFiles, *, now: float | None = None) -> dict[str, Any]:
     if state == "running" and not running:
         state = "dead"
     holder = None if running else lock_holder(files.lockfile)
-    if holder is not None:
+    if orphan:
+        assert info is not None
+        state = "unknown"
+        held = f"held by pid {holder}" if holder is not None else "held by no process"
+        warnings.append(
+            f"process {info.pid} is timer {files.name}'s daemon (its command line says so) "
+            f"but does not hold the timer's lock {files.lockfile} ({held}): {_ORPHAN}"
+        )
+    elif holder is not None:
         # Some process holds the lock, but the pid file does not name it (replaced by hand or
         # planted): neither "running" (unproven) nor "dead"; stop signals nobody.
         state = "unknown"

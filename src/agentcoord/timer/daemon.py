@@ -134,6 +134,23 @@ class Daemon:
         signal.signal(signal.SIGHUP, signal.SIG_IGN)
 
     # -- the loop ---------------------------------------------------------------------------
+    def lock_lost(self) -> str | None:
+        """Why the lock this process holds no longer proves it is the timer (the file at the
+        lock's path is not the one locked: replaced, renamed away or removed), else None."""
+        timer = self.timer
+        if self._lock is None or timer is None:
+            return None
+        path = timer.files.lockfile
+        try:
+            same = os.path.samestat(os.fstat(self._lock), os.lstat(path))
+        except FileNotFoundError:
+            return f"its lock file {path} was removed or renamed"
+        except OSError as exc:
+            return f"cannot check its lock file {path}: {exc.strerror or exc}"
+        if not same:
+            return f"its lock file {path} was replaced by another file"
+        return None
+
     def _sleep_until(self, target: float) -> bool:
         """Sleep until monotonic ``target``; False if a stop signal came first."""
         while not self.stop_signal:
@@ -162,6 +179,13 @@ class Daemon:
                     timer.stop_reason = f"timer directory {timer.files.directory} was removed"
                     timer.state = STOPPED
                     return 0  # nothing left to write to
+                lost = self.lock_lost()
+                if lost is not None:
+                    # Nobody can prove this process is the timer any more ('timer stop' would
+                    # not signal it, 'timer status' could not report it): stop, so the state
+                    # converges to "not running" (SPEC section 16).
+                    timer.stop_reason, timer.state = lost, STOPPED
+                    break
                 k += 1
                 now = time.time()
                 if not timer.on_grid(k, now, time.monotonic() - target):

@@ -259,31 +259,36 @@ def read_pidfile(path: str) -> PidInfo | None:
     return PidInfo(pid, start, token, lockfile=lockfile)
 
 
-def open_regular(path: str, flags: int) -> int:
+def open_regular(path: str, flags: int, *, mode: int | None = None) -> int:
     """A timer file opened by :func:`agentcoord.fs.open_regular` with one link required: a
     symbolic link, a special file or a hard link to a victim file is :class:`CorruptData`
     (SPEC section 16); ``OSError`` for anything else."""
     from ..fs import open_regular as fs_open_regular
 
-    return fs_open_regular(path, flags, one_link=True)
+    return fs_open_regular(path, flags, one_link=True, mode=mode)
 
 
 # -- the lock: the only proof that a pid is our timer ------------------------------------------
 def acquire_lock(path: str) -> int | None:
-    """Take the exclusive ``flock`` on the timer's lock file at ``path`` (created 0644 if
-    missing) without waiting, in *this* process (``/proc/locks`` names the process that takes a
-    lock: the daemon takes its own, after its last fork). Returns the fd to hold for the
-    process's whole life (closing it drops the lock; ``O_CLOEXEC``, so no child inherits it),
-    or None when another process holds the lock.
+    """Take the exclusive ``flock`` on the timer's lock file at ``path`` without waiting, in
+    *this* process (``/proc/locks`` names the process that takes a lock: the daemon takes its
+    own, after its last fork). Returns the fd to hold for the process's whole life (closing it
+    drops the lock; ``O_CLOEXEC``, so no child inherits it), or None when another process holds
+    the lock. The file is created 0600 (0660 in a shared workspace) and an older, wider one of
+    this user is tightened: a lock others can read is one they can hold (``flock`` needs only
+    read access), and ``timer start`` would then refuse.
 
     Raises :class:`CorruptData` when the path is a symbolic link or not a regular file (a lock
     on a planted FIFO would prove nothing) and :class:`BackendUnavailable` when it cannot be
     opened. SPEC section 16."""
     import fcntl
 
+    from ..fs import lock_mode
+
+    mode = lock_mode(os.path.dirname(path))
     for _attempt in range(10):
         try:
-            fd = open_regular(path, os.O_RDWR | os.O_CREAT)
+            fd = open_regular(path, os.O_RDWR | os.O_CREAT, mode=mode)
         except OSError as exc:
             raise BackendUnavailable(
                 f"cannot open lock {path}: {exc.strerror or exc}", path=path
@@ -443,25 +448,130 @@ def _flock_probe_held(lockfile: str) -> bool:
     return False
 
 
+#: The daemon's module (``python -m agentcoord.timer.daemon``) and its options that take a value.
+DAEMON_MODULE = "agentcoord.timer.daemon"
+_DAEMON_VALUE_OPTIONS = frozenset(
+    {
+        "--dir",
+        "--timer-dir",
+        "--name",
+        "--interval",
+        "--max-checks",
+        "--max-interval",
+        "--on-checkpoint",
+        "--on-checkpoint-timeout",
+        "--stop-with",
+        "--stop-with-start",
+        "--token",
+    }
+)
+
+
+def _timer_of(lockfile: str) -> tuple[str, str] | None:
+    """``(directory, name)`` of the timer whose lock is ``lockfile``, from its file name."""
+    base = os.path.basename(lockfile)
+    if not (base.startswith(TIMER) and base.endswith(".lock")):
+        return None
+    rest = base[len(TIMER) : -len(".lock")]
+    if rest == "":
+        return os.path.dirname(os.path.abspath(lockfile)), DEFAULT_NAME
+    if rest.startswith("-") and _NAME.fullmatch(rest[1:]):
+        return os.path.dirname(os.path.abspath(lockfile)), rest[1:]
+    return None
+
+
+def _daemon_options(args: list[str]) -> dict[str, str] | None:
+    """The options of a ``python -m agentcoord.timer.daemon`` command line (the last of each
+    wins, as in argparse), or None when it is not one."""
+    try:
+        start = args.index(DAEMON_MODULE) + 1
+    except ValueError:
+        return None
+    if args[start - 2 : start - 1] != ["-m"]:
+        return None
+    options: dict[str, str] = {}
+    i = start
+    while i < len(args):
+        arg = args[i]
+        key, eq, value = arg.partition("=")
+        if eq and key in _DAEMON_VALUE_OPTIONS:
+            options[key] = value
+        elif arg in _DAEMON_VALUE_OPTIONS and i + 1 < len(args):
+            options[arg] = args[i + 1]
+            i += 1
+        i += 1
+    return options
+
+
+def names_this_timer(cmdline: bytes, lockfile: str) -> bool:
+    """Whether the command line ``cmdline`` (``/proc/PID/cmdline``) is the daemon of the timer
+    whose lock is ``lockfile``: ``--name NAME`` and ``--timer-dir DIR`` as ``coord timer start``
+    passes them (a daemon started by hand without them: the default name, and the timer
+    directory of its ``--dir``). A pid file copied from another timer names a process whose
+    command line names that other timer (SPEC section 16)."""
+    timer = _timer_of(lockfile)
+    if timer is None:
+        return False
+    directory, name = timer
+    args = [a.decode("utf-8", "surrogateescape") for a in cmdline.split(b"\0")]
+    options = _daemon_options(args)
+    if options is None or options.get("--name", DEFAULT_NAME) != name:
+        return False
+    given = options.get("--timer-dir")
+    if given is None:
+        root = options.get("--dir")
+        if root is None or not os.path.isabs(root):
+            return False
+        from ..workspace import Workspace
+
+        given = Workspace(root).timer_dir
+    if not os.path.isabs(given):
+        return False  # relative to a working directory we cannot know
+    if os.path.normpath(given) == directory:
+        return True
+    try:
+        return os.path.samefile(given, directory)
+    except OSError:
+        return False
+
+
+def runs_this_timer(info: PidInfo | None, lockfile: str | None = None) -> bool:
+    """Whether ``info`` names a live daemon of the timer whose lock is ``lockfile`` (default:
+    ``info.lockfile``) by every sign short of the lock: alive, started at the recorded time (a
+    reused pid starts later), the run's token a word of its command line, and that command
+    line naming this timer (:func:`names_this_timer`). Not a proof (the lock is, see
+    :func:`is_our_timer`); it tells a daemon whose lock file was replaced under it from a stale
+    pid file. False without procfs (nothing of this can be read there)."""
+    lockfile = lockfile or (info.lockfile if info is not None else None)
+    if info is None or lockfile is None or info.pid <= 0 or not _procfs():
+        return False
+    if not pid_alive(info.pid):
+        return False
+    if info.start_time is None or proc_start_time(info.pid) != info.start_time:
+        return False
+    try:
+        cmdline = read_bytes(f"/proc/{info.pid}/cmdline", limit=1 << 20) or b""
+    except CoordError:
+        return False
+    if not info.token or info.token.encode() not in cmdline.split(b"\0"):
+        return False
+    return names_this_timer(cmdline, lockfile)
+
+
 def is_our_timer(info: PidInfo | None, lockfile: str | None = None) -> bool:
-    """True only if ``info`` names the running timer: alive, started at the recorded time (a
-    reused pid starts later), the run's token in its command line, and, the proof, holding
-    the timer's lock ``lockfile`` (default: ``info.lockfile``, the pid file's own; with
-    neither, nothing is proven: False) (:func:`holds_lock`). The first three are cheap filters;
-    a planted pid file can satisfy them all for an unrelated process (its real pid, start time
-    and a word of its command line), never the last. Without procfs: liveness and the lock."""
+    """True only if ``info`` names the running timer: alive, started at the recorded time, the
+    run's token in its command line, that command line naming *this* timer (``--name``,
+    ``--timer-dir``: :func:`runs_this_timer`), and, the proof, holding the timer's lock
+    ``lockfile`` (default: ``info.lockfile``, the pid file's own; with neither, nothing is
+    proven: False) (:func:`holds_lock`). The first ones are cheap filters; a planted pid file
+    can satisfy the first three for an unrelated process (its real pid, start time and a word
+    of its command line), and a pid file copied from another timer whose lock was renamed into
+    this one's name can satisfy the lock, never both. Without procfs: liveness and the lock."""
     lockfile = lockfile or (info.lockfile if info is not None else None)
     if info is None or lockfile is None or info.pid <= 0 or not pid_alive(info.pid):
         return False
-    if _procfs():
-        if info.start_time is None or proc_start_time(info.pid) != info.start_time:
-            return False
-        try:
-            args = read_bytes(f"/proc/{info.pid}/cmdline", limit=1 << 20) or b""
-        except CoordError:
-            return False
-        if not info.token or info.token.encode() not in args.split(b"\0"):
-            return False
+    if _procfs() and not runs_this_timer(info, lockfile):
+        return False
     return holds_lock(info.pid, lockfile)
 
 
@@ -478,6 +588,13 @@ def why_not_ours(info: PidInfo | None, lockfile: str) -> str | None:
         return f"process {info.pid} is gone"
     holder = lock_holder(lockfile)
     held = f"held by pid {holder}" if holder is not None else "held by no process"
+    if _procfs() and not runs_this_timer(info, lockfile):
+        timer = _timer_of(lockfile)
+        name = timer[1] if timer is not None else "?"
+        return (
+            f"process {info.pid} is not timer {name}'s daemon (its start time, token or "
+            f"command line --name/--timer-dir do not match; the timer's lock is {held})"
+        )
     return f"process {info.pid} does not hold the timer's lock ({held})"
 
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 import os
 import time
 
-from ...fs import FileLock, atomic_write, ensure_dir, read_bytes, read_text
+from ...fs import FileLock, atomic_write, ensure_dir, read_bytes, read_text, refuse_planted_link
 from ..cache import RecordCache
 
 TYPE_CHECKING = False
@@ -54,6 +54,7 @@ class Directory:
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.root = os.path.abspath(root)
+        refuse_planted_link(self.root)  # SPEC 16: never written through someone else's link
         self.durable = durable
         self.lock_timeout = lock_timeout
         self.clock = clock

@@ -197,8 +197,10 @@ class EventLogs:
         return log.last_seq if log is not None else self.archive.last_seq(channel)
 
     def list_channels(self) -> list[str]:
-        """Channels with a live file or an archive file (a live file deleted by hand)."""
-        found = {m.group(1) for m in map(_LIVE.fullmatch, self.d.names()) if m}
+        """Channels with a live file or an archive file (a live file deleted by hand). A FIFO or
+        a link under a live file's name counts, as a corrupt file does: its reader reports it
+        (exit 6 naming it), never "no such channel" (SPEC section 16)."""
+        found = {m.group(1) for m in map(_LIVE.fullmatch, self.d.names(regular=False)) if m}
         return sorted({c for c in found if is_valid_name(c)} | self.archive.channels())
 
     def live_event_count(self, channel: str) -> int:

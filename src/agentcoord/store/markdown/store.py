@@ -403,7 +403,7 @@ class MarkdownStore(Store):
         from ...core.validate import is_valid_name
 
         out: dict[str, int] = {}
-        for file in self.d.names(STATE):
+        for file in self.d.names(STATE, regular=False):  # a planted FIFO is reported
             kind = file[len("counter-") :]
             if file.startswith("counter-") and is_valid_name(kind):
                 out[kind] = self._counter(kind)
@@ -550,7 +550,7 @@ class MarkdownStore(Store):
 
     def list_documents(self, *, errors: list[CorruptData] | None = None) -> list[str]:
         out: list[str] = []
-        for file in self.d.names():
+        for file in self.d.names(regular=False):  # a planted FIFO is reported by its reader
             if not (file.startswith("metrics-") and file.endswith(".md")):
                 continue
             if self.is_document_name(file[:-3]):
@@ -567,12 +567,16 @@ class MarkdownStore(Store):
         self.d.prepare()
 
     def _record_files(self) -> list[str]:
-        """The files (relative paths) that hold records, cursors and counters."""
-        names = self.d.names()
+        """The files (relative paths) that hold records, cursors and counters: every entry
+        under such a name, a FIFO or a link included (as a corrupt file is: its reader reports
+        it, SPEC section 16)."""
+        names = self.d.names(regular=False)
         out = [n for n in names if n.startswith(_RECORD_PREFIXES) and n.endswith(".md")]
-        out += [f"{ARCHIVE}/{n}" for n in self.d.names(ARCHIVE)]
+        out += [f"{ARCHIVE}/{n}" for n in self.d.names(ARCHIVE, regular=False)]
         out += [
-            f"{STATE}/{n}" for n in self.d.names(STATE) if n.startswith(("counter-", "cursors-"))
+            f"{STATE}/{n}"
+            for n in self.d.names(STATE, regular=False)
+            if n.startswith(("counter-", "cursors-"))
         ]
         return out
 
@@ -599,6 +603,8 @@ class MarkdownStore(Store):
                 os.unlink(self.d.path(name))
             except FileNotFoundError:
                 continue
+            except IsADirectoryError:
+                raise CorruptData(self.d.path(name), 1, "is a directory, not a file") from None
             except OSError as exc:
                 raise BackendUnavailable(f"cannot remove {name}: {exc.strerror}") from exc
         self._index = None

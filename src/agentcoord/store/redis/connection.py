@@ -35,6 +35,7 @@ import random
 import time
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
+from ...core.urls import mask_url, scrub
 from ...errors import BackendUnavailable, CorruptData, InvalidInput, LockTimeout
 
 TYPE_CHECKING = False
@@ -68,24 +69,6 @@ NOT_DONE = object()
 _TRANSIENT_REPLIES = ("BUSY", "MASTERDOWN", "TRYAGAIN", "CLUSTERDOWN")
 
 
-def mask_url(url: str) -> str:
-    """``url`` with any password replaced by ``***`` (in the userinfo and in the query)."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "<unparsable Redis URL>"
-    netloc = parts.netloc
-    if "@" in netloc:
-        userinfo, host = netloc.rsplit("@", 1)
-        user, sep, _password = userinfo.partition(":")
-        netloc = f"{user}:***@{host}" if sep else netloc
-    query = parts.query
-    if query:
-        pairs = parse_qsl(query, keep_blank_values=True)
-        query = urlencode([(k, "***" if k == "password" else v) for k, v in pairs], safe="*")
-    return _join(parts.scheme, netloc, parts.path, query, parts.fragment)
-
-
 def _join(scheme: str, netloc: str, path: str, query: str, fragment: str) -> str:
     # Not urlunsplit: it would turn "unix:///path" into "unix:/path".
     out = f"{scheme}://{netloc}{path}"
@@ -97,8 +80,13 @@ def _join(scheme: str, netloc: str, path: str, query: str, fragment: str) -> str
 
 
 def split_workspace(url: str) -> tuple[str, str | None]:
-    """``url`` without a ``workspace=`` query parameter, and that parameter's value."""
-    parts = urlsplit(url)
+    """``url`` without a ``workspace=`` query parameter, and that parameter's value.
+    :class:`InvalidInput` (exit 2, the URL masked) when it cannot be split (a bad IPv6
+    host)."""
+    try:
+        parts = urlsplit(url)
+    except ValueError as exc:
+        raise invalid_url(url, exc) from None
     pairs = parse_qsl(parts.query, keep_blank_values=True)
     found = [v for k, v in pairs if k == WORKSPACE_PARAM]
     if not found:
@@ -125,9 +113,28 @@ def open_client(url: str, *, socket_timeout: float, connect_timeout: float) -> r
     if not url.startswith("unix://"):
         options["socket_keepalive"] = True  # unix sockets reject the option
     try:
-        return redis.Redis.from_url(url, **options)
-    except ValueError as exc:
-        raise InvalidInput(f"invalid Redis URL {mask_url(url)}: {exc}") from None
+        client = redis.Redis.from_url(url, **options)
+        pool = client.connection_pool
+        # redis-py turns every query parameter into a connection option, and only the first
+        # command finds out that one is unknown (a TypeError deep in the pool): try now.
+        # Making a connection object opens no socket.
+        pool.connection_class(**pool.connection_kwargs)
+    except (ValueError, TypeError) as exc:
+        raise invalid_url(url, exc) from None
+    return client
+
+
+def invalid_url(url: str, exc: BaseException) -> InvalidInput:
+    """Exit 2 for a URL that does not parse: the URL masked, and the parser's reason without
+    any piece of the credential (``Port could not be cast ... 's3cret'`` quotes the part of a
+    password after an unencoded ``#``)."""
+    reason = scrub(str(exc), url)
+    if any(c in url.partition("://")[2].rpartition("@")[0] for c in "#/?"):
+        reason += " (a '#', '/' or '?' in the password must be percent-encoded: %23, %2F, %3F)"
+    # The query is left out: a misspelt parameter's value may be a secret all the same (the
+    # reason names the parameter).
+    shown = mask_url(url).partition("?")[0]
+    return InvalidInput(f"invalid Redis URL {shown}: {reason}")
 
 
 def check_key_part(value: str, what: str) -> str:
@@ -286,9 +293,7 @@ class Connection:
     # -- errors and retries -----------------------------------------------------------------
     def unavailable(self, exc: BaseException, what: str = "unreachable") -> BackendUnavailable:
         reason = str(exc) or type(exc).__name__
-        password = urlsplit(self.url).password if "@" in self.url else None
-        if password:  # redis-py does not echo passwords, but never let one reach a message
-            reason = reason.replace(password, "***")
+        reason = scrub(reason, self.url)  # redis-py does not echo passwords: belt and braces
         return BackendUnavailable(
             f"Redis at {self.location} {what}: {reason}", url=self.location, reason=reason
         )

@@ -13,6 +13,7 @@ import math
 import re
 
 from ....core.clock import fmt_number
+from ....core.text import UNSAFE_CLASS, json_safe
 from ....core.validate import normalize_block
 from ....errors import CorruptData
 
@@ -24,9 +25,15 @@ if TYPE_CHECKING:
 __all__ = ["fmt_number", "normalize_block"]
 
 # Characters that split a line for *some* reader (Python's str.splitlines, editors, markdown) plus
-# every other control character. Tab is escaped too so that values survive tools that expand it.
+# every other character a terminal acts on or that disguises text (C0, DEL, C1, bidi and other
+# format characters: :data:`agentcoord.core.text.UNSAFE_CLASS`), so ``cat``, ``less -r`` and
+# ``git diff`` of a record are as safe as coord's own output (SPEC 16). Tab is escaped too so
+# that values survive tools that expand it.
 _NEEDS_ESCAPE = re.compile(r"[\\\x00-\x1f\x7f\x85\u2028\u2029]|^\s|\s$|^[#`~*\-_=<>|+\[]|```")
 _CTRL = re.compile(r"[\\\x00-\x1f\x7f\x85\u2028\u2029]")
+# The whole class takes ~5 ms to compile (its astral ranges): compiled on first use (``re``'s
+# cache), only for a value that holds a character ``str.isprintable`` refuses.
+_UNSAFE = rf"[\\{UNSAFE_CLASS}]"
 _NAMED = {"\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t"}
 _STRUCTURAL = frozenset("#`~*-_=<>|+[")  # "<" and "=": a line must never look like a conflict
 # Compiled on first use (``re``'s own cache): only values holding a backslash or a run of three
@@ -52,11 +59,11 @@ def escape_line(value: str, *, backticks: bool = False) -> str:
     them anywhere in a line); with ``backticks`` every backtick is escaped, for values written
     inside a backtick code span."""
     if backticks and "`" in value:
-        out = _CTRL.sub(_ctrl, value).replace("`", "\\x60")
-    elif _NEEDS_ESCAPE.search(value) is None:
+        out = _escape_chars(value).replace("`", "\\x60")
+    elif _NEEDS_ESCAPE.search(value) is None and value.isprintable():
         return value
     else:
-        out = re.sub(_FENCE_RUN, "\\\\x60", _CTRL.sub(_ctrl, value))
+        out = re.sub(_FENCE_RUN, "\\\\x60", _escape_chars(value))
     if out and out[0] in _STRUCTURAL:
         out = "\\" + out
     if out[:1].isspace():
@@ -66,9 +73,17 @@ def escape_line(value: str, *, backticks: bool = False) -> str:
     return out
 
 
+def _escape_chars(value: str) -> str:
+    if value.isprintable():  # only a backslash can need it
+        return _CTRL.sub(_ctrl, value)
+    return re.sub(_UNSAFE, _ctrl, value)
+
+
 def _hex(ch: str) -> str:
     code = ord(ch)
-    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+    if code < 0x100:
+        return f"\\x{code:02x}"
+    return f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
 
 
 def _unescape(m: re.Match[str]) -> str:
@@ -104,20 +119,11 @@ def json_block(data: object) -> str:
     ``sed -n '/```json/,/```/p'`` recipe cannot be cut short by a value."""
     import json
 
-    body = json.dumps(data, indent=2, ensure_ascii=False)
-    # These only occur inside JSON strings, where the \u escape is equivalent; raw, they would
-    # end the sed range early (backtick) or split the line for some readers (U+0085/2028/2029).
-    for raw, escaped in _JSON_ESCAPES:
-        body = body.replace(raw, escaped)
+    # Backticks, C1, bidi and other format characters and U+2028/2029 only occur inside JSON
+    # strings, where the \u escape is equivalent; raw, they would end the sed range early
+    # (backtick), split the line for some readers or act on a terminal showing the file.
+    body = json_safe(json.dumps(data, indent=2, ensure_ascii=False)).replace("`", "\\u0060")
     return f"```json\n{body}\n```"
-
-
-_JSON_ESCAPES = (
-    ("`", "\\u0060"),
-    ("\x85", "\\u0085"),
-    ("\u2028", "\\u2028"),
-    ("\u2029", "\\u2029"),
-)
 
 
 # --------------------------------------------------------------------------- parsing ------------
