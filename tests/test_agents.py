@@ -284,7 +284,7 @@ def test_assign_auto_skips_unhealthy_open_breaker_and_unavailable(
     assert pick_agent(coord.monitor) == "fine"
     _, rejected = candidates(coord.monitor)
     assert set(rejected) == {"silent", "broken", "gone", "stuckself", "full"}
-    assert rejected["silent"].startswith("Stuck")
+    assert rejected["silent"].startswith("Idle, Stuck")  # no work, but not seen for 200 s
     assert "breaker open" in rejected["broken"]
     assert rejected["gone"] == "status RETIRED"
     assert rejected["stuckself"] == "status BLOCKED"
@@ -306,7 +306,7 @@ def test_assign_auto_explains_when_no_agent_qualifies(coord: Coordinator, clock:
     msg = info.value.message
     assert info.value.exit_code == 3
     assert "a1: circuit breaker open" in msg
-    assert "a2: Blocked" in msg
+    assert "a2: Idle, Blocked" in msg
     assert set(info.value.details["rejected"]) == {"a1", "a2"}
     assert coord.tasks.get("t1").status == PENDING
     with pytest.raises(errors.NotFound):

@@ -447,6 +447,9 @@ def test_a_sign_of_life_from_the_future_is_not_believed(
 ) -> None:
     _ahead(coord, YEAR).agents.register("time-traveller")
     (row,) = coord.monitor.classify()
+    assert row.health == "Idle" and "in the future" in row.reason  # holds no work
+    coord.tasks.create("job", id="j1", assign="time-traveller")
+    (row,) = coord.monitor.classify()
     assert row.health == "Concerning" and "in the future" in row.reason
     assert [(v.kind, v.key) for v in coord.doctor.check()] == [("future_time", "time-traveller")]
     assert "clock_skew" in [a["kind"] for a in coord.reports.status()["alerts"]]

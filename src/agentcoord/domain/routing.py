@@ -1,9 +1,11 @@
 """Routing: which agent should take the next task (``coord task assign ID --auto``).
 
-An agent qualifies when it is healthy (monitor class Normal or Acceptable), its status is not
-``retired``, ``offline`` or ``blocked``, its circuit breaker is closed, it is below 100 % workload
-and (when asked) it has the capability. Among those the least-loaded wins (reported workload, then
-fewest tasks held, then name). When none qualifies, :class:`NotFound` (exit 3) says why for each.
+An agent qualifies when it is healthy (monitor class Normal or Acceptable; an Idle agent, which
+holds no work, when its silence alone would be Normal or Acceptable: ``AgentHealth.pace``), its
+status is not ``retired``, ``offline`` or ``blocked``, its circuit breaker is closed, it is below
+100 % workload and (when asked) it has the capability. Among those the least-loaded wins
+(reported workload, then fewest tasks held, then name). When none qualifies, :class:`NotFound`
+(exit 3) says why for each.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 from ..core.models import BREAKER_CLOSED
 from ..core.validate import check_name
 from ..errors import NotFound
-from .monitor import HEALTHY, AgentHealth
+from .monitor import HEALTHY, RESTING, AgentHealth
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -32,7 +34,12 @@ def rejection(
         return f"lacks capability {capability} (has: {have})"
     if health is None:
         return "not monitored"
-    if health.health not in HEALTHY:
+    if health.pace not in HEALTHY:
+        # Its silence, whether or not it holds work: an Idle agent must have been seen lately
+        # to be handed new work (SPEC section 4, Monitor).
+        shown = health.pace if health.pace == health.health else f"{health.health}, {health.pace}"
+        return f"{shown}: {health.reason}"
+    if health.health not in HEALTHY and health.health not in RESTING:
         return f"{health.health}: {health.reason}"
     if agent.breaker_state != BREAKER_CLOSED:
         failures = f"{agent.breaker_failures}/{agent.breaker_threshold} failures"

@@ -305,7 +305,7 @@ class Tools:
     def status(self, *, limit: int = DEFAULT_LIMIT) -> dict[str, Any]:
         limit = _limit(limit)
         data = self.coord.reports.status()
-        keep = ("agent", "class", "status", "workload", "active", "reason")
+        keep = ("agent", "class", "status", "workload", "active", "assigned", "reason")
         agents = [{k: row.get(k) for k in keep} for row in data["agents"]]
         out: dict[str, Any] = {
             "time": data["time"],
