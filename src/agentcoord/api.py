@@ -171,7 +171,7 @@ class Coordinator:
         def on_change(task: Task, previous: str | None, progress_only: bool) -> None:
             self.agents.on_task_change(task, previous, progress_only=progress_only)
 
-        def pick_agent(capability: str | None) -> str:
+        def pick_agent(capability: str | list[str] | None) -> str:
             from .domain.routing import pick_agent
 
             return pick_agent(self.monitor, capability)

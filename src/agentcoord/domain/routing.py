@@ -17,21 +17,32 @@ from .monitor import HEALTHY, RESTING, AgentHealth
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from ..core.models import Agent
     from .monitor import Monitor
 
 UNAVAILABLE = ("retired", "offline", "blocked")
 
 
+def _needs(capability: str | Sequence[str] | None) -> list[str]:
+    """One capability, several (all required: a task's ``requires``) or none."""
+    if capability is None:
+        return []
+    return [capability] if isinstance(capability, str) else list(capability)
+
+
 def rejection(
-    agent: Agent, health: AgentHealth | None, capability: str | None = None
+    agent: Agent, health: AgentHealth | None, capability: str | Sequence[str] | None = None
 ) -> str | None:
-    """Why ``agent`` cannot take new work, or None if it can."""
+    """Why ``agent`` cannot take new work, or None if it can. ``capability``: one the agent
+    must have, or a list of them (all required)."""
     if agent.status in UNAVAILABLE:
         return f"status {agent.status.upper()}"
-    if capability is not None and capability not in agent.capabilities:
+    lacking = [c for c in _needs(capability) if c not in agent.capabilities]
+    if lacking:
         have = ", ".join(agent.capabilities) or "none"
-        return f"lacks capability {capability} (has: {have})"
+        return f"lacks capability {', '.join(lacking)} (has: {have})"
     if health is None:
         return "not monitored"
     if health.pace not in HEALTHY:
@@ -50,11 +61,11 @@ def rejection(
 
 
 def candidates(
-    monitor: Monitor, *, capability: str | None = None, now: float | None = None
+    monitor: Monitor, *, capability: str | Sequence[str] | None = None, now: float | None = None
 ) -> tuple[list[AgentHealth], dict[str, str]]:
     """The qualifying agents, best first, and the reason for each one rejected."""
-    if capability is not None:
-        check_name(capability, "capability")
+    for need in _needs(capability):
+        check_name(need, "capability")
     snap = monitor.snapshot(now)
     rows = {h.agent: h for h in monitor.assess(snap, include_inactive=True)}
     rejected: dict[str, str] = {}
@@ -72,7 +83,7 @@ def candidates(
     return good, rejected
 
 
-def pick_agent(monitor: Monitor, capability: str | None = None) -> str:
+def pick_agent(monitor: Monitor, capability: str | Sequence[str] | None = None) -> str:
     """The name of the healthy, least-loaded agent with a closed breaker, or :class:`NotFound`
     listing every agent and why it was rejected."""
     good, rejected = candidates(monitor, capability=capability)
@@ -84,5 +95,6 @@ def pick_agent(monitor: Monitor, capability: str | None = None) -> str:
             rejected={},
         )
     why = "; ".join(f"{name}: {reason}" for name, reason in sorted(rejected.items()))
-    need = f" with capability {capability}" if capability else ""
+    needs = _needs(capability)
+    need = f" with capability {', '.join(needs)}" if needs else ""
     raise NotFound(f"no agent{need} qualifies for automatic assignment: {why}", rejected=rejected)
