@@ -40,6 +40,7 @@ TOOLS = {
     "finish",
     "list_tasks",
     "show_task",
+    "edit_task",
     "emit_event",
     "read_events",
     "context",
@@ -271,7 +272,7 @@ async def test_wrong_types_are_tool_errors(coord: Coordinator) -> None:
     async with connect(coord) as s:
         await ok(s, "create_task", title="x", id="t1")
         cases: list[tuple[str, dict[str, Any], str]] = [
-            ("show_task", {"id": 123}, "id"),
+            ("show_task", {"id": 1.5}, "id"),  # a whole number is an id (issue 16), 1.5 is not
             ("show_task", {}, "id"),
             ("create_task", {"title": "y", "priority": "high"}, "priority"),
             ("create_task", {"title": ["a"]}, "title"),
@@ -491,7 +492,8 @@ async def test_stdio_cycle_and_bad_input(workspace: Workspace, tmp_path: Path) -
             assert done["status"] == "complete"
             shown = await ok(s, "show_task", id="t1")
             assert (shown["title"], shown["result"]) == (HOSTILE_TITLE, HOSTILE)
-            assert (await err(s, "show_task", id=42))["code"] == "invalid_input"
+            assert (await err(s, "show_task", id=4.2))["code"] == "invalid_input"
+            assert (await err(s, "show_task", id=42))["code"] == "not_found"  # task "42"
             assert (await err(s, "show_task", id="ghost"))["code"] == "not_found"
             assert (await err(s, "claim", id="../x"))["code"] == "invalid_name"
             assert (await err(s, "finish", id="t1", outcome=None))["code"] == "invalid_input"

@@ -14,7 +14,9 @@ and ``pydantic`` at run time (the SDK needs the annotations evaluated).
 from __future__ import annotations
 
 import math
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
+
+from pydantic import BeforeValidator
 
 from .. import shapes
 from ..core.validate import check_name
@@ -26,6 +28,19 @@ MAX_LIMIT = 100
 
 Outcome = Literal["complete", "fail", "release"]
 AgentStatus = Literal["idle", "busy", "blocked", "offline"]
+Action = Literal["retry", "reopen", "cancel"]
+
+
+def _id_text(value: object) -> object:
+    """Generated task ids are numbers, and models send them as JSON numbers (issue 16):
+    a whole number is the id it spells; anything else is left to validation."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    return value
+
+
+#: A task id: text, or a whole number (advertised as a string, so it costs no tokens).
+TaskId = Annotated[str, BeforeValidator(_id_text)]
 
 #: Tool name -> description. Order is the order of ``tools/list``. Keep them to one short line:
 #: the parameter names and the output say the rest.
@@ -37,9 +52,11 @@ DESCRIPTIONS: dict[str, str] = {
     "progress": "Report progress and/or log a message on a task you hold; renews its lease.",
     "finish": "End your hold: complete (note=result), fail (note=error, required) "
     "or release (back to pending; note=reason).",
-    "list_tasks": "List tasks in claim order. status: a state or 'open'; ready: only what a "
-    "claim would take now.",
+    "list_tasks": "List tasks in claim order. status: a state or 'open'; ready: what a claim "
+    "takes now; text: search.",
     "show_task": "One task in full, with its newest log lines.",
+    "edit_task": "action: retry (failed/blocked), reopen (complete/cancelled), cancel; and/or "
+    "edit fields; check=N ticks criterion N.",
     "emit_event": "Append an event to a channel.",
     "read_events": "Events on a channel you have not read yet (advances your cursor); "
     "peek=true: the latest ones, no cursor.",
@@ -142,12 +159,16 @@ class Tools:
         self,
         *,
         title: str,
-        id: str | None = None,
+        id: TaskId | None = None,
         project: str | None = None,
         priority: int = 0,
-        depends_on: list[str] | None = None,
+        depends_on: list[TaskId] | None = None,
         assign: str | None = None,
         total: float | None = None,
+        labels: list[str] | None = None,
+        requires: list[str] | None = None,
+        parent: TaskId | None = None,
+        description: str | None = None,
     ) -> dict[str, Any]:
         task = self.coord.tasks.create(
             title,
@@ -158,13 +179,17 @@ class Tools:
             assign=assign,
             total=total,
             created_by=self.default_agent,
+            labels=labels or (),
+            requires=requires or (),
+            parent=parent,
+            description=description,
         )
         return self._task(task)
 
     def claim(
         self,
         *,
-        id: str | None = None,
+        id: TaskId | None = None,
         project: str | None = None,
         lease_seconds: float | None = None,
         agent: str | None = None,
@@ -177,7 +202,7 @@ class Tools:
     def progress(
         self,
         *,
-        id: str,
+        id: TaskId,
         current: float | None = None,
         total: float | None = None,
         percent: float | None = None,
@@ -205,7 +230,7 @@ class Tools:
     def finish(
         self,
         *,
-        id: str,
+        id: TaskId,
         outcome: Outcome,
         note: str | None = None,
         agent: str | None = None,
@@ -231,18 +256,85 @@ class Tools:
         ready: bool | None = None,
         limit: int = DEFAULT_LIMIT,
         fields: list[str] | None = None,
+        text: str | None = None,
+        label: str | None = None,
+        parent: TaskId | None = None,
+        archived: bool = False,
     ) -> dict[str, Any]:
         limit = _limit(limit)
+        board = self.coord.tasks
+        if text is not None:  # task search: id, title, description, labels
+            if ready or agent is not None or project is not None or parent is not None:
+                raise InvalidInput("text searches by status, label and archived only")
+            found, total = board.search(
+                text, label=label, status=status, archived=archived, limit=limit
+            )
+            return {"tasks": [_select(self._task(t), fields) for t in found], "total": total}
         if ready and agent is None:  # "what can I claim now": the acting agent's claim
             agent = self.default_agent
-        tasks = self.coord.tasks.list(status=status, agent=agent, project=project, ready=ready)
+        tasks = board.list(
+            status=status,
+            agent=agent,
+            project=project,
+            ready=ready,
+            label=label,
+            parent=parent,
+            archived=archived,
+        )
         rows = [_select(self._task(t), fields) for t in tasks[:limit]]
         return {"tasks": rows, "total": len(tasks)}
 
-    def show_task(self, *, id: str, fields: list[str] | None = None) -> dict[str, Any]:
-        task = self.coord.tasks.get(id)
+    def show_task(self, *, id: TaskId, fields: list[str] | None = None) -> dict[str, Any]:
+        task, archive = self.coord.tasks.find(id)
         shown = shapes.Bounded(task, lines=shapes.SHOW_LOG_LINES, chars=shapes.SHOW_LOG_CHARS)
-        return _select(shapes.task_shown(shown, self.coord.now()), fields)
+        data = shapes.task_shown(shown, self.coord.now())
+        data["archived"] = archive is not None
+        return _select(data, fields)
+
+    def edit_task(
+        self,
+        *,
+        id: TaskId,
+        action: Action | None = None,
+        reason: str | None = None,
+        title: str | None = None,
+        priority: int | None = None,
+        description: str | None = None,
+        labels: list[str] | None = None,
+        add_deps: list[TaskId] | None = None,
+        remove_deps: list[TaskId] | None = None,
+        parent: TaskId | None = None,
+        check: int | None = None,
+    ) -> dict[str, Any]:
+        board = self.coord.tasks
+        values = (title, priority, description, parent)
+        given = any(v is not None for v in values) or bool(labels or add_deps or remove_deps)
+        if action is None and not given and check is None:
+            raise InvalidInput("edit_task: give an action, fields to change or check")
+        if reason is not None and action is None:
+            raise InvalidInput("reason goes with an action (retry, reopen or cancel)")
+        task = None
+        if given:  # fields first: "reopen with a new title" reopens what was edited
+            task = board.edit(
+                id,
+                title=title,
+                priority=priority,
+                description=description,
+                labels=labels or (),
+                add_deps=add_deps or (),
+                remove_deps=remove_deps or (),
+                parent=parent,
+            )
+        if check is not None:
+            task = board.check(id, check)
+        if action == "retry":
+            task = board.retry(id, reason=reason)
+        elif action == "reopen":
+            task = board.reopen(id, reason=reason)
+        elif action == "cancel":
+            task = board.cancel(id, reason=reason)
+        assert task is not None
+        return self._task(task)
 
     # -- events --------------------------------------------------------------------------------
     def emit_event(
