@@ -27,10 +27,11 @@ def test_register_is_idempotent_and_keeps_fields(coord: Coordinator, clock: Fake
     assert (a.status, a.workload, a.capabilities, a.notes) == ("idle", 85, ["train"], "hi")
     assert a.registered_at == a.last_seen == clock.now
     clock.advance(10)
-    again = coord.agents.register("ai-engineer")
+    again = coord.agents.register("ai-engineer", session=a.session)  # the same session
     assert again.registered_at == a.registered_at
     assert again.last_seen == clock.now
     assert (again.workload, again.capabilities, again.notes) == (85, ["train"], "hi")
+    assert (again.session, again.generation) == (a.session, a.generation) == (a.session, 1)
 
 
 def test_heartbeat_sets_status_workload_note_and_renews_leases(

@@ -238,7 +238,7 @@ def test_until_done_stops_by_itself_when_the_last_task_completes(
 ) -> None:
     with Coordinator.open(project.root) as coord:
         coord.tasks.create("only job", id="t1")
-        coord.tasks.claim("t1", agent="eng-a")
+        coord.tasks.claim("t1", agent="eng-a", register=True)
         status = start(project, timers, interval=1.0, until_done=True)
         wait_for(lambda: count(project) >= 1, what="a checkpoint while work is open")
         assert pid_alive(status["pid"])
@@ -256,7 +256,9 @@ def test_a_dead_holders_task_is_reclaimed_by_a_tick(project: Workspace, timers: 
     subprocess.run([*COORD, "task", "create", "job", "--id", "j1"], env=env, check=True)
     # the holder claims with a 1 s lease and exits: nobody will renew it or reap for it
     subprocess.run(
-        [*COORD, "task", "claim", "j1", "--agent", "ghost", "--lease", "1"], env=env, check=True
+        [*COORD, "task", "claim", "j1", "--agent", "ghost", "--lease", "1", "--register"],
+        env=env,
+        check=True,
     )
     start(project, timers, interval=1.0)
 
@@ -618,7 +620,7 @@ def _timer(coord: Coordinator, **kwargs: Any) -> Timer:
 
 def test_tick_reaps_and_records_what_it_reaped(coord: Coordinator, clock: FakeClock) -> None:
     coord.tasks.create("job", id="j1")
-    coord.tasks.claim("j1", agent="ghost", lease_seconds=5)
+    coord.tasks.claim("j1", agent="ghost", lease_seconds=5, register=True)
     timer = _timer(coord, interval=1.0)
     clock.advance(10)
     assert timer.on_grid(1, clock.now, 0.0)
@@ -646,7 +648,7 @@ def test_tick_adaptive_factor_doubles_to_the_bound_and_snaps_back(
             emitted.append(k)
     assert emitted == [1, 3, 7, 11, 15]  # gaps 2, 4, 4, 4: doubling, bounded by max_interval
     coord.tasks.create("job", id="j1")
-    coord.tasks.claim("j1", agent="ghost", lease_seconds=0.5)
+    coord.tasks.claim("j1", agent="ghost", lease_seconds=0.5, register=True)
     clock.advance(1)
     timer.on_grid(16, clock.now, 0.0)  # not due, but a reaped lease is trouble: emit now
     assert timer.count == 6 and timer.factor == 1 and timer.next_emit == 17

@@ -176,11 +176,15 @@ class Coordinator:
 
             return pick_agent(self.monitor, capability)
 
-        def before_claim(agent: str) -> None:
-            self.agents.before_claim(agent)
+        def before_claim(agent: str, register: bool) -> None:
+            self.agents.before_claim(agent, register)
+
+        def identify(agent: str, purpose: str, register: bool) -> None:
+            self.agents.require(agent, purpose=purpose, register=register)
 
         hooks = BoardHooks(
             before_claim=before_claim,
+            identify=identify,
             on_change=on_change,
             pick_agent=pick_agent,
             warn=self.warnings.append,

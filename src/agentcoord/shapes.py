@@ -23,6 +23,27 @@ if TYPE_CHECKING:
     from .core.models import Agent, ContextDoc, Event, Task
 
 
+#: Every key :func:`task_summary` can have (the optional ones only when they apply).
+TASK_SUMMARY_FIELDS = (
+    "id",
+    "title",
+    "status",
+    "agent",
+    "epoch",
+    "priority",
+    "project",
+    "percent",
+    "depends_on",
+    "lease_left",
+    "attempts",
+    "blocked_reason",
+    "error",
+    "labels",
+    "parent",
+    "requires",
+)
+
+
 def task_summary(task: Task, now: float) -> dict[str, Any]:
     """The compact task: what an agent needs, nothing more (lists, and every write's reply).
 
@@ -132,7 +153,9 @@ def task_shown(bounded: Bounded, now: float) -> dict[str, Any]:
 
 def agent_summary(agent: Agent) -> dict[str, Any]:
     """``{"name", "status", "workload", "last_seen" (ISO), "capabilities", "active" (task ids),
-    "breaker", "breaker_failures"}``: ``agent register|heartbeat|retire`` and list rows."""
+    "breaker", "breaker_failures", "generation"}``: ``agent register|heartbeat|retire`` and
+    list rows. ``generation`` counts the sessions that registered the name (SPEC section 11);
+    the session token itself is only in ``register``'s reply and ``agent show``."""
     return {
         "name": agent.name,
         "status": agent.status,
@@ -142,6 +165,7 @@ def agent_summary(agent: Agent) -> dict[str, Any]:
         "active": [str(e.get("id")) for e in agent.active],
         "breaker": agent.breaker_state,
         "breaker_failures": agent.breaker_failures,
+        "generation": agent.generation,
     }
 
 

@@ -62,21 +62,32 @@ def _build(parser: Parser) -> None:
     p = sub.add_parser("create", help="create a task")
     p.add_argument("title")
     p.add_argument("--id", help="task id (default: the next number)")
-    p.add_argument("--project")
+    p.add_argument("--project", help="the project it belongs to (a name)")
     p.add_argument(
         "--priority",
         type=integer("--priority"),
         default=0,
         help="higher is claimed first (default 0)",
     )
-    p.add_argument("--depends-on", action="append", default=[], metavar="ID")
-    p.add_argument("--assign", metavar="AGENT", help="reserve it for one agent")
+    p.add_argument(
+        "--depends-on",
+        action="append",
+        default=[],
+        metavar="ID",
+        help="a task it waits for; repeatable, or comma-separated (a,b)",
+    )
+    p.add_argument("--assign", metavar="AGENT", help="reserve it for one (registered) agent")
     p.add_argument("--total", type=real("--total"), help="total steps (for --current progress)")
     p.add_argument("--unit", default="steps", help="progress unit (default steps)")
     p.add_argument("--eta", type=_when, help="ISO time or a duration from now")
     p.add_argument("--ref", action="append", default=[], metavar="LABEL=PATH", help="context ref")
-    p.add_argument("--next-step", action="append", default=[], metavar="TEXT")
-    p.add_argument("--max-attempts", type=count("--max-attempts", minimum=1))
+    p.add_argument("--next-step", action="append", default=[], metavar="TEXT", help="repeatable")
+    p.add_argument(
+        "--max-attempts",
+        type=count("--max-attempts", minimum=1),
+        metavar="N",
+        help="grants before it fails (default 3)",
+    )
     p.add_argument(
         "--lease",
         type=seconds("--lease", positive=True),
@@ -89,7 +100,7 @@ def _build(parser: Parser) -> None:
 
     p = sub.add_parser("claim", help="claim a task (by id, or the next ready one)")
     p.add_argument("id", nargs="?")
-    p.add_argument("--agent", required=True)
+    p.add_argument("--agent", required=True, help="the claiming agent (registered)")
     p.add_argument(
         "--lease",
         type=seconds("--lease", positive=True),
@@ -97,6 +108,7 @@ def _build(parser: Parser) -> None:
         help="default from the task (600)",
     )
     p.add_argument("--project", help="only claim from this project")
+    p.add_argument("--register", action="store_true", help="register the agent if it never was")
     p.set_defaults(handler=_claim)
 
     p = sub.add_parser("assign", help="reserve a task for an agent (or --auto)")
@@ -104,25 +116,35 @@ def _build(parser: Parser) -> None:
     p.add_argument("agent", nargs="?")
     p.add_argument("--auto", action="store_true", help="pick the healthy, least-loaded agent")
     p.add_argument("--capability", help="with --auto: only agents that declared it")
+    p.add_argument(
+        "--force", action="store_true", help="reassign a task already assigned to another agent"
+    )
+    p.add_argument("--register", action="store_true", help="register the agent if it never was")
     p.set_defaults(handler=_assign)
 
     p = sub.add_parser("progress", help="report progress (renews the lease)")
     p.add_argument("id")
-    p.add_argument("--agent", required=True)
-    p.add_argument("--current", type=real("--current"))
-    p.add_argument("--total", type=real("--total"))
-    p.add_argument("--percent", type=real("--percent"))
-    p.add_argument("--metric", action="append", default=[], metavar="KEY=VALUE")
-    p.add_argument("--message", "-m")
-    p.add_argument("--eta", type=_when)
+    p.add_argument("--agent", required=True, help="the lease holder")
+    p.add_argument("--current", type=real("--current"), help="steps done (with the total)")
+    p.add_argument("--total", type=real("--total"), help="total steps (default: the task's)")
+    p.add_argument("--percent", type=real("--percent"), help="0-100, instead of --current")
+    p.add_argument(
+        "--metric",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="merged into the task's metrics; repeatable",
+    )
+    p.add_argument("--message", "-m", help="a line for the task's log")
+    p.add_argument("--eta", type=_when, help="ISO time or a duration from now")
     p.add_argument("--epoch", type=count("--epoch"), help="refuse if the grant is not this epoch")
     p.set_defaults(handler=_progress)
 
     p = sub.add_parser("log", help="append a line to the task's log")
     p.add_argument("id")
     p.add_argument("message")
-    p.add_argument("--agent", required=True)
-    p.add_argument("--epoch", type=count("--epoch"))
+    p.add_argument("--agent", required=True, help="the lease holder")
+    p.add_argument("--epoch", type=count("--epoch"), help="refuse if the grant is not this epoch")
     p.set_defaults(handler=_log)
 
     for name, text in (
@@ -132,27 +154,29 @@ def _build(parser: Parser) -> None:
     ):
         p = sub.add_parser(name, help=text)
         p.add_argument("id")
-        p.add_argument("--agent", required=True)
-        p.add_argument("--epoch", type=count("--epoch"))
+        p.add_argument("--agent", required=True, help="the lease holder")
+        p.add_argument(
+            "--epoch", type=count("--epoch"), help="refuse if the grant is not this epoch"
+        )
         if name == "complete":
-            p.add_argument("--result")
+            p.add_argument("--result", help="what it produced (text)")
         elif name == "fail":
-            p.add_argument("--error", required=True)
+            p.add_argument("--error", required=True, help="why it failed (text)")
         else:
-            p.add_argument("--reason")
+            p.add_argument("--reason", help="why it is given back (text)")
         p.set_defaults(handler=_finish, action=name)
 
     p = sub.add_parser("cancel", help="withdraw an unfinished task")
     p.add_argument("id")
-    p.add_argument("--reason")
+    p.add_argument("--reason", help="why (text)")
     p.set_defaults(handler=_cancel)
 
     _build_lifecycle(sub)
 
     p = sub.add_parser("list", help="list tasks (claim order)")
     p.add_argument("--status", action="append", help="state, or 'open' (repeatable)")
-    p.add_argument("--agent")
-    p.add_argument("--project")
+    p.add_argument("--agent", help="only tasks this agent holds or is assigned")
+    p.add_argument("--project", help="only tasks of this project")
     p.add_argument(
         "--ready",
         action="store_true",
@@ -294,7 +318,7 @@ def _create(ctx: Context, ns: argparse.Namespace) -> int:
         id=ns.id,
         project=ns.project,
         priority=ns.priority,
-        depends_on=ns.depends_on,
+        depends_on=[d for item in ns.depends_on for d in item.split(",")],
         assign=ns.assign,
         total=ns.total,
         unit=ns.unit,
@@ -309,7 +333,7 @@ def _create(ctx: Context, ns: argparse.Namespace) -> int:
         parent=ns.parent,
         description=_stdin_or(ns.description),
     )
-    ctx.emit(_summary(ctx, task), _line(task, "created"))
+    ctx.emit(_summary(ctx, task), _line(task, "created"), brief=task.id)
     return 0
 
 
@@ -334,7 +358,7 @@ def _retry(ctx: Context, ns: argparse.Namespace) -> int:
     else:
         task = board.reopen(ns.id, reason=ns.reason)
     verb = "retried" if ns.action == "retry" else "reopened"
-    ctx.emit(_summary(ctx, task), _line(task, verb))
+    ctx.emit(_summary(ctx, task), _line(task, verb), brief=task.id)
     return 0
 
 
@@ -356,7 +380,7 @@ def _edit(ctx: Context, ns: argparse.Namespace) -> int:
         parent="" if ns.no_parent else ns.parent,
         description=_stdin_or(ns.description),
     )
-    ctx.emit(_summary(ctx, task), _line(task, "edited"))
+    ctx.emit(_summary(ctx, task), _line(task, "edited"), brief=task.id)
     return 0
 
 
@@ -375,7 +399,7 @@ def _check(ctx: Context, ns: argparse.Namespace) -> int:
         f"task {shown(task.id)}: [{mark}] {ns.n}. {shown(what)} "
         f"({row['criteria_done']}/{len(found)} done)"
     )
-    ctx.emit(row, text)
+    ctx.emit(row, text, brief=task.id)
     return 0
 
 
@@ -385,8 +409,14 @@ def _search(ctx: Context, ns: argparse.Namespace) -> int:
     )
     if len(found) < total:
         ctx.warn(f"showing {len(found)} of {total} matches; use --limit to see more")
-    fields = parse_fields(ns.fields)
-    rows = select([_summary(ctx, task) for task in found], fields)
+    fields = parse_fields(ns.fields, _list_fields())
+    rows = []
+    for task in found:
+        row = _summary(ctx, task)
+        if fields and any(f not in row for f in fields):
+            _add_shown(row, task, fields, ctx.coord.now())
+        rows.append(row)
+    rows = select(rows, fields)
 
     def text() -> str:
         if not rows:
@@ -398,8 +428,10 @@ def _search(ctx: Context, ns: argparse.Namespace) -> int:
 
 
 def _claim(ctx: Context, ns: argparse.Namespace) -> int:
-    task = ctx.coord.tasks.claim(ns.id, agent=ns.agent, lease_seconds=ns.lease, project=ns.project)
-    ctx.emit(_summary(ctx, task), _line(task, "claimed"))
+    task = ctx.coord.tasks.claim(
+        ns.id, agent=ns.agent, lease_seconds=ns.lease, project=ns.project, register=ns.register
+    )
+    ctx.emit(_summary(ctx, task), _line(task, "claimed"), brief=task.id)
     return 0
 
 
@@ -408,11 +440,19 @@ def _assign(ctx: Context, ns: argparse.Namespace) -> int:
         raise InvalidInput("coord task assign: give an AGENT or --auto (not both)")
     if ns.capability and not ns.auto:
         raise InvalidInput("coord task assign: --capability only applies with --auto")
+    if ns.register and ns.auto:
+        raise InvalidInput(
+            "coord task assign: --register goes with an AGENT (--auto picks a registered one)"
+        )
     if ns.auto:
-        task = ctx.coord.tasks.assign_auto(ns.id, capability=ns.capability)
+        task = ctx.coord.tasks.assign_auto(ns.id, capability=ns.capability, force=ns.force)
     else:
-        task = ctx.coord.tasks.assign(ns.id, ns.agent)
-    ctx.emit(_summary(ctx, task), _line(task, "assigned"))
+        task = ctx.coord.tasks.assign(ns.id, ns.agent, register=ns.register, force=ns.force)
+    text = (
+        f"assigned task {shown(task.id)} to {shown(task.agent or '-')} (epoch {task.epoch}): "
+        f"{shown(task.title)}"
+    )
+    ctx.emit(_summary(ctx, task), text, brief=task.agent)
     return 0
 
 
@@ -491,12 +531,11 @@ def _list(ctx: Context, ns: argparse.Namespace) -> int:
         )
         selected = heads[: ns.limit] if ns.limit else heads
         loaded = board.load(selected, errors=errors)
-
     for err in errors:
         ctx.warn(f"skipped unreadable file: {err.message}")
     if len(selected) < len(heads):
         ctx.warn(f"showing {len(selected)} of {len(heads)} tasks; use --limit to see more")
-    fields = parse_fields(ns.fields)
+    fields = parse_fields(ns.fields, _list_fields())
     if ns.archived:
         ready: dict[str, bool] = {}
     elif ns.ready:
@@ -510,6 +549,8 @@ def _list(ctx: Context, ns: argparse.Namespace) -> int:
             row["archived"] = True
         if task.id in ready:
             row["ready"] = ready[task.id]
+        if fields and any(f not in row for f in fields):
+            _add_shown(row, task, fields, ctx.coord.now())
         full.append(row)
     rows = select(full, fields)
 
@@ -524,6 +565,25 @@ def _list(ctx: Context, ns: argparse.Namespace) -> int:
 
     ctx.emit(rows, text)
     return 0
+
+
+def _list_fields() -> list[str]:
+    """What ``task list --fields`` may name: the summary's keys, ``ready``, and every field of
+    ``task show`` (the same value there and here)."""
+    from ..core.models import Task
+    from ..shapes import TASK_SUMMARY_FIELDS, task_full
+
+    return [*TASK_SUMMARY_FIELDS, "ready", "archived", *task_full(Task("x", "x"), 0.0)]
+
+
+def _add_shown(row: dict[str, Any], task: Task, fields: list[str], now: float) -> None:
+    """Fill ``row`` with the ``fields`` the summary leaves out, as ``task show`` has them."""
+    from ..shapes import task_full
+
+    full = task_full(task, now)
+    for f in fields:
+        if f not in row and f in full:
+            row[f] = full[f]
 
 
 def _state(row: dict[str, Any]) -> str:

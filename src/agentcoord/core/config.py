@@ -36,6 +36,9 @@ DEFAULTS: dict[str, Any] = {
     # Seconds two machines' clocks may disagree before a time from "the future" (a lease ending
     # further ahead than it lasts, a sign of life not yet due) is treated as a clock's fault.
     "clock_skew": 60,
+    # SPEC section 11: claim/assign by an agent that was never registered registers it instead
+    # of being refused (exit 3).
+    "auto_register": False,
 }
 
 
@@ -62,6 +65,7 @@ _RULES: dict[str, tuple[str, float, bool]] = {
     "breaker_cooldown": ("seconds", 0.0, True),
     "context_max_bytes": ("int", 1, True),
     "clock_skew": ("seconds", 0.0, True),
+    "auto_register": ("bool", 0, True),
 }
 
 

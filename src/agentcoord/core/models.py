@@ -387,6 +387,7 @@ class Agent(_Record):
         "breaker_threshold",
         "capabilities",
         "extra_sections",
+        "generation",
         "last_failure",
         "last_failure_reason",
         "last_seen",
@@ -394,6 +395,7 @@ class Agent(_Record):
         "notes",
         "recent",
         "registered_at",
+        "session",
         "stats",
         "status",
         "workload",
@@ -419,6 +421,8 @@ class Agent(_Record):
         recent: list[dict[str, Any]] | None = None,
         stats: dict[str, Any] | None = None,
         extra_sections: list[tuple[str, str]] | None = None,
+        session: str = "",
+        generation: int = 0,
     ) -> None:
         self.name = name
         self.status = status
@@ -441,6 +445,11 @@ class Agent(_Record):
         #: View: success_rate, succeeded, finished, average_duration, failed (24 h window).
         self.stats = stats if stats is not None else {}
         self.extra_sections = extra_sections if extra_sections is not None else []
+        #: The token of the session that registered the name last ("" when none did: an
+        #: implicit registration, or a record older than sessions), and how many sessions
+        #: have held the name (SPEC section 11: one name = one agent).
+        self.session = session
+        self.generation = generation
 
     def to_dict(self) -> dict[str, Any]:
         out = {name: getattr(self, name) for name in self.__slots__}

@@ -80,6 +80,7 @@ KINDS = (
     "blocked_agent",
     "stuck_agent",
     "expired_lease",
+    "orphaned_task",
     "clock_skew",
     "breaker_open",
     "stale_task",
@@ -95,6 +96,34 @@ LIMIT = 20
 DEFAULT_WINDOW = 24 * 3600.0
 #: The document :meth:`Reports.write_metrics` stores (``metrics-performance.md`` on markdown).
 DOCUMENT = "metrics-performance"
+
+
+def _orphans(snap: Snapshot, alert: Callable[..., None]) -> None:
+    """``orphaned_task`` alerts: tasks held by or assigned to an agent that is retired or not
+    registered (SPEC section 11), which no monitor row shows."""
+    unsure = bool(snap.agent_errors)  # an unreadable agent file may be the holder's
+    status = {a.name: a.status for a in snap.agents}
+    for task in snap.tasks:
+        if task.status not in ("in_progress", "assigned") or not task.agent:
+            continue
+        state = status.get(task.agent)
+        if state == "retired":
+            why = "retired"
+        elif state is None and not unsure:
+            why = "not registered"
+        else:
+            continue
+        fix = (
+            "its lease runs out, then it is reclaimed"
+            if task.status == "in_progress"
+            else f"reassign it: coord task assign {task.id} AGENT --force"
+        )
+        alert(
+            "orphaned_task",
+            f"task {task.id} ({task.status}) is held by {task.agent}, which is {why}; {fix}",
+            task=task.id,
+            agent=task.agent,
+        )
 
 
 class Reports:
@@ -175,6 +204,7 @@ class Reports:
                     f"{duration(when - task.last_activity())}",
                     task=task.id,
                 )
+        _orphans(snap, alert)
         alerts.sort(key=lambda a: KINDS.index(a["kind"]))
         return {
             "time": iso(when),

@@ -57,6 +57,7 @@ from ..errors import (
     DependencyCycle,
     InvalidInput,
     InvalidTransition,
+    LeaseLost,
     NotFound,
     NothingToClaim,
 )
@@ -117,7 +118,11 @@ def _no_change(task: Task, previous: str | None, progress_only: bool) -> None:
     return None
 
 
-def _no_check(agent: str) -> None:
+def _no_check(agent: str, register: bool = False) -> None:
+    return None
+
+
+def _anyone(agent: str, purpose: str, register: bool) -> None:
     return None
 
 
@@ -132,7 +137,11 @@ def _ignore(message: str) -> None:
 class BoardHooks:
     """What the board tells, and asks of, the rest of the domain.
 
-    - ``before_claim(agent)``: raise to refuse the claim (the circuit breaker, exit 4);
+    - ``before_claim(agent, register)``: raise to refuse the claim (strict identity: an unknown
+      agent exit 3 unless ``register``, a retired one exit 4; the circuit breaker, exit 4);
+    - ``identify(agent, purpose, register)``: strict identity for ``purpose`` "assign" (the
+      assignee: unknown exit 3 unless ``register``, retired exit 4) or "act" (a lease holder's
+      update that was refused: an unknown agent is told it is unknown, exit 3);
     - ``on_change(task, previous_holder, progress_only)``: a task's ownership or progress changed
       after its write committed (agent views); must not raise for ordinary failures;
     - ``pick_agent(capability)``: the agent ``assign --auto`` routes to (one capability or a
@@ -141,17 +150,19 @@ class BoardHooks:
       (the interface shows it; the next operation or ``coord doctor`` repairs it).
     """
 
-    __slots__ = ("before_claim", "on_change", "pick_agent", "warn")
+    __slots__ = ("before_claim", "identify", "on_change", "pick_agent", "warn")
 
     def __init__(
         self,
         *,
-        before_claim: Callable[[str], None] = _no_check,
+        before_claim: Callable[[str, bool], None] = _no_check,
+        identify: Callable[[str, str, bool], None] = _anyone,
         on_change: Callable[[Task, str | None, bool], None] = _no_change,
         pick_agent: Callable[[str | list[str] | None], str] = _no_router,
         warn: Callable[[str], None] = _ignore,
     ) -> None:
         self.before_claim = before_claim
+        self.identify = identify
         self.on_change = on_change
         self.pick_agent = pick_agent
         self.warn = warn
@@ -176,8 +187,18 @@ class TaskBoard:
         self.clock = clock
         self.hooks = hooks if hooks is not None else BoardHooks()
 
-    def _before_claim(self, agent: str) -> None:
-        self.hooks.before_claim(agent)
+    def _before_claim(self, agent: str, register: bool = False) -> None:
+        self.hooks.before_claim(agent, register)
+
+    def _update_held(self, task_id: str, fn: Callable[[Task], Task | None], agent: str) -> Task:
+        """``update_task`` for a lease holder's write: when it is refused because ``agent``
+        does not hold the lease, an agent that was never registered is told so (exit 3, SPEC
+        section 11) rather than that it lost a lease it never had."""
+        try:
+            return self.store.update_task(task_id, fn)
+        except LeaseLost:
+            self.hooks.identify(agent, "act", False)
+            raise
 
     def _on_change(self, task: Task, previous: str | None, *, progress_only: bool = False) -> None:
         """Follow-up: the agents' views. Never fails the operation (see :meth:`_follow_up`)."""
@@ -527,6 +548,8 @@ class TaskBoard:
             if failed is not None:
                 task.status = BLOCKED
                 task.blocked_reason = f"dependency {failed} is {existing[failed].status}"
+        if assign is not None:  # strict identity (SPEC section 11), as for task assign
+            self.hooks.identify(assign, "assign", False)
         if assign is not None and task.status == PENDING:
             task.status = ASSIGNED
             task.agent = assign
@@ -542,13 +565,22 @@ class TaskBoard:
                 continue
             return task
 
-    def assign(self, task_id: str, agent: str) -> Task:
-        """Reserve a pending task for ``agent`` (only it can claim the task)."""
+    def assign(
+        self, task_id: str, agent: str, *, register: bool = False, force: bool = False
+    ) -> Task:
+        """Reserve a pending task for ``agent`` (only it can claim the task).
+
+        Strict identity (SPEC section 11): an agent never registered is :class:`NotFound`
+        (exit 3) unless ``register`` (or ``auto_register``); a retired one :class:`Conflict`
+        (exit 4). A task already assigned to another agent is :class:`Conflict` (exit 4, with
+        ``holder``) unless ``force`` reassigns it; assigning it again to the same agent
+        changes nothing."""
         check_name(task_id, "task id")
         check_name(agent, "agent name")
+        self.hooks.identify(agent, "assign", register)
         previous: list[str | None] = [None]
 
-        def fn(task: Task) -> Task:
+        def fn(task: Task) -> Task | None:
             if task.status not in (PENDING, ASSIGNED):
                 raise InvalidTransition(
                     f"task {task.id} is {task.status}; only pending or assigned tasks can be "
@@ -556,25 +588,37 @@ class TaskBoard:
                     task=task.id,
                 )
             previous[0] = task.agent
+            if task.status == ASSIGNED and task.agent == agent:
+                return None  # already so: a repeat changes nothing
+            if task.status == ASSIGNED and not force:
+                raise Conflict(
+                    f"task {task.id} is already assigned to {task.agent}; pass --force "
+                    f"(API: force=True) to reassign it to {agent}",
+                    task=task.id,
+                    holder=task.agent,
+                )
             self._check_capable(task, agent)
             now = self.clock()
             task.status, task.agent, task.assigned_at, task.updated_at = ASSIGNED, agent, now, now
-            leases.add_log(task, now, f"assigned to {agent}", MAX_LOG_LINES)
+            was = f" (was {previous[0]})" if previous[0] and previous[0] != agent else ""
+            leases.add_log(task, now, f"assigned to {agent}{was}", MAX_LOG_LINES)
             return task
 
         task = self.store.update_task(task_id, fn)
         self._on_change(task, previous[0])
         return task
 
-    def assign_auto(self, task_id: str, *, capability: str | None = None) -> Task:
+    def assign_auto(
+        self, task_id: str, *, capability: str | None = None, force: bool = False
+    ) -> Task:
         """Assign ``task_id`` to the agent the router picks (the healthy, least-loaded agent with a
         closed breaker, see :mod:`agentcoord.domain.routing`); :class:`NotFound` (exit 3) says why
-        when none qualifies. The router picks only among agents that have ``capability`` and
-        every capability the task requires (SPEC section 11)."""
+        when none qualifies. ``force`` as in :meth:`assign`. The router picks only among agents
+        that have ``capability`` and every capability the task requires (SPEC section 11)."""
         task = self.get(task_id)  # an unknown task is reported as such, before routing
         needs = list(dict.fromkeys([*task.requires, *([capability] if capability else [])]))
         wanted: str | Names | None = needs[0] if len(needs) == 1 else (needs or None)
-        return self.assign(task_id, self.hooks.pick_agent(wanted))
+        return self.assign(task_id, self.hooks.pick_agent(wanted), force=force)
 
     def _check_capable(self, task: Task, agent: str) -> None:
         """Raise :class:`Conflict` (exit 4, naming what is missing) unless ``agent`` registered
@@ -936,15 +980,22 @@ class TaskBoard:
         agent: str,
         lease_seconds: float | None = None,
         project: str | None = None,
+        register: bool = False,
     ) -> Task:
         """Claim ``task_id``, or the ready task with the highest priority (oldest first).
 
         Exactly once: the claimability check runs inside the store's atomic update. Raises
-        :class:`NothingToClaim` (exit 3) or :class:`Conflict` (exit 4) with the reason."""
+        :class:`NothingToClaim` (exit 3) or :class:`Conflict` (exit 4) with the reason.
+
+        Strict identity (SPEC section 11): an agent that was never registered is
+        :class:`NotFound` (exit 3) unless ``register`` (or the workspace's ``auto_register``)
+        registers it; a retired one is :class:`Conflict` (exit 4). Claiming a task the agent
+        already holds is a new grant: the lease is renewed and the epoch grows, so an older
+        session using the same name is fenced out (its writes with the old epoch are refused)."""
         check_name(agent, "agent name")
         if lease_seconds is not None:
             lease_seconds = seconds(lease_seconds, "lease", minimum=MIN_LEASE)
-        self._before_claim(agent)
+        self._before_claim(agent, register)
         if task_id is not None:
             check_name(task_id, "task id")
             claimed = self._claim_one(task_id, agent, lease_seconds, explicit=True)
@@ -1037,10 +1088,19 @@ class TaskBoard:
             if task.status == IN_PROGRESS:
                 if not task.lease_expired(now):
                     if task.agent == agent:
+                        # Claimed again by its holder's name: a new grant (SPEC section 11). A
+                        # second session using the name must not share the first one's epoch.
                         outcome["renewed"] = True
-                        if lease_seconds is not None:
-                            task.lease_grant = lease_seconds
+                        task.lease_grant = lease_seconds
+                        task.epoch += 1
                         leases.renew(task, now)
+                        leases.add_log(
+                            task,
+                            now,
+                            f"claimed again by {agent} (epoch {task.epoch}; epoch "
+                            f"{task.epoch - 1} is fenced out)",
+                            MAX_LOG_LINES,
+                        )
                         return task
                     raise Conflict(
                         f"task {task.id} is held by {task.agent} (lease until "
@@ -1327,7 +1387,7 @@ class TaskBoard:
             leases.renew(task, now)
             return task
 
-        task = self.store.update_task(task_id, fn)
+        task = self._update_held(task_id, fn, agent)
         if refresh[0]:  # rapid progress loops skip the agent-file write (and its imports)
             self._on_change(task, agent, progress_only=True)
         return task
@@ -1345,7 +1405,7 @@ class TaskBoard:
             leases.renew(task, now)
             return task
 
-        return self.store.update_task(task_id, fn)
+        return self._update_held(task_id, fn, agent)
 
     def complete(
         self, task_id: str, *, agent: str, result: str | None = None, epoch: int | None = None
@@ -1384,7 +1444,7 @@ class TaskBoard:
             leases.add_log(task, now, f"{status} by {agent}", MAX_LOG_LINES)
             return task
 
-        task = self.store.update_task(task_id, fn)
+        task = self._update_held(task_id, fn, agent)
         if status == FAILED:
             self._after_failure(task, agent)
         else:
@@ -1428,7 +1488,7 @@ class TaskBoard:
             )
             return task
 
-        task = self.store.update_task(task_id, fn)
+        task = self._update_held(task_id, fn, agent)
         self._on_change(task, agent)
         return task
 

@@ -25,6 +25,8 @@ from ..errors import InvalidInput, NotFound
 #: Default and largest number of rows in any list a tool returns (tasks, events, agents, alerts).
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 100
+#: How many grants a server remembers the epoch of (see :attr:`Tools.epochs`).
+MAX_EPOCHS = 1024
 
 Outcome = Literal["complete", "fail", "release"]
 AgentStatus = Literal["idle", "busy", "blocked", "offline"]
@@ -45,7 +47,8 @@ TaskId = Annotated[str, BeforeValidator(_id_text)]
 #: Tool name -> description. Order is the order of ``tools/list``. Keep them to one short line:
 #: the parameter names and the output say the rest.
 DESCRIPTIONS: dict[str, str] = {
-    "register": "Register the agent (idempotent).",
+    "register": "Register this session of the agent (repeats are safe); takeover: replace "
+    "another live session using the name.",
     "heartbeat": "Sign of life; renews the agent's task leases.",
     "create_task": "Create a task.",
     "claim": "Claim task id, or the next ready task (highest priority, oldest first).",
@@ -116,6 +119,21 @@ class Tools:
     def __init__(self, coord: Coordinator, agent: str | None = None) -> None:
         self.coord = coord
         self.default_agent = check_name(agent, "agent name") if agent is not None else None
+        #: Agent -> the session token its ``register`` through this server got (SPEC section
+        #: 11): a repeat is the same session, and a heartbeat learns when it was replaced.
+        self.sessions: dict[str, str] = {}
+        #: (agent, task id) -> the epoch of the grant this server's ``claim`` got: progress and
+        #: finish are fenced with it, so a session whose task was claimed again under the same
+        #: name (another session) is refused (``stale_epoch``) instead of writing over it.
+        self.epochs: dict[tuple[str, str], int] = {}
+
+    def _epoch(self, agent: str, task_id: object) -> int | None:
+        return self.epochs.get((agent, str(task_id)))
+
+    def _granted(self, agent: str, task: Task) -> None:
+        if len(self.epochs) >= MAX_EPOCHS:  # a long-lived server: forget the oldest grants
+            del self.epochs[next(iter(self.epochs))]
+        self.epochs[(agent, task.id)] = task.epoch
 
     # -- helpers -------------------------------------------------------------------------------
     def _agent(self, agent: str | None) -> str:
@@ -133,9 +151,18 @@ class Tools:
         *,
         capabilities: list[str] | None = None,
         note: str | None = None,
+        takeover: bool = False,
         agent: str | None = None,
     ) -> dict[str, Any]:
-        found = self.coord.agents.register(self._agent(agent), capabilities=capabilities, note=note)
+        who = self._agent(agent)
+        found = self.coord.agents.register(
+            who,
+            capabilities=capabilities,
+            note=note,
+            session=self.sessions.get(who),
+            takeover=takeover,
+        )
+        self.sessions[who] = found.session
         return shapes.agent_summary(found)
 
     def heartbeat(
@@ -146,8 +173,9 @@ class Tools:
         note: str | None = None,
         agent: str | None = None,
     ) -> dict[str, Any]:
+        who = self._agent(agent)
         found, renewed = self.coord.agents.heartbeat(
-            self._agent(agent), status=status, workload=workload, note=note
+            who, status=status, workload=workload, note=note, session=self.sessions.get(who)
         )
         data = shapes.agent_summary(found)
         data["renewed"] = [t.id for t in renewed]
@@ -194,9 +222,9 @@ class Tools:
         lease_seconds: float | None = None,
         agent: str | None = None,
     ) -> dict[str, Any]:
-        task = self.coord.tasks.claim(
-            id, agent=self._agent(agent), lease_seconds=lease_seconds, project=project
-        )
+        who = self._agent(agent)
+        task = self.coord.tasks.claim(id, agent=who, lease_seconds=lease_seconds, project=project)
+        self._granted(who, task)
         return self._task(task)
 
     def progress(
@@ -214,7 +242,8 @@ class Tools:
         values = _scalars(metrics, "metrics")
         tasks = self.coord.tasks
         if current is None and percent is None and not values and message is not None:
-            task = tasks.log(id, message, agent=who)  # a log line: the API's cheaper call
+            # a log line: the API's cheaper call
+            task = tasks.log(id, message, agent=who, epoch=self._epoch(who, id))
         else:
             task = tasks.progress(
                 id,
@@ -224,6 +253,7 @@ class Tools:
                 percent=percent,
                 metrics=values or None,
                 message=message,
+                epoch=self._epoch(who, id),
             )
         return self._task(task)
 
@@ -237,14 +267,16 @@ class Tools:
     ) -> dict[str, Any]:
         who = self._agent(agent)
         tasks = self.coord.tasks
+        epoch = self._epoch(who, id)
         if outcome == "complete":
-            task = tasks.complete(id, agent=who, result=note)
+            task = tasks.complete(id, agent=who, result=note, epoch=epoch)
         elif outcome == "fail":
             if note is None:
                 raise InvalidInput("outcome fail needs note: the error")
-            task = tasks.fail(id, agent=who, error=note)
+            task = tasks.fail(id, agent=who, error=note, epoch=epoch)
         else:
-            task = tasks.release(id, agent=who, reason=note)
+            task = tasks.release(id, agent=who, reason=note, epoch=epoch)
+        self.epochs.pop((who, task.id), None)
         return self._task(task)
 
     def list_tasks(
