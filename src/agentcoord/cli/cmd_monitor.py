@@ -87,6 +87,23 @@ def _build_metrics(parser: Parser) -> None:
 
 
 # -- monitor ---------------------------------------------------------------------------------
+def _row_fields() -> list[str]:
+    """The keys of a monitor row (what ``--fields`` may name)."""
+    from ..domain.monitor import AgentHealth
+
+    row = AgentHealth(
+        "x",
+        health="Normal",
+        silence=None,
+        last_sign=None,
+        source=None,
+        status="idle",
+        workload=0,
+        breaker="closed",
+    )
+    return list(row.to_dict())
+
+
 def report(ctx: Context, limit: int, fields: list[str] | None) -> dict[str, Any]:
     from ..core.clock import iso
     from ..domain.monitor import BOUND_KEYS, needs_attention
@@ -134,7 +151,7 @@ def render(data: dict[str, Any], fields: list[str] | None) -> str:
 
 
 def _monitor(ctx: Context, ns: argparse.Namespace) -> int:
-    fields = parse_fields(ns.fields)
+    fields = parse_fields(ns.fields, _row_fields())
     if not ns.watch:
         data = report(ctx, ns.limit, fields)
         ctx.emit(data, lambda: render(data, fields))
