@@ -310,9 +310,11 @@ class Agents:
             agent = self.store.get_agent(name)
         except NotFound:
             if not (register or bool(self.config.get("auto_register", False))):
+                also = "" if purpose == "act" else ", or pass --register"
                 raise NotFound(
-                    f"unknown agent {name!r}: it was never registered; run 'coord agent "
-                    f"register {name}' (MCP: the register tool) first, or pass --register",
+                    f"unknown agent {name!r}: it is not registered (never was, or cleanup "
+                    f"archived it); run 'coord agent register {name}' (MCP: the register "
+                    f"tool) first{also}",
                     agent=name,
                 ) from None
             agent = self._ensure(name)
