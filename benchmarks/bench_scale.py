@@ -92,6 +92,10 @@ def run(quick: bool = False) -> list[Row]:
         coord = [*coord_argv(), "--dir", root]
         list_cmd = [*coord, "task", "list", "--status", "in_progress"]
         claim_cmd = [*coord, "task", "claim", "--agent", "scale-cli"]
+        setup = Coordinator.open(root)
+        for name in ("scale-cli", "scale-api"):  # identity is strict (SPEC 11)
+            setup.agents.register(name)
+        setup.close()
 
         def api_list() -> None:
             Coordinator.open(root).tasks.list(status="in_progress")

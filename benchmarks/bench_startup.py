@@ -73,6 +73,7 @@ def _prepare(root: str) -> None:
 
     coord = Coordinator.open(root)
     coord.tasks.create("start-up benchmark task", id="t1", total=None)
+    coord.agents.register("bench")
     coord.tasks.claim("t1", agent="bench", lease_seconds=3600)
     coord.close()
 

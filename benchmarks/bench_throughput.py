@@ -63,6 +63,7 @@ def sample_task_text() -> str:
     with workspace("sample") as root:
         coord = fast_store(root)
         coord.tasks.create("benchmark task 1", id="b00001")
+        coord.agents.register("w00")
         coord.tasks.claim("b00001", agent="w00")
         coord.tasks.progress("b00001", agent="w00", percent=50, metrics={"by": "w00"})
         with open(os.path.join(root, "task-b00001.md"), encoding="utf-8") as fh:
@@ -402,6 +403,7 @@ def _profile(board: int) -> None:
     with workspace("profile") as root:
         make_board(root, board)
         coord = Coordinator.open(root)
+        coord.agents.register("prof")
         n = min(30, board)
 
         def cycles() -> None:

@@ -82,6 +82,7 @@ def worker_coord(target: str, agent: str, deadline_s: float) -> None:
     from agentcoord.api import Coordinator
 
     coord = Coordinator.open(url=target) if "://" in target else Coordinator.open(target)
+    coord.agents.register(agent)  # identity is strict (SPEC 11)
     tasks = coord.tasks
     probe = Probe()
     probe.install(coord)

@@ -27,10 +27,11 @@ def test_register_is_idempotent_and_keeps_fields(coord: Coordinator, clock: Fake
     assert (a.status, a.workload, a.capabilities, a.notes) == ("idle", 85, ["train"], "hi")
     assert a.registered_at == a.last_seen == clock.now
     clock.advance(10)
-    again = coord.agents.register("ai-engineer")
+    again = coord.agents.register("ai-engineer", session=a.session)  # the same session
     assert again.registered_at == a.registered_at
     assert again.last_seen == clock.now
     assert (again.workload, again.capabilities, again.notes) == (85, ["train"], "hi")
+    assert (again.session, again.generation) == (a.session, a.generation) == (a.session, 1)
 
 
 def test_heartbeat_sets_status_workload_note_and_renews_leases(
@@ -284,7 +285,7 @@ def test_assign_auto_skips_unhealthy_open_breaker_and_unavailable(
     assert pick_agent(coord.monitor) == "fine"
     _, rejected = candidates(coord.monitor)
     assert set(rejected) == {"silent", "broken", "gone", "stuckself", "full"}
-    assert rejected["silent"].startswith("Stuck")
+    assert rejected["silent"].startswith("Idle, Stuck")  # no work, but not seen for 200 s
     assert "breaker open" in rejected["broken"]
     assert rejected["gone"] == "status RETIRED"
     assert rejected["stuckself"] == "status BLOCKED"
@@ -306,7 +307,7 @@ def test_assign_auto_explains_when_no_agent_qualifies(coord: Coordinator, clock:
     msg = info.value.message
     assert info.value.exit_code == 3
     assert "a1: circuit breaker open" in msg
-    assert "a2: Blocked" in msg
+    assert "a2: Idle, Blocked" in msg
     assert set(info.value.details["rejected"]) == {"a1", "a2"}
     assert coord.tasks.get("t1").status == PENDING
     with pytest.raises(errors.NotFound):

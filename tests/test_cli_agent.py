@@ -113,9 +113,17 @@ grep -oP '^\*\*Workload\*\*:\s*\K\d+' agent-data-engineer.md
 
 
 def test_hand_edited_last_updated_makes_monitor_report_stuck(workspace: Workspace) -> None:
+    from agentcoord.api import Coordinator
+
+    from .conftest import FakeClock
+
     env = coord_env(workspace.root)
-    for name in ("steady", "quiet"):
-        subprocess.run([*COORD, "agent", "register", name], env=env, check=True)
+    subprocess.run([*COORD, "agent", "register", "steady"], env=env, check=True)
+    # quiet holds work (claimed 250 s ago), so the seed classes judge its silence (SPEC 4).
+    with Coordinator.open(workspace.root, clock=FakeClock(time.time() - 250)) as c:
+        c.agents.register("quiet")
+        c.tasks.create("job", id="t1")
+        c.tasks.claim("t1", agent="quiet", lease_seconds=86400)
     path = agent_file(workspace, "quiet")
     text = path.read_text()
     # A person sets the heartbeat 200 s back (Stuck spans 180-300 s, so test latency is harmless).
@@ -127,14 +135,20 @@ def test_hand_edited_last_updated_makes_monitor_report_stuck(workspace: Workspac
     proc = subprocess.run([*COORD, "monitor"], env=env, capture_output=True, text=True, check=False)
     assert proc.returncode == 1
     rows = {line.split()[0]: line.split()[1] for line in proc.stdout.splitlines()[1:3]}
-    assert rows == {"quiet": "Stuck", "steady": "Normal"}
+    assert rows == {"quiet": "Stuck", "steady": "Idle"}
     assert "quiet: Stuck - Intervene" in proc.stdout
     proc = subprocess.run(
         [*COORD, "--json", "monitor"], env=env, capture_output=True, text=True, check=False
     )
     data = json.loads(proc.stdout)
     assert (proc.returncode, data["attention"]) == (1, True)
-    assert data["thresholds"] == {"normal": 60, "acceptable": 120, "concerning": 180, "stuck": 300}
+    assert data["thresholds"] == {
+        "normal": 60,
+        "acceptable": 120,
+        "concerning": 180,
+        "stuck": 300,
+        "gone": 86400,
+    }
     quiet = next(r for r in data["agents"] if r["agent"] == "quiet")
     assert (quiet["class"], quiet["action"], quiet["source"]) == ("Stuck", "Intervene", "heartbeat")
     assert 200 <= quiet["silence"] < 300
@@ -288,7 +302,7 @@ def test_monitor_watch_stops_after_count(run) -> None:  # type: ignore[no-untype
     assert len(lines) == 1 and json.loads(lines[0])["agents"][0]["agent"] == "a1"
     code, out, _ = run("monitor", "--watch", "--count", "1", "--fields", "agent,class")
     assert code == 0
-    assert out.split() == ["AGENT", "CLASS", "a1", "Normal"]
+    assert out.split() == ["AGENT", "CLASS", "a1", "Idle"]  # holds no work
 
 
 def test_monitor_empty_workspace(run) -> None:  # type: ignore[no-untyped-def]
@@ -297,7 +311,14 @@ def test_monitor_empty_workspace(run) -> None:  # type: ignore[no-untyped-def]
 
 
 def test_monitor_watch_rerenders_and_exits_per_last_state(run, workspace: Workspace) -> None:  # type: ignore[no-untyped-def]
-    run("agent", "register", "a1")
+    from agentcoord.api import Coordinator
+
+    from .conftest import FakeClock
+
+    with Coordinator.open(workspace.root, clock=FakeClock(time.time() - 1000)) as c:
+        c.agents.register("a1")  # holds work, silent: Blocked (without work it would be Idle)
+        c.tasks.create("job", id="t1")
+        c.tasks.claim("t1", agent="a1", lease_seconds=86400)
     path = agent_file(workspace, "a1")
     path.write_text(
         re.sub(

@@ -32,6 +32,7 @@ def test_create_claim_progress_complete_json(run) -> None:  # type: ignore[no-un
     code, out, _ = run("--json", "task", "create", "Train model", "--id", "t1", "--total", "100")
     assert code == 0
     assert json.loads(out)["id"] == "t1"
+    run("agent", "register", "a1")
     code, out, _ = run("task", "claim", "--agent", "a1", "--json")
     task = json.loads(out)
     assert {"id", "status", "agent", "epoch"} <= task.keys()
@@ -84,7 +85,8 @@ def test_list_fields_limit_and_text(run) -> None:  # type: ignore[no-untyped-def
         (["task", "create", "   "], 2, "invalid_input"),
         (["task", "claim", "--agent", "a/b"], 2, "invalid_name"),
         (["task", "show", "nope"], 3, "not_found"),
-        (["task", "claim", "--agent", "a"], 3, "nothing_to_claim"),
+        (["task", "claim", "--agent", "a", "--register"], 3, "nothing_to_claim"),
+        (["task", "claim", "--agent", "a"], 3, "not_found"),  # never registered (SPEC 11)
         (["task", "progress", "x", "--agent", "a", "--percent", "abc"], 2, "invalid_input"),
         (["task", "bogus"], 2, "invalid_input"),
         (["task", "create"], 2, "invalid_input"),
@@ -111,6 +113,8 @@ def test_errors_are_plain_text_without_json(run) -> None:  # type: ignore[no-unt
 
 def test_conflict_exit_4(run) -> None:  # type: ignore[no-untyped-def]
     run("task", "create", "x", "--id", "t1")
+    run("agent", "register", "a")
+    run("agent", "register", "b")
     run("task", "claim", "t1", "--agent", "a")
     code, _, err = run("task", "claim", "t1", "--agent", "b")
     assert code == 4 and "held by a" in err
@@ -136,6 +140,7 @@ def test_hostile_text_changes_only_itself(run, workspace: Workspace, text: str) 
         assert run("task", "create", title, "--id", "h1", "--next-step", text)[0] == 0
     else:
         run("task", "create", text, "--id", "h1")
+    run("agent", "register", "a1")
     run("task", "claim", "h1", "--agent", "a1")
     assert run("task", "log", "h1", text, "--agent", "a1")[0] == 0
     assert (
@@ -169,6 +174,7 @@ def test_corrupt_task_file_exit_6_and_list_still_works(run, workspace: Workspace
     assert [t["id"] for t in json.loads(out)] == ["good"]
     assert "task-bad.md:5" in err
     # A write path never overwrites the unreadable file.
+    run("agent", "register", "a")
     assert run("task", "claim", "bad", "--agent", "a")[0] == 6
     assert path.read_text() == text
 
@@ -176,6 +182,7 @@ def test_corrupt_task_file_exit_6_and_list_still_works(run, workspace: Workspace
 def test_seed_shell_recipes_work_on_task_files(run, workspace: Workspace) -> None:  # type: ignore[no-untyped-def]
     run("task", "create", "active", "--id", "act", "--total", "10")
     run("task", "create", "idle", "--id", "idle")
+    run("agent", "register", "a1")
     run("task", "claim", "act", "--agent", "a1")
     run("task", "progress", "act", "--agent", "a1", "--current", "3", "--metric", "weird=```")
     root = Path(workspace.root)
@@ -228,6 +235,7 @@ def test_assign_auto_with_capability(run) -> None:  # type: ignore[no-untyped-de
 
 def test_show_fields_prints_nested_values_as_json_never_a_repr(run) -> None:  # type: ignore[no-untyped-def]
     run("task", "create", "x", "--id", "t1")
+    run("agent", "register", "a1")
     run("task", "claim", "t1", "--agent", "a1")
     assert run("task", "log", "t1", 'it\'s "quoted"', "--agent", "a1")[1] == "task t1: logged\n"
     code, out, _ = run("task", "show", "t1", "--fields", "id,logs,depends_on")

@@ -50,7 +50,7 @@ json_values = st.recursive(
 )
 metrics = st.dictionaries(texts, json_values, max_size=3)
 KNOWN_SECTIONS = {"timeline", "progress", "metrics", "context references", "dependencies"}
-KNOWN_SECTIONS |= {"next steps", "result", "error", "blocked", "logs"}
+KNOWN_SECTIONS |= {"next steps", "result", "error", "blocked", "logs", "description"}
 moderate = st.floats(-1e12, 1e12, allow_nan=False)
 headings = (
     st.text("abcdefghijklmnopqrstuvwxyz ABC0123456789", min_size=1, max_size=20)
@@ -62,11 +62,34 @@ extra_sections = st.lists(
 )
 
 
+def _description(text: str) -> str:
+    """A description as every store keeps it (``Store.check_task``): no blank first or last
+    line."""
+    lines = normalize_block(text).split("\n")
+    while lines and not lines[0].strip():
+        del lines[0]
+    while lines and not lines[-1].strip():
+        del lines[-1]
+    return "\n".join(lines)
+
+
+#: Free markdown with the structure a description may hold and the text that must not forge
+#: any (issue 16): check-list items, headings of every level, fences, conflict markers.
+MARKDOWN = [
+    "- [ ] ", "- [x] ", "* [X] ", "  - [ ] ", "1. [ ] ", "### ", "## ", "##", "# ", "```",
+    "   ~~~", "<<<<<<< ", "=======", ">>>>>>> ", "**Labels**: x", "> quote", "|a|b|", "\n",
+]  # fmt: skip
+descriptions = (
+    st.lists(st.one_of(texts, st.sampled_from(MARKDOWN)), max_size=8).map("".join).map(_description)
+)
+
+
 @st.composite
 def tasks(draw: st.DrawFn) -> Task:
     deps = draw(st.lists(names, unique=True, max_size=3))
+    task_id = draw(names)
     task = Task(
-        draw(names),
+        task_id,
         draw(texts),
         status=draw(st.sampled_from(TASK_STATES)),
         project=draw(st.none() | names),
@@ -95,6 +118,10 @@ def tasks(draw: st.DrawFn) -> Task:
         error=draw(blocks),
         blocked_reason=draw(blocks),
         extra_sections=draw(extra_sections),
+        labels=draw(st.lists(names, unique=True, max_size=3)),
+        requires=draw(st.lists(names, unique=True, max_size=3)),
+        parent=draw(st.none() | names.filter(lambda n: n != task_id)),
+        description=draw(descriptions),
     )
     kind = draw(st.sampled_from(["none", "percent", "count", "both"]))
     if kind in ("percent", "both"):
@@ -128,6 +155,8 @@ def test_structure_cannot_be_forged(task: Task) -> None:
     assert sum(line.startswith("**Status**:") for line in lines) == 1
     assert sum(line == "## Logs" for line in lines) == 1
     assert sum(line.startswith("# ") for line in lines) == 1
+    assert sum(line == "## Description" for line in lines) == (1 if task.description else 0)
+    assert sum(line.startswith("**Labels**:") for line in lines) <= 1
 
 
 HOSTILE = [
@@ -145,9 +174,11 @@ HOSTILE = [
 def test_hostile_text_changes_only_itself(evil: str) -> None:
     base = Task("task-1", "ok", status="in_progress", agent="alice", epoch=3, metrics={"loss": 0.4})
     base.logs = [LogLine(NOW - 60, "started")]
-    for attr in ("title", "log", "step", "result", "ref", "dep"):
+    for attr in ("title", "log", "step", "result", "ref", "dep", "description"):
         task = base.copy()
-        if attr == "log":
+        if attr == "description":
+            task.description = _description(evil)
+        elif attr == "log":
             task.logs.append(LogLine(NOW, evil))
         elif attr == "step":
             task.next_steps = [evil, "next"]
@@ -471,3 +502,44 @@ def test_a_lease_duration_must_be_finite(value: str) -> None:
     text = f"# Task: x\n\n**Task ID**: x\n**Status**: pending\n**Lease Duration**: {value}\n"
     with pytest.raises(CorruptData):
         parse_task(text, "task-x.md")
+
+
+def test_description_is_markdown_in_its_own_section() -> None:
+    """Issue 16: check-list items and ordinary markdown are written as they are (people and
+    ``grep -c '^- \\[x\\]'`` read them); only what could end the section or open a fence is
+    escaped, and it all reads back."""
+    description = (
+        "Ship it.\n\n### Acceptance\n- [ ] tests pass\n- [x] docs\n  - [ ] nested `code`\n"
+        "## Logs\n```\n~~~\n<<<<<<< ours\nback\\slash\ttab"
+    )
+    task = Task("t1", "x", description=description, labels=["ui", "p1"], requires=["gpu"])
+    task.parent = "epic"
+    text = render_task(task, NOW)
+    assert "\n## Description\n\nShip it.\n\n### Acceptance\n- [ ] tests pass\n- [x] docs\n" in text
+    assert "\n  - [ ] nested `code`\n" in text
+    assert "\n## Logs\n" not in text.split("## Timeline")[0]  # the forged heading is escaped
+    assert "**Labels**: ui, p1\n**Requires**: gpu\n" in text and "**Parent**: epic\n" in text
+    back = parse_task(text, "task-t1.md")
+    assert (back.description, back.labels, back.requires, back.parent) == (
+        description,
+        ["ui", "p1"],
+        ["gpu"],
+        "epic",
+    )
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "reason"),
+    [
+        ("Labels", "ok, not/a/name", "invalid label"),
+        ("Requires", "../gpu", "invalid capability"),
+        ("Parent", "t1", "invalid parent"),
+        ("Parent", "a b", "invalid parent"),
+    ],
+)
+def test_bad_lifecycle_fields_are_corrupt(field: str, value: str, reason: str) -> None:
+    text = render_task(Task("t1", "x"), NOW).replace(
+        "**Attempts**:", f"**{field}**: {value}\n**Attempts**:"
+    )
+    with pytest.raises(CorruptData, match=reason):
+        parse_task(text, "task-t1.md")

@@ -57,6 +57,7 @@ def test_eight_processes_claim_200_tasks_exactly_once(workspace: Workspace) -> N
 def test_four_processes_500_progress_updates_lose_nothing(workspace: Workspace) -> None:
     coord = Coordinator.open(workspace.root)
     coord.tasks.create("shared", id="shared")
+    coord.agents.register("a1")
     coord.tasks.claim("shared", agent="a1", lease_seconds=3600)
     collect([spawn("progress", workspace.root, "a1", "shared", "500", f"w{i}") for i in range(4)])
     task = coord.tasks.get("shared")
@@ -69,6 +70,7 @@ def test_four_processes_500_progress_updates_lose_nothing(workspace: Workspace) 
 def test_lease_expiring_mid_run_refuses_old_holder(workspace: Workspace) -> None:
     coord = Coordinator.open(workspace.root)
     coord.tasks.create("contested", id="c1")
+    coord.agents.register("new")
     old = spawn("stall", workspace.root, "old", "c1", "3")
     # Wait until the old holder has claimed and written, then take over after expiry.
     import time

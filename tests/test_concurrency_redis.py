@@ -86,6 +86,7 @@ def test_2000_progress_updates_and_increments_lose_nothing(
     url = workspace_url(redis_server)
     coord = Coordinator.open(url=url)
     coord.tasks.create("shared", id="shared")
+    coord.agents.register("a1")
     coord.tasks.claim("shared", agent="a1", lease_seconds=3600)
     shares = [2000 // procs + (i < 2000 % procs) for i in range(procs)]
     argvs = [["progress", url, "a1", "shared", str(n), f"w{i}"] for i, n in enumerate(shares)]

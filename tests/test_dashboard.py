@@ -74,9 +74,9 @@ def known(coord: Coordinator, clock: FakeClock) -> Snapshot:
 def test_snapshot_reads_agents_tasks_events_and_alerts(known: Snapshot) -> None:
     health = {a["agent"]: a["class"] for a in known.agents}
     assert health == {
-        "ai-engineer": "Normal",
+        "ai-engineer": "Idle",  # no work held: idle, whatever its silence (SPEC 4)
         "data-engineer": "Normal",
-        "qa-engineer": "Concerning",
+        "qa-engineer": "Idle",
         "ml-ops": "Blocked",
     }
     assert [t.id for t in known.tasks[:2]] == ["tokenizer", "prep-data"]  # least lease first
@@ -111,7 +111,7 @@ def test_80x24_frame_shows_the_known_workspace(known: Snapshot) -> None:
     assert "timer: none" in lines[0]
     for name in ("ai-engineer", "data-engineer", "ml-ops", "qa-engineer"):
         assert name in text
-    for label in ("Normal", "Concerning", "Blocked"):
+    for label in ("Normal", "Idle", "Blocked"):
         assert label in text
     row = next(ln for ln in lines if ln.startswith("│prep-data"))
     assert "in_progress" in row

@@ -321,7 +321,7 @@ def test_an_eta_outside_the_years_a_record_holds_is_exit_2(run: Any, value: str)
 def test_the_longest_accepted_times_render_and_parse_back(run: Any, workspace: Workspace) -> None:
     assert run("task", "create", "x", "--id", "t1", "--eta", "9999-12-31T23:59:59Z")[0] == 0
     assert run("task", "create", "y", "--id", "t2", "--lease", "100y".replace("y", "d"))[0] == 0
-    assert run("task", "claim", "t2", "--agent", "a1", "--lease", "36500d")[0] == 0
+    assert run("task", "claim", "t2", "--agent", "a1", "--lease", "36500d", "--register")[0] == 0
     code, out, _ = run("task", "show", "t2")
     assert code == 0
     assert json.loads(out)["lease_expires"]
@@ -343,7 +343,7 @@ def test_the_api_bounds_leases(coord: Coordinator, bad: float) -> None:
         coord.tasks.create("x", lease_seconds=bad)
     coord.tasks.create("y", id="t1")
     with pytest.raises(errors.InvalidInput, match="lease"):
-        coord.tasks.claim("t1", agent="a1", lease_seconds=bad)
+        coord.tasks.claim("t1", agent="a1", lease_seconds=bad, register=True)
     assert coord.tasks.get("t1").status == "pending"
 
 
@@ -352,7 +352,7 @@ def test_the_api_bounds_etas(coord: Coordinator, bad: float) -> None:
     with pytest.raises(errors.InvalidInput, match="eta"):
         coord.tasks.create("x", eta=bad)
     coord.tasks.create("y", id="t1")
-    coord.tasks.claim("t1", agent="a1")
+    coord.tasks.claim("t1", agent="a1", register=True)
     with pytest.raises(errors.InvalidInput, match="eta"):
         coord.tasks.progress("t1", agent="a1", percent=5, eta=bad)
     assert coord.tasks.get("t1").eta is None
@@ -368,7 +368,7 @@ def test_a_tiny_percentage_gives_no_eta_rather_than_one_past_year_9999(
     coord: Coordinator, clock: FakeClock
 ) -> None:
     coord.tasks.create("x", id="t1", total=1e300)
-    coord.tasks.claim("t1", agent="a1")
+    coord.tasks.claim("t1", agent="a1", register=True)
     clock.advance(60)
     task = coord.tasks.progress("t1", agent="a1", percent=1e-300)
     assert task.eta is None
@@ -414,7 +414,7 @@ def test_text_that_cannot_be_encoded_is_exit_2_naming_the_field(
     escaped = tmp_path / "escaped.json"
     escaped.write_text('{"k": "\\udcff"}')  # valid JSON text whose string is a lone surrogate
     assert run("task", "create", "held", "--id", "t1")[0] == 0
-    assert run("task", "claim", "t1", "--agent", "a1")[0] == 0
+    assert run("task", "claim", "t1", "--agent", "a1", "--register")[0] == 0
     assert run("agent", "register", "a1")[0] == 0
     before = _records(workspace)
     args = [a.replace("{file}", str(good)).replace("{escaped}", str(escaped)) for a in argv]
@@ -451,7 +451,7 @@ def test_the_api_refuses_unencodable_text(coord: Coordinator) -> None:
             call()
         assert field in caught.value.message
     tasks.create("x", id="t1")
-    tasks.claim("t1", agent="a1")
+    tasks.claim("t1", agent="a1", register=True)
     for call, field in [
         (lambda: tasks.log("t1", BAD, agent="a1"), "message"),
         (lambda: tasks.progress("t1", agent="a1", message=BAD), "message"),
@@ -567,7 +567,7 @@ def test_the_api_bounds_priorities_and_epochs(coord: Coordinator, bad: int) -> N
     with pytest.raises(errors.InvalidInput, match="priority"):
         coord.tasks.create("x", priority=bad)
     coord.tasks.create("x", id="t1")
-    coord.tasks.claim("t1", agent="a1")
+    coord.tasks.claim("t1", agent="a1", register=True)
     for call in (
         lambda: coord.tasks.progress("t1", agent="a1", percent=5, epoch=bad),
         lambda: coord.tasks.log("t1", "hi", agent="a1", epoch=bad),

@@ -209,6 +209,7 @@ def test_cleanup_removes_orphaned_temp_files(workspace: Workspace, clock: FakeCl
 def test_stale_lists_old_records_of_every_kind(coord: Coordinator, clock: FakeClock) -> None:
     coord.tasks.create("old open", id="old-open")
     coord.tasks.create("old done", id="old-done")
+    coord.agents.register("a1")
     coord.tasks.claim("old-done", agent="a1")
     coord.tasks.complete("old-done", agent="a1")
     coord.agents.register("sleepy")

@@ -40,6 +40,7 @@ TOOLS = {
     "finish",
     "list_tasks",
     "show_task",
+    "edit_task",
     "emit_event",
     "read_events",
     "context",
@@ -64,9 +65,12 @@ def anyio_backend() -> str:
 
 # -- helpers -----------------------------------------------------------------------------------
 @asynccontextmanager
-async def connect(coord: Coordinator, agent: str | None = "a1") -> Any:
-    """An SDK client session connected in memory to a fresh server on ``coord``."""
+async def connect(coord: Coordinator, agent: str | None = "a1", *, register: bool = True) -> Any:
+    """An SDK client session connected in memory to a fresh server on ``coord``; the server's
+    agent registered through it (identity is strict, SPEC 11) unless ``register`` is false."""
     async with create_connected_server_and_client_session(build_server(coord, agent=agent)) as s:
+        if agent is not None and register:
+            await ok(s, "register")
         yield s
 
 
@@ -152,6 +156,8 @@ async def test_without_default_agent_the_agent_is_an_argument(coord: Coordinator
         await ok(s, "create_task", title="x", id="t1")
         e = await err(s, "claim")
         assert e["code"] == "invalid_input" and "--agent" in e["message"]
+        assert (await err(s, "claim", agent="b7"))["code"] == "not_found"  # never registered
+        await ok(s, "register", agent="b7")
         task = await ok(s, "claim", agent="b7")
         assert (task["id"], task["agent"]) == ("t1", "b7")
 
@@ -268,10 +274,10 @@ async def test_two_clients_race_for_one_task(coord: Coordinator) -> None:
 
 # -- bad input ---------------------------------------------------------------------------------
 async def test_wrong_types_are_tool_errors(coord: Coordinator) -> None:
-    async with connect(coord) as s:
+    async with connect(coord, register=False) as s:
         await ok(s, "create_task", title="x", id="t1")
         cases: list[tuple[str, dict[str, Any], str]] = [
-            ("show_task", {"id": 123}, "id"),
+            ("show_task", {"id": 1.5}, "id"),  # a whole number is an id (issue 16), 1.5 is not
             ("show_task", {}, "id"),
             ("create_task", {"title": "y", "priority": "high"}, "priority"),
             ("create_task", {"title": ["a"]}, "title"),
@@ -483,6 +489,7 @@ async def test_stdio_cycle_and_bad_input(workspace: Workspace, tmp_path: Path) -
     ):
         async with stdio_session(workspace.root, errlog, "--agent", "a1") as s:
             assert {t.name for t in (await s.list_tools()).tools} == TOOLS
+            await ok(s, "register")
             await ok(s, "create_task", title=HOSTILE_TITLE, id="t1", total=10)
             task = await ok(s, "claim")
             assert (task["id"], task["agent"], task["status"]) == ("t1", "a1", "in_progress")
@@ -491,7 +498,8 @@ async def test_stdio_cycle_and_bad_input(workspace: Workspace, tmp_path: Path) -
             assert done["status"] == "complete"
             shown = await ok(s, "show_task", id="t1")
             assert (shown["title"], shown["result"]) == (HOSTILE_TITLE, HOSTILE)
-            assert (await err(s, "show_task", id=42))["code"] == "invalid_input"
+            assert (await err(s, "show_task", id=4.2))["code"] == "invalid_input"
+            assert (await err(s, "show_task", id=42))["code"] == "not_found"  # task "42"
             assert (await err(s, "show_task", id="ghost"))["code"] == "not_found"
             assert (await err(s, "claim", id="../x"))["code"] == "invalid_name"
             assert (await err(s, "finish", id="t1", outcome=None))["code"] == "invalid_input"
@@ -518,6 +526,8 @@ async def test_stdio_two_servers_race_for_one_task(workspace: Workspace, tmp_pat
             stdio_session(workspace.root, errlog, "--agent", "a1") as s1,
             stdio_session(workspace.root, errlog, "--agent", "a2") as s2,
         ):
+            await ok(s1, "register")
+            await ok(s2, "register")
             wins, losses = outcome(await race([s1, s2], "claim", id="t1"))
             assert len(wins) == 1 and len(losses) == 1
             assert losses[0]["code"] == "conflict" and losses[0]["holder"] == wins[0]["agent"]
@@ -564,6 +574,7 @@ def test_stdout_carries_only_protocol_messages(workspace: Workspace) -> None:
         _send(proc, b"this is not json\n")  # a broken client line: logged, not fatal
         calls = [
             ("create_task", {"title": HOSTILE_TITLE, "id": "t1"}, False),
+            ("register", {}, False),
             ("claim", {"id": "t1"}, False),
             ("show_task", {"id": 5}, True),
             ("finish", {"id": "t1", "outcome": "complete"}, False),
@@ -642,6 +653,7 @@ async def test_streamable_http(workspace: Workspace) -> None:
                 await s.initialize()
                 assert {t.name for t in (await s.list_tools()).tools} == TOOLS
                 await ok(s, "create_task", title="over http", id="h1")
+                await ok(s, "register")
                 assert (await ok(s, "claim"))["agent"] == "a1"
                 assert (await err(s, "claim", id="h2"))["code"] == "not_found"
     finally:

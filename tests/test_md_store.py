@@ -70,7 +70,7 @@ def test_big_index_tolerates_few_stale_entries(tmp_path: Path) -> None:
     heads, _ = index.scan(store._task_bytes, parse, None)  # type: ignore[attr-defined]
     assert len(heads) == 60
     assert calls == []  # rows recorded long enough after the writes, or verified by CRC
-    coord.tasks.claim("t5", agent="x")
+    coord.tasks.claim("t5", agent="x", register=True)
     heads, parsed = index.scan(store._task_bytes, parse, None, frozenset({"in_progress"}))  # type: ignore[attr-defined]
     assert [h.id for _, h in heads] == ["t5"]
     assert list(parsed) == ["task-t5.md"]
@@ -150,8 +150,10 @@ def test_claim_skips_a_candidate_another_writer_holds(
     lock.parent.mkdir(exist_ok=True)
     with open(lock, "a") as held:  # as `flock .locks/task-a.lock ...` in a shell would
         fcntl.flock(held.fileno(), fcntl.LOCK_EX)
-        assert coord.tasks.claim(agent="x").id == "b"  # did not queue behind the holder
-    assert coord.tasks.claim(agent="y").id == "a"
+        assert (
+            coord.tasks.claim(agent="x", register=True).id == "b"
+        )  # did not queue behind the holder
+    assert coord.tasks.claim(agent="y", register=True).id == "a"
 
 
 def test_long_lived_index_sees_other_writers(workspace: Workspace) -> None:
@@ -162,8 +164,8 @@ def test_long_lived_index_sees_other_writers(workspace: Workspace) -> None:
     for i in range(3):
         mine.tasks.create(f"t{i}", id=f"t{i}")
     assert [h.status for h in mine.store.list_task_heads()] == ["pending"] * 3
-    mine.tasks.claim("t0", agent="me")  # noted in memory, no re-parse needed
-    other.tasks.claim("t1", agent="them")  # only visible through the files
+    mine.tasks.claim("t0", agent="me", register=True)  # noted in memory, no re-parse needed
+    other.tasks.claim("t1", agent="them", register=True)  # only visible through the files
     heads = {h.id: (h.status, h.agent) for h in mine.store.list_task_heads()}
     assert heads == {
         "t0": ("in_progress", "me"),
@@ -203,7 +205,7 @@ def test_noted_heads_say_what_the_files_say(workspace: Workspace) -> None:
         mine.tasks.create(f"t{i}", id=f"t{i}")
     mine.store.list_task_heads()  # loads the index into memory
     clock.advance(0.4)
-    mine.tasks.claim("t0", agent="a", lease_seconds=2.5)
+    mine.tasks.claim("t0", agent="a", lease_seconds=2.5, register=True)
     mine.tasks.progress("t0", agent="a", percent=10)
     fresh = MarkdownStore(workspace.root)
     assert {h.id: h for h in mine.store.list_task_heads()} == {
@@ -248,7 +250,7 @@ def test_index_on_a_file_system_with_one_second_timestamps(workspace: Workspace)
         _whole_second_stamp(path, second)  # the same second
     # Learnt from the mtimes: whole seconds (two, when the second happens to be even).
     assert coord.store.index_granularity() in (10**9, 2 * 10**9)
-    assert coord.tasks.claim(agent="a").id == "t1"  # priority 3 now
+    assert coord.tasks.claim(agent="a", register=True).id == "t1"  # priority 3 now
 
 
 def test_verified_rows_are_restamped_so_reads_stay_constant(workspace: Workspace) -> None:
@@ -278,7 +280,7 @@ def test_verified_rows_are_restamped_so_reads_stay_constant(workspace: Workspace
     reads.clear()
     store.list_task_heads()
     assert reads == []  # ... and trusted on its stat from then on
-    coord.tasks.claim("t7", agent="a")
+    coord.tasks.claim("t7", agent="a", register=True)
     reads.clear()
     store.list_task_heads()
     assert reads == ["task-t7.md"]  # only what changed (racy: just written)
@@ -326,5 +328,5 @@ def test_index_on_a_real_ext4_with_128_byte_inodes(coarse_fs: Path) -> None:
         fcntl.flock(lock, fcntl.LOCK_EX)
         with open(path, "r+") as fh:
             fh.write(edited)
-    assert coord.tasks.claim(agent="a").id == "t1"
+    assert coord.tasks.claim(agent="a", register=True).id == "t1"
     coord.close()

@@ -370,7 +370,7 @@ def test_redis_data_written_before_the_head_index_is_listed_and_migrated(
     coord = Coordinator(redis, config=Config(), clock=clock)
     for i in range(5):
         coord.tasks.create(f"t{i}", priority=i)
-    coord.tasks.claim(agent="a")  # the highest priority: task 5
+    coord.tasks.claim(agent="a", register=True)  # the highest priority: task 5
     client = redis.c.client
     client.delete(redis.heads.key("pending"))  # as an earlier version left them
     client.hset(redis.heads.key("in_progress"), "5", "[not json")  # and one damaged
@@ -383,7 +383,7 @@ def test_redis_data_written_before_the_head_index_is_listed_and_migrated(
         ("5", "in_progress"),
     ]
     assert client.hlen(redis.heads.key("pending")) == 4  # rebuilt for next time
-    assert coord.tasks.claim(agent="b").id == "4"
+    assert coord.tasks.claim(agent="b", register=True).id == "4"
     assert sorted(h.id for h in redis.list_task_heads(statuses=["in_progress"])) == ["4", "5"]
     ws, _ = init_workspace(str(tmp_path / "files"))
     migrate(redis, MarkdownStore(ws.root, durable=False, clock=clock))

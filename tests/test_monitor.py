@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -44,6 +45,7 @@ def test_classes_at_each_threshold(
     coord: Coordinator, clock: FakeClock, silence: float, expected: str
 ) -> None:
     coord.agents.register("a1")
+    coord.tasks.create("t", id="t1", assign="a1")  # work waiting for a1: the classes judge it
     clock.advance(silence)
     (row,) = coord.monitor.classify()
     assert (row.agent, row.health, row.silence, row.source) == (
@@ -69,6 +71,7 @@ def test_seed_actions() -> None:
 
 def test_thresholds_are_configurable(coord: Coordinator, clock: FakeClock) -> None:
     coord.agents.register("a1")
+    coord.tasks.create("t", id="t1", assign="a1")
     clock.advance(30)
     assert health(coord)[0] == "Normal"
     tight = Config({"monitor": {"normal": 10, "acceptable": 20, "concerning": 25, "stuck": 40}})
@@ -109,7 +112,7 @@ def test_task_updates_are_signs_of_life(coord: Coordinator, clock: FakeClock) ->
     clock.advance(100)
     coord.tasks.complete("t1", agent="a1")
     clock.advance(61)
-    assert health(coord) == ("Acceptable", 61, "task")
+    assert health(coord) == ("Idle", 61, "task")  # a finished task still counts; no work now
 
 
 def test_a_store_recorded_failure_is_not_a_sign_of_life(
@@ -122,7 +125,7 @@ def test_a_store_recorded_failure_is_not_a_sign_of_life(
     (failed,) = coord.tasks.reap()
     assert (failed.status, failed.agent) == ("failed", "a1")
     row = coord.monitor.classify()[0]
-    assert (row.health, row.silence) == ("Blocked", 400)
+    assert (row.health, row.silence, row.pace) == ("Idle", 400, "Blocked")
 
 
 def test_dead_agent_shows_expired_lease(coord: Coordinator, clock: FakeClock) -> None:
@@ -190,6 +193,8 @@ def test_commit_with_coord_agent_trailer_is_a_sign_of_life(
 ) -> None:
     coord.agents.register("ai-engineer")
     coord.agents.register("other")
+    coord.tasks.create("t", id="t1", assign="ai-engineer")
+    coord.tasks.create("u", id="t2", assign="other")
     clock.advance(250)
     commit(repo, "train step\n\nWork on the loop.\n\nCoord-Agent: ai-engineer", when=clock.now - 10)
     commit(repo, "unrelated", when=clock.now - 5)
@@ -202,6 +207,8 @@ def test_commit_author_counts_by_name_or_email_local_part(
 ) -> None:
     coord.agents.register("data-engineer")
     coord.agents.register("Reviewer")
+    coord.tasks.create("t", id="t1", assign="data-engineer")
+    coord.tasks.create("u", id="t2", assign="Reviewer")
     clock.advance(400)
     commit(repo, "by name", when=clock.now - 100, author="data-engineer")
     commit(repo, "by email", when=clock.now - 20, author="reviewer")
@@ -211,6 +218,7 @@ def test_commit_author_counts_by_name_or_email_local_part(
 
 def test_git_can_be_switched_off(coord: Coordinator, clock: FakeClock, repo: Path) -> None:
     coord.agents.register("a1")
+    coord.tasks.create("t", id="t1", assign="a1")
     clock.advance(400)
     commit(repo, "x\n\nCoord-Agent: a1", when=clock.now - 1)
     off = Config({"monitor": {"git": False}})
@@ -228,7 +236,7 @@ def test_no_git_repository_is_skipped_silently(coord: Coordinator, tmp_path: Pat
     assert commits_since(str(tmp_path / "missing"), 0) == []
     assert commits_since(None, 0) == []
     monitor = Monitor(coord.store, coord.config, coord.clock, git_root=str(plain))
-    assert [r.health for r in monitor.classify()] == ["Normal"]
+    assert [r.health for r in monitor.classify()] == ["Idle"]
 
 
 def test_commits_since_is_exact_and_newest_first(tmp_path: Path) -> None:
@@ -336,3 +344,161 @@ def test_metrics_write_renders_the_document(coord: Coordinator, clock: FakeClock
         assert "| a1 | 1 | 100% (1/1) | 0 | 1m 30s | 0 |" in text
         block = text.split("```json\n", 1)[1].split("\n```", 1)[0]
         assert json.loads(block) == json.loads(json.dumps(data))
+
+
+# -- idle is not stuck (SPEC section 4: the classes judge agents that hold work) -----------------
+@pytest.mark.parametrize("silence", [0, 59, 120, 180, 299, 300, 3600, 86399])
+def test_an_agent_without_work_is_idle_however_long_it_is_silent(
+    coord: Coordinator, clock: FakeClock, silence: float
+) -> None:
+    coord.agents.register("a1")
+    clock.advance(silence)
+    (row,) = coord.monitor.classify()
+    assert (row.health, row.silence, row.attention) == ("Idle", silence, False)
+    assert row.action == ACTIONS["Idle"] and row.reason.startswith("holds no work; ")
+    assert (row.active, row.assigned) == ([], [])
+    assert row.to_dict()["class"] == "Idle"
+    status = coord.reports.status()
+    assert status["attention"] is False and status["alerts"] == []
+
+
+def test_an_agent_without_work_is_gone_past_the_stale_age(
+    coord: Coordinator, clock: FakeClock
+) -> None:
+    coord.agents.register("a1")
+    clock.advance(86400)  # monitor.gone: 24 h, as coord cleanup
+    (row,) = coord.monitor.classify()
+    assert (row.health, row.attention, row.action) == ("Gone", False, ACTIONS["Gone"])
+    assert coord.reports.status()["alerts"] == []
+    coord.agents.heartbeat("a1")  # back: Idle again
+    assert health(coord) == ("Idle", 0, "heartbeat")
+    short = Config({"monitor": {"gone": 3600}})
+    other = Coordinator(coord.store, config=short, workspace=coord.workspace, clock=clock)
+    clock.advance(3599)
+    assert health(other)[0] == "Idle"
+    clock.advance(1)
+    assert health(other)[0] == "Gone"
+    assert health(coord)[0] == "Idle"
+
+
+@pytest.mark.parametrize("value", ["1h", -1, True, None])
+def test_a_bad_gone_age_is_refused(coord: Coordinator, value: object) -> None:
+    from agentcoord.core.config import ConfigProblem, check
+
+    with pytest.raises(ConfigProblem) as info:
+        check({"monitor": {"gone": value}})
+    assert info.value.key == "monitor.gone"
+    other = Coordinator(
+        coord.store, config=Config({"monitor": {"gone": value}}), workspace=coord.workspace
+    )
+    coord.agents.register("a1")
+    with pytest.raises(errors.InvalidInput):
+        other.monitor.classify()
+
+
+def test_a_holder_is_judged_by_the_seed_classes_and_its_idle_colleague_is_not(
+    coord: Coordinator, clock: FakeClock
+) -> None:
+    coord.agents.register("busy")
+    coord.agents.register("free")
+    coord.tasks.create("t", id="t1")
+    coord.tasks.claim("t1", agent="busy", lease_seconds=3600)
+    clock.advance(180)
+    rows = {r.agent: r for r in coord.monitor.classify()}
+    assert (rows["busy"].health, rows["busy"].active, rows["busy"].attention) == (
+        "Stuck",
+        ["t1"],
+        True,
+    )
+    assert (rows["free"].health, rows["free"].pace) == ("Idle", "Stuck")
+    alerts = [(a["kind"], a["agent"]) for a in coord.reports.status()["alerts"]]
+    assert alerts == [("stuck_agent", "busy")]
+    clock.advance(120)
+    assert {r.agent: r.health for r in coord.monitor.classify()} == {
+        "busy": "Blocked",
+        "free": "Idle",
+    }
+    coord.tasks.complete("t1", agent="busy")  # done: nothing held, so nothing to judge
+    clock.advance(300)
+    assert health(coord, "busy") == ("Idle", 300, "task")
+
+
+def test_assigned_work_is_held_and_judged_from_when_it_arrived(
+    coord: Coordinator, clock: FakeClock
+) -> None:
+    coord.agents.register("a1")
+    clock.advance(1000)  # resting: Idle
+    assert health(coord)[0] == "Idle"
+    coord.tasks.create("t", id="t1", assign="a1")
+    (row,) = coord.monitor.classify()
+    assert (row.health, row.silence, row.pace, row.assigned) == ("Normal", 1000, "Blocked", ["t1"])
+    assert "given work 0s ago" in row.reason and row.to_dict()["assigned"] == ["t1"]
+    clock.advance(180)  # the work waits and the agent says nothing: Stuck
+    (row,) = coord.monitor.classify()
+    assert (row.health, row.attention) == ("Stuck", True)
+    coord.tasks.claim("t1", agent="a1")  # it picks the work up: its claim is a sign of life
+    assert health(coord) == ("Normal", 0, "task")
+
+
+def test_an_offline_agent_with_assigned_work_is_still_watched(
+    coord: Coordinator, clock: FakeClock
+) -> None:
+    coord.agents.register("away")
+    coord.agents.heartbeat("away", status="offline")
+    assert coord.monitor.classify() == []
+    coord.tasks.create("t", id="t1", assign="away")
+    clock.advance(300)
+    assert health(coord, "away")[0] == "Blocked"
+
+
+def test_a_self_reported_block_without_work_still_asks_for_help(
+    coord: Coordinator, clock: FakeClock
+) -> None:
+    coord.agents.register("help")
+    coord.agents.heartbeat("help", status="blocked")
+    (row,) = coord.monitor.classify()
+    assert (row.health, row.attention) == ("Blocked", True)
+    assert row.reason.startswith("reports status BLOCKED; holds no work")
+
+
+def test_routing_sends_work_to_idle_agents_seen_lately_only(
+    coord: Coordinator, clock: FakeClock
+) -> None:
+    from agentcoord.domain.routing import candidates
+
+    coord.agents.register("sleepy")
+    clock.advance(200)
+    coord.agents.register("fresh")
+    good, rejected = candidates(coord.monitor)
+    assert [h.agent for h in good] == ["fresh"]
+    assert rejected["sleepy"].startswith("Idle, Stuck: holds no work; last sign of life 3m 20s")
+    coord.tasks.create("t", id="t1")
+    assert coord.tasks.assign_auto("t1").agent == "fresh"
+
+
+def test_monitor_and_status_cli_exit_and_alerts_only_for_holders(
+    coord: Coordinator, clock: FakeClock, run_cli: Any
+) -> None:
+    for name in ("a1", "a2"):
+        coord.agents.register(name)
+    clock.advance(600)
+    out = run_cli("--json", "monitor", code=0)
+    data = json.loads(out.stdout)
+    assert data["attention"] is False
+    assert [r["class"] for r in data["agents"]] == ["Idle", "Idle"]
+    assert data["thresholds"]["gone"] == 86400
+    text = run_cli("monitor", code=0).stdout
+    assert "attention" not in text and "Idle" in text and "a1: Idle" not in text
+    assert "alerts: none" in run_cli("status").stdout
+    coord.tasks.create("t", id="t1")
+    coord.tasks.claim("t1", agent="a1", lease_seconds=3600)
+    clock.advance(200)
+    text = run_cli("monitor", code=1).stdout
+    assert "a1: Stuck - Intervene" in text and "a2: Idle" not in text
+    assert "attention: an agent is Stuck or Blocked" in text
+    watched = run_cli("--json", "monitor", "--watch", "--count", "1", "--interval", "0.01", code=1)
+    assert json.loads(watched.stdout.splitlines()[0])["attention"] is True
+    status = run_cli("status").stdout
+    assert "agent a1 is Stuck" in status and "agent a2" not in status
+    coord.tasks.create("u", id="t2", assign="a2")
+    assert "t2 (assigned)" in run_cli("status").stdout

@@ -28,14 +28,14 @@ from .conftest import COORD, MARKDOWN_ONLY, FakeClock, coord_env
 # -- 1. a claim's --lease applies to that grant only ----------------------------------------------
 def test_a_claims_lease_ends_with_its_grant(coord: Coordinator, clock: FakeClock) -> None:
     coord.tasks.create("job", id="j1", lease_seconds=600)
-    first = coord.tasks.claim("j1", agent="a", lease_seconds=2)
+    first = coord.tasks.claim("j1", agent="a", lease_seconds=2, register=True)
     assert first.lease_expires == clock.now + 2
     clock.advance(1)
     renewed = coord.tasks.progress("j1", agent="a", percent=10)  # renewals keep the grant's 2 s
     assert renewed.lease_expires == clock.now + 2
     released = coord.tasks.release("j1", agent="a")
     assert (released.lease_seconds, released.lease_grant) == (600, None)
-    second = coord.tasks.claim("j1", agent="b")
+    second = coord.tasks.claim("j1", agent="b", register=True)
     assert second.lease_expires == clock.now + 600  # the task's own lease, not a's 2 s
     assert coord.tasks.get("j1").lease_seconds == 600
 
@@ -45,7 +45,7 @@ def test_every_way_a_grant_ends_drops_its_lease_length(
     coord: Coordinator, clock: FakeClock, ending: str
 ) -> None:
     coord.tasks.create("job", id="j1", lease_seconds=300, max_attempts=5)
-    coord.tasks.claim("j1", agent="a", lease_seconds=5)
+    coord.tasks.claim("j1", agent="a", lease_seconds=5, register=True)
     if ending == "complete":
         coord.tasks.complete("j1", agent="a")
     elif ending == "fail":
@@ -61,9 +61,9 @@ def test_every_way_a_grant_ends_drops_its_lease_length(
 
 def test_a_claim_after_expiry_gets_the_tasks_lease(coord: Coordinator, clock: FakeClock) -> None:
     coord.tasks.create("job", id="j1", lease_seconds=120)
-    coord.tasks.claim("j1", agent="a", lease_seconds=1)
+    coord.tasks.claim("j1", agent="a", lease_seconds=1, register=True)
     clock.advance(2)
-    taken = coord.tasks.claim(agent="b")
+    taken = coord.tasks.claim(agent="b", register=True)
     assert (taken.id, taken.epoch, taken.lease_expires) == ("j1", 2, clock.now + 120)
 
 
@@ -75,18 +75,19 @@ def _board(coord: Coordinator, clock: FakeClock) -> None:
     tasks.create("dep", id="dep")
     tasks.create("waiting", id="waiting", depends_on=["dep"])
     tasks.create("held", id="held")
-    tasks.claim("held", agent="x", lease_seconds=600)
+    tasks.claim("held", agent="x", lease_seconds=600, register=True)
     tasks.create("expired", id="expired")
-    tasks.claim("expired", agent="x", lease_seconds=5)
+    tasks.claim("expired", agent="x", lease_seconds=5, register=True)
     tasks.create("done", id="done")
-    tasks.claim("done", agent="x")
+    tasks.claim("done", agent="x", register=True)
     tasks.complete("done", agent="x")
     tasks.create("broke", id="broke")
-    tasks.claim("broke", agent="x")
+    tasks.claim("broke", agent="x", register=True)
     tasks.fail("broke", agent="x", error="e")
     tasks.create("child", id="child", depends_on=["broke"])  # blocked at create
     tasks.create("gone", id="gone")
     tasks.cancel("gone")
+    coord.agents.register("bob")
     tasks.create("mine", id="mine", assign="bob")
     tasks.create("after done", id="after-done", depends_on=["done"])
     clock.advance(10)  # "expired" now is
@@ -104,7 +105,7 @@ def test_ready_lists_exactly_what_claims_take(coord: Coordinator, clock: FakeClo
     taken = set()
     while True:
         try:
-            taken.add(coord.tasks.claim(agent="z").id)
+            taken.add(coord.tasks.claim(agent="z", register=True).id)
         except errors.NothingToClaim:
             break
     # claiming "dep" makes nothing newly ready (it is in progress, not complete)
@@ -136,11 +137,11 @@ def test_heartbeat_reports_renewed_and_lost_leases(coord: Coordinator, clock: Fa
     coord.tasks.create("short", id="m")
     coord.tasks.create("long", id="n")
     coord.tasks.create("taken", id="t")
-    coord.tasks.claim("m", agent="a", lease_seconds=3)
-    coord.tasks.claim("n", agent="a", lease_seconds=60)
-    coord.tasks.claim("t", agent="a", lease_seconds=3)
+    coord.tasks.claim("m", agent="a", lease_seconds=3, register=True)
+    coord.tasks.claim("n", agent="a", lease_seconds=60, register=True)
+    coord.tasks.claim("t", agent="a", lease_seconds=3, register=True)
     clock.advance(4.5)
-    coord.tasks.claim("t", agent="b")  # taken over after expiry
+    coord.tasks.claim("t", agent="b", register=True)  # taken over after expiry
     _, renewal = coord.agents.heartbeat("a")
     assert [t.id for t in renewal] == ["n"]
     assert renewal.lost == ["m"] or sorted(renewal.lost) == ["m"]
@@ -155,7 +156,7 @@ def test_cli_heartbeat_json_names_lost_leases(
 ) -> None:
     coord.agents.register("a")
     coord.tasks.create("short", id="m")
-    coord.tasks.claim("m", agent="a", lease_seconds=3)
+    coord.tasks.claim("m", agent="a", lease_seconds=3, register=True)
     clock.advance(5)
     out = run_cli("--json", "agent", "heartbeat", "a")
     data = json.loads(out.stdout)
@@ -185,12 +186,12 @@ def test_claim_complete_and_fail_succeed_when_a_follow_up_fails(
     coord.tasks.create("first", id="t1", priority=2)
     coord.tasks.create("second", id="t2", priority=1)
     coord.tasks.create("dependent", id="d", depends_on=["t2"])
-    claimed = coord.tasks.claim(agent="a1")
+    claimed = coord.tasks.claim(agent="a1", register=True)
     assert (claimed.id, claimed.status, claimed.agent) == ("t1", IN_PROGRESS, "a1")
     assert any("the agent view of task t1" in w for w in coord.warnings)
     assert coord.tasks.complete("t1", agent="a1").status == COMPLETE
     coord.warnings.clear()
-    assert coord.tasks.claim(agent="a1").id == "t2"  # no second grant of t1
+    assert coord.tasks.claim(agent="a1", register=True).id == "t2"  # no second grant of t1
     assert coord.tasks.fail("t2", agent="a1", error="broken").status == FAILED
     assert coord.tasks.get("d").status == BLOCKED  # the dependents still follow
     assert broken_views == ["t1", "t1", "t2", "t2"]
@@ -202,7 +203,7 @@ def test_dependents_left_pending_are_blocked_by_the_next_claim(
 ) -> None:
     coord.tasks.create("parent", id="p")
     coord.tasks.create("child", id="c", depends_on=["p"])
-    coord.tasks.claim("p", agent="a")
+    coord.tasks.claim("p", agent="a", register=True)
     real = coord.tasks._block_dependents_now
 
     def stuck(failed: Task) -> None:
@@ -214,14 +215,14 @@ def test_dependents_left_pending_are_blocked_by_the_next_claim(
     assert any("dependents of task p" in w for w in coord.warnings)
     monkeypatch.setattr(coord.tasks, "_block_dependents_now", real)
     with pytest.raises(errors.NothingToClaim):  # ... and the next claim repairs it
-        coord.tasks.claim(agent="b")
+        coord.tasks.claim(agent="b", register=True)
     assert coord.tasks.get("c").status == BLOCKED
 
 
 def test_completing_or_failing_again_is_a_safe_retry(coord: Coordinator) -> None:
     for verb in ("complete", "fail"):
         coord.tasks.create(verb, id=verb)
-        task = coord.tasks.claim(verb, agent="a")
+        task = coord.tasks.claim(verb, agent="a", register=True)
         finish = getattr(coord.tasks, verb)
         args = {"error": "e"} if verb == "fail" else {}
         first = finish(verb, agent="a", epoch=task.epoch, **args)
@@ -231,12 +232,13 @@ def test_completing_or_failing_again_is_a_safe_retry(coord: Coordinator) -> None
             first.epoch,
             first.completed_at,
         )
+        coord.agents.register("b", takeover=True)
         with pytest.raises(errors.LeaseLost):
             finish(verb, agent="b", **args)  # not the agent's own: still a conflict
         with pytest.raises(errors.Conflict):  # another grant's finish is not this one's
             finish(verb, agent="a", epoch=task.epoch + 1, **args)
     other = coord.tasks.create("x", id="x")
-    coord.tasks.claim(other.id, agent="a")
+    coord.tasks.claim(other.id, agent="a", register=True)
     coord.tasks.complete("x", agent="a")
     with pytest.raises(errors.LeaseLost):
         coord.tasks.fail("x", agent="a", error="e")  # complete is not fail
@@ -259,6 +261,7 @@ def test_a_held_agent_lock_delays_but_never_fails_a_committed_claim(
         json.dump({"lock_timeout": 0.3}, fh)
     coord.tasks.create("first", id="t1", priority=1)
     coord.tasks.create("second", id="t2")
+    coord.agents.register("a1")  # identity is strict (SPEC 11): the claim reads it, unlocked
     lock = os.path.join(root, ".locks", "agent-a1.lock")
     os.makedirs(os.path.dirname(lock), exist_ok=True)
     fd = os.open(lock, os.O_RDWR | os.O_CREAT)
@@ -327,7 +330,7 @@ def test_a_redis_user_without_publish_rights_still_commits(
         coord.agents.register("a")
         coord.tasks.create("t", id="t1")
         coord.tasks.create("u", id="t2", depends_on=["t1"])
-        assert coord.tasks.claim(agent="a").id == "t1"
+        assert coord.tasks.claim(agent="a", register=True).id == "t1"
         coord.tasks.progress("t1", agent="a", percent=50)
         coord.tasks.fail("t1", agent="a", error="e")
         assert coord.tasks.get("t2").status == BLOCKED
@@ -426,7 +429,7 @@ def test_a_lease_granted_by_a_clock_a_year_ahead_is_flagged_and_bounded(
     coord: Coordinator, clock: FakeClock
 ) -> None:
     coord.tasks.create("job", id="j1", lease_seconds=600)
-    _ahead(coord, YEAR).tasks.claim("j1", agent="fast")
+    _ahead(coord, YEAR).tasks.claim("j1", agent="fast", register=True)
     future = {("future_time", "j1"), ("future_time", "fast")}  # the claim's own stamps
     assert {(v.kind, v.key) for v in coord.doctor.check()} == {("future_lease", "j1"), *future}
     alerts = coord.reports.status()["alerts"]
@@ -439,13 +442,16 @@ def test_a_lease_granted_by_a_clock_a_year_ahead_is_flagged_and_bounded(
     assert "bounded" in task.logs[-1].message
     assert {(v.kind, v.key) for v in coord.doctor.check()} == future  # reported, not mended
     clock.advance(601)  # and then it expires as any lease does
-    assert coord.tasks.claim(agent="slow").id == "j1"
+    assert coord.tasks.claim(agent="slow", register=True).id == "j1"
 
 
 def test_a_sign_of_life_from_the_future_is_not_believed(
     coord: Coordinator, clock: FakeClock
 ) -> None:
     _ahead(coord, YEAR).agents.register("time-traveller")
+    (row,) = coord.monitor.classify()
+    assert row.health == "Idle" and "in the future" in row.reason  # holds no work
+    coord.tasks.create("job", id="j1", assign="time-traveller")
     (row,) = coord.monitor.classify()
     assert row.health == "Concerning" and "in the future" in row.reason
     assert [(v.kind, v.key) for v in coord.doctor.check()] == [("future_time", "time-traveller")]
@@ -458,7 +464,7 @@ def test_a_sign_of_life_from_the_future_is_not_believed(
 
 def test_a_clock_within_the_skew_is_fine(coord: Coordinator) -> None:
     coord.tasks.create("job", id="j1", lease_seconds=600)
-    _ahead(coord, 30).tasks.claim("j1", agent="a")
+    _ahead(coord, 30).tasks.claim("j1", agent="a", register=True)
     _ahead(coord, 30).agents.register("a")
     assert coord.doctor.check() == [] and coord.tasks.reap() == []
     assert coord.monitor.classify()[0].health == "Normal"
@@ -469,7 +475,7 @@ def test_task_show_is_bounded_by_default_and_says_what_it_left_out(
     coord: Coordinator, run_cli: Any
 ) -> None:
     coord.tasks.create("job", id="j1")
-    task = coord.tasks.claim("j1", agent="a")
+    task = coord.tasks.claim("j1", agent="a", register=True)
     for i in range(60):
         coord.tasks.log("j1", f"line {i} " + "x" * 3900, agent="a")
     text = run_cli("task", "show", "j1").stdout

@@ -133,8 +133,8 @@ def test_every_field_of_a_head_is_compared_with_the_record(
     client = r(store)
     heads = key(store, "tasks", "heads", "in_progress")
     row = json.loads(client.hget(heads, "t2"))
-    layout = ["agent", "created_at", "depends_on", "epoch", "id", "lease_expires"]
-    layout += ["lease_length", "priority", "project", "status", "updated_at"]
+    layout = ["agent", "created_at", "depends_on", "epoch", "id", "labels", "lease_expires"]
+    layout += ["lease_length", "parent", "priority", "project", "requires", "status", "updated_at"]
     row[layout.index("priority")] = 99
     row[layout.index("agent")] = "mallory"
     row[layout.index("epoch")] = 7

@@ -24,6 +24,7 @@ import httpx
 import pytest
 
 import agentcoord
+from agentcoord.mcp.tools import DESCRIPTIONS
 from agentcoord.workspace import Workspace, init_workspace
 
 from .conftest import COORD, coord_env
@@ -666,7 +667,7 @@ def test_stdio_answers_every_request(workspace: Workspace, tmp_path: Path) -> No
         )
         assert not _is_error_for(io.read())
         io.send(json.dumps({"jsonrpc": "2.0", "id": 81, "method": "tools/list"}).encode())
-        assert len(io.read()["result"]["tools"]) == 13
+        assert len(io.read()["result"]["tools"]) == len(DESCRIPTIONS)
     finally:
         assert io.close() == 0
     assert "Traceback" not in io.errpath.read_text()
@@ -703,7 +704,7 @@ def test_http_answers_malformed_and_deep_messages(workspace: Workspace, tmp_path
         r = c.post(
             server.url, json={"jsonrpc": "2.0", "id": 90, "method": "tools/list"}, headers=session
         )
-        assert r.status_code == 200 and len(body_of(r)["result"]["tools"]) == 13
+        assert r.status_code == 200 and len(body_of(r)["result"]["tools"]) == len(DESCRIPTIONS)
     assert "Traceback" not in server.stderr, server.stderr
 
 

@@ -525,3 +525,81 @@ def test_record_names_and_listings_equal_the_reference_stores(store: Store) -> N
     assert "task-t1" in store.record_names()
     assert store.clear() == reference.clear()
     assert store.record_names() == reference.record_names() == []
+
+
+# -- the lifecycle fields (SPEC section 11, issue 16) -------------------------------------------
+def test_lifecycle_fields_round_trip_and_reach_the_heads(store: Store) -> None:
+    """Labels, required capabilities, the parent and the description read back alike from every
+    backend, and the heads (the index ``list --label/--parent`` and claims use) carry them."""
+    description = "Goal.\n\n- [ ] one\n- [x] two\n## not a section\n```\n**Status**: forged"
+    task = Task("c1", "child", labels=["ui", "p1"], requires=["gpu"], parent="p")
+    task.description = description
+    store.create_task(Task("p", "parent"))
+    store.create_task(task)
+    got = store.get_task("c1")
+    assert (got.labels, got.requires, got.parent, got.description) == (
+        ["ui", "p1"],
+        ["gpu"],
+        "p",
+        description,
+    )
+    heads = {h.id: h for h in store.list_task_heads()}
+    assert (heads["c1"].labels, heads["c1"].requires, heads["c1"].parent) == (
+        ["ui", "p1"],
+        ["gpu"],
+        "p",
+    )
+
+    def relabel(t: Task) -> Task:
+        t.labels, t.parent, t.requires = ["p2"], None, []
+        return t
+
+    store.update_task("c1", relabel)
+    head = store.get_task_head("c1")
+    assert (head.labels, head.parent, head.requires) == (["p2"], None, [])
+    assert next(h for h in store.list_task_heads() if h.id == "c1").labels == ["p2"]
+
+
+def test_lifecycle_fields_are_normalized_alike(store: Store) -> None:
+    task = Task("t1", "x", labels=["a", "b", "a"], requires=["c", "c"])
+    task.description = "\n  \n body\n- [ ] x\n \n"
+    store.create_task(task)
+    got = store.get_task("t1")
+    assert (got.labels, got.requires, got.description) == (["a", "b"], ["c"], " body\n- [ ] x")
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"labels": ["not a name"]},
+        {"requires": ["../x"]},
+        {"parent": "t1"},
+        {"parent": "a/b"},
+        {"labels": "ui"},
+        {"description": 5},
+        {"description": "\udcff"},
+    ],
+)
+def test_bad_lifecycle_fields_are_refused_everywhere(store: Store, change: dict[str, Any]) -> None:
+    task = Task("t1", "x")
+    for key, value in change.items():
+        setattr(task, key, value)
+    with pytest.raises(InvalidInput):
+        store.create_task(task)
+    with pytest.raises(NotFound):
+        store.get_task("t1")
+
+
+def test_find_archived_task_names_the_newest_entry(store: Store, clock: FakeClock) -> None:
+    assert store.find_archived_task("t1") is None
+    for title in ("first", "second"):
+        store.create_task(Task("t1", title, updated_at=clock.now))
+        assert store.archive_task("t1", lambda t: True)
+        clock.advance(5)
+    found = store.find_archived_task("t1")
+    assert found is not None
+    name, task = found
+    assert (name, task.title) == (f"t1-{_stamp(clock.now - 5)}", "second")
+    store.create_task(Task("t10", "other"))
+    assert store.archive_task("t10", lambda t: True)
+    assert store.find_archived_task("t1") is not None and store.find_archived_task("t2") is None

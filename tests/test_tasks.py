@@ -10,6 +10,17 @@ from agentcoord.core.models import ASSIGNED, BLOCKED, COMPLETE, FAILED, IN_PROGR
 
 from .conftest import FakeClock
 
+#: The agents these tests name. Identity is strict (SPEC section 11): they are registered first.
+AGENTS = ("a", "b", "a1", "a2", "x", "alice", "bob", "dead", "alive")
+
+
+@pytest.fixture(autouse=True)
+def _registered(request: pytest.FixtureRequest) -> None:
+    if "coord" in request.fixturenames:
+        coord: Coordinator = request.getfixturevalue("coord")
+        for name in AGENTS:
+            coord.agents.require(name, register=True)  # no session: a test may register again
+
 
 def test_create_generates_increasing_ids(coord: Coordinator) -> None:
     a = coord.tasks.create("first")

@@ -238,7 +238,7 @@ def test_until_done_stops_by_itself_when_the_last_task_completes(
 ) -> None:
     with Coordinator.open(project.root) as coord:
         coord.tasks.create("only job", id="t1")
-        coord.tasks.claim("t1", agent="eng-a")
+        coord.tasks.claim("t1", agent="eng-a", register=True)
         status = start(project, timers, interval=1.0, until_done=True)
         wait_for(lambda: count(project) >= 1, what="a checkpoint while work is open")
         assert pid_alive(status["pid"])
@@ -256,7 +256,9 @@ def test_a_dead_holders_task_is_reclaimed_by_a_tick(project: Workspace, timers: 
     subprocess.run([*COORD, "task", "create", "job", "--id", "j1"], env=env, check=True)
     # the holder claims with a 1 s lease and exits: nobody will renew it or reap for it
     subprocess.run(
-        [*COORD, "task", "claim", "j1", "--agent", "ghost", "--lease", "1"], env=env, check=True
+        [*COORD, "task", "claim", "j1", "--agent", "ghost", "--lease", "1", "--register"],
+        env=env,
+        check=True,
     )
     start(project, timers, interval=1.0)
 
@@ -297,10 +299,12 @@ def test_adaptive_backs_off_while_healthy_and_snaps_back_on_trouble(
 ) -> None:
     start(project, timers, interval=0.2, adaptive=True, max_interval=0.8)
     wait_for(lambda: sidecar(project).get("interval") == 0.8, what="the back-off to 0.8 s")
-    # an agent whose last sign of life was 10 minutes ago: Blocked
+    # an agent that holds work and whose last sign of life was 10 minutes ago: Blocked
     past = FakeClock(time.time() - 600)
     with Coordinator.open(project.root, clock=past) as coord:
         coord.agents.register("sleepy")
+        coord.tasks.create("job", id="j1")
+        coord.tasks.claim("j1", agent="sleepy", lease_seconds=86400)
     wait_for(lambda: sidecar(project).get("interval") == 0.2, what="the snap back")
     side = sidecar(project)
     assert side["health"]["agents"]["trouble"] is True
@@ -578,25 +582,29 @@ def test_summary_counts_classes_stuck_agents_reclaims_and_commits(
     now = time.time()
     clock = FakeClock(now - 400)
     with Coordinator.open(project.root, clock=clock) as coord:
-        coord.agents.register("gone")  # silent 400 s: Blocked
+        coord.agents.register("gone")  # holds j2, silent 400 s: Blocked
         coord.tasks.create("job", id="j1")
+        coord.tasks.create("long job", id="j2")
         coord.tasks.claim("j1", agent="gone", lease_seconds=1)
+        coord.tasks.claim("j2", agent="gone", lease_seconds=86400)
         clock.now = now
-        coord.agents.register("eng-a")  # fresh: Normal
+        coord.agents.register("eng-a")  # fresh, holds no work: Idle
         coord.tasks.reap()  # j1's lease expired long ago
     Path(files.checkpoint).write_text(format_checkpoint(2, time.time()))
     code, out, _ = run("--json", "timer", "check")
     summary = json.loads(out)["summary"]
     assert code == 1
-    assert summary["agents"]["by_class"] == {"Normal": 1, "Blocked": 1}
+    assert summary["agents"]["by_class"] == {"Blocked": 1, "Idle": 1}
     assert summary["agents"]["stuck"] == ["gone"]
+    assert summary["agents"]["idle"] == ["eng-a"]
     assert summary["reclaimed"]["tasks"][0]["id"] == "j1"
     assert summary["commits"]["count"] == 1
     assert summary["commits"]["recent"][0]["subject"] == "add parser"
     Path(files.checkpoint).write_text(format_checkpoint(3, time.time()))
     code, out, _ = run("timer", "check")
-    assert "Agents: 2 (Normal 1, Blocked 1)" in out
+    assert "Agents: 2 (Blocked 1, Idle 1)" in out
     assert "Needs attention: gone (Blocked)" in out
+    assert "Idle (no work): eng-a" in out
     assert "Git commits: none" in out  # nothing since the previous check
 
 
@@ -612,7 +620,7 @@ def _timer(coord: Coordinator, **kwargs: Any) -> Timer:
 
 def test_tick_reaps_and_records_what_it_reaped(coord: Coordinator, clock: FakeClock) -> None:
     coord.tasks.create("job", id="j1")
-    coord.tasks.claim("j1", agent="ghost", lease_seconds=5)
+    coord.tasks.claim("j1", agent="ghost", lease_seconds=5, register=True)
     timer = _timer(coord, interval=1.0)
     clock.advance(10)
     assert timer.on_grid(1, clock.now, 0.0)
@@ -640,10 +648,42 @@ def test_tick_adaptive_factor_doubles_to_the_bound_and_snaps_back(
             emitted.append(k)
     assert emitted == [1, 3, 7, 11, 15]  # gaps 2, 4, 4, 4: doubling, bounded by max_interval
     coord.tasks.create("job", id="j1")
-    coord.tasks.claim("j1", agent="ghost", lease_seconds=0.5)
+    coord.tasks.claim("j1", agent="ghost", lease_seconds=0.5, register=True)
     clock.advance(1)
     timer.on_grid(16, clock.now, 0.0)  # not due, but a reaped lease is trouble: emit now
     assert timer.count == 6 and timer.factor == 1 and timer.next_emit == 17
+
+
+def test_tick_adaptive_backs_off_while_every_agent_is_idle(
+    coord: Coordinator, clock: FakeClock
+) -> None:
+    """Issue 16 item 5: agents without work never held the timer at its base interval."""
+    for name in ("eng-a", "eng-b"):
+        coord.agents.register(name)
+    coord.tasks.create("later", id="j1")  # open, but nobody holds it
+    timer = _timer(coord, interval=1.0, adaptive=True, max_interval=8.0)
+    emitted = []
+    for k in range(1, 601):  # 10 minutes of silence: Idle, not Stuck then Blocked
+        clock.advance(1)
+        before = timer.count
+        timer.on_grid(k, clock.now, 0.0)
+        if timer.count > before:
+            emitted.append(k)
+    assert emitted[:5] == [1, 3, 7, 15, 23]  # gaps 2, 4, 8, 8 ...
+    assert len(emitted) == 77 and timer.factor == 8  # not 600 checkpoints
+    health = timer.health
+    assert health is not None
+    agents = health["agents"]
+    assert (agents["by_class"], agents["trouble"]) == ({"Idle": 2}, False)
+    coord.tasks.claim("j1", agent="eng-a", lease_seconds=3600)  # now eng-a holds work ...
+    for k in range(601, 721):
+        clock.advance(1)
+        timer.on_grid(k, clock.now, 0.0)
+    # ... and went silent for 2 minutes with it: Concerning, trouble, back to every interval
+    assert timer.factor == 1 and timer.next_emit == 721
+    health = timer.health
+    assert health is not None
+    assert health["agents"]["by_class"] == {"Concerning": 1, "Idle": 1}
 
 
 def test_tick_until_done_and_max_checks(coord: Coordinator, clock: FakeClock) -> None:

@@ -29,6 +29,7 @@ def claim_all(
     target: str, agent: str, ready: Callable[[Coordinator], None] | None = None
 ) -> dict[str, object]:
     coord = open_target(target)
+    coord.agents.register(agent, takeover=True)  # identity is strict (SPEC 11)
     if ready is not None:
         ready(coord)
     claimed: list[list[object]] = []
@@ -69,6 +70,7 @@ def hold_then_stall(root: str, agent: str, task_id: str, lease: float) -> dict[s
     """Claim with a short lease, write, stall until another agent has taken the task over
     (the lease expired meanwhile), then try to write again."""
     coord = Coordinator.open(root)
+    coord.agents.register(agent, takeover=True)
     task = coord.tasks.claim(task_id, agent=agent, lease_seconds=lease)
     coord.tasks.progress(task_id, agent=agent, percent=10, metrics={"writer": agent})
     deadline = time.monotonic() + 120
@@ -85,6 +87,7 @@ def hold_then_stall(root: str, agent: str, task_id: str, lease: float) -> dict[s
 def churn(root: str, agent: str) -> None:
     """Write as fast as possible until killed (for kill -9 tests)."""
     coord = Coordinator.open(root)
+    coord.agents.register(agent, takeover=True)
     i = 0
     while True:
         i += 1

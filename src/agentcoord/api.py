@@ -173,16 +173,20 @@ class Coordinator:
         def on_change(task: Task, previous: str | None, progress_only: bool) -> None:
             self.agents.on_task_change(task, previous, progress_only=progress_only)
 
-        def pick_agent(capability: str | None) -> str:
+        def pick_agent(capability: str | list[str] | None) -> str:
             from .domain.routing import pick_agent
 
             return pick_agent(self.monitor, capability)
 
-        def before_claim(agent: str) -> None:
-            self.agents.before_claim(agent)
+        def before_claim(agent: str, register: bool) -> None:
+            self.agents.before_claim(agent, register)
+
+        def identify(agent: str, purpose: str, register: bool) -> None:
+            self.agents.require(agent, purpose=purpose, register=register)
 
         hooks = BoardHooks(
             before_claim=before_claim,
+            identify=identify,
             on_change=on_change,
             pick_agent=pick_agent,
             warn=self.warnings.append,

@@ -23,12 +23,34 @@ if TYPE_CHECKING:
     from .core.models import Agent, ContextDoc, Event, Task
 
 
+#: Every key :func:`task_summary` can have (the optional ones only when they apply).
+TASK_SUMMARY_FIELDS = (
+    "id",
+    "title",
+    "status",
+    "agent",
+    "epoch",
+    "priority",
+    "project",
+    "percent",
+    "depends_on",
+    "lease_left",
+    "attempts",
+    "blocked_reason",
+    "error",
+    "labels",
+    "parent",
+    "requires",
+)
+
+
 def task_summary(task: Task, now: float) -> dict[str, Any]:
     """The compact task: what an agent needs, nothing more (lists, and every write's reply).
 
     ``{"id", "title", "status", "agent", "epoch", "priority"}`` plus, when they apply,
     ``project``, ``percent`` (0-100, one decimal), ``depends_on``, ``lease_left`` (seconds, for
-    an in-progress task), ``attempts``, ``blocked_reason``, ``error``."""
+    an in-progress task), ``attempts``, ``blocked_reason``, ``error``, ``labels``, ``parent``,
+    ``requires`` (SPEC section 11)."""
     out: dict[str, Any] = {
         "id": task.id,
         "title": task.title,
@@ -52,6 +74,12 @@ def task_summary(task: Task, now: float) -> dict[str, Any]:
         out["blocked_reason"] = task.blocked_reason
     if task.error:
         out["error"] = task.error
+    if task.labels:
+        out["labels"] = list(task.labels)
+    if task.parent:
+        out["parent"] = task.parent
+    if task.requires:
+        out["requires"] = list(task.requires)
     return out
 
 
@@ -93,8 +121,11 @@ class Bounded:
 
 def task_full(task: Task, now: float | None = None) -> dict[str, Any]:
     """``task show --json``: every field of :meth:`Task.to_dict`, timestamps as ISO strings,
-    logs as ``{"time", "message"}``, plus the derived ``percent`` and ``lease_left`` (seconds
-    until the lease ends, for an in-progress task when ``now`` is given; else null)."""
+    logs as ``{"time", "message"}``, plus the derived ``percent``, ``lease_left`` (seconds
+    until the lease ends, for an in-progress task when ``now`` is given; else null) and
+    ``criteria`` (the description's acceptance criteria: ``[{"n", "done", "text"}]``)."""
+    from .core.checklist import items
+
     data = task.to_dict()
     for key, value in list(data.items()):
         if key.endswith(("_at", "_expires")) or key == "eta":
@@ -105,6 +136,10 @@ def task_full(task: Task, now: float | None = None) -> dict[str, Any]:
     if now is not None and task.status == IN_PROGRESS and task.lease_expires is not None:
         left = round(task.lease_expires - now, 1)
     data["lease_left"] = left
+    data["criteria"] = [
+        {"n": n, "done": done, "text": what}
+        for n, (done, what) in enumerate(items(task.description), start=1)
+    ]
     return data
 
 
@@ -118,7 +153,9 @@ def task_shown(bounded: Bounded, now: float) -> dict[str, Any]:
 
 def agent_summary(agent: Agent) -> dict[str, Any]:
     """``{"name", "status", "workload", "last_seen" (ISO), "capabilities", "active" (task ids),
-    "breaker", "breaker_failures"}``: ``agent register|heartbeat|retire`` and list rows."""
+    "breaker", "breaker_failures", "generation"}``: ``agent register|heartbeat|retire`` and
+    list rows. ``generation`` counts the sessions that registered the name (SPEC section 11);
+    the session token itself is only in ``register``'s reply and ``agent show``."""
     return {
         "name": agent.name,
         "status": agent.status,
@@ -128,6 +165,7 @@ def agent_summary(agent: Agent) -> dict[str, Any]:
         "active": [str(e.get("id")) for e in agent.active],
         "breaker": agent.breaker_state,
         "breaker_failures": agent.breaker_failures,
+        "generation": agent.generation,
     }
 
 

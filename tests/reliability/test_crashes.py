@@ -115,7 +115,7 @@ def check_and_repair(coord: Coordinator, victims: set[str]) -> dict[str, object]
     held = [t for t in later.tasks.list(status="in_progress") if t.agent in victims]
     assert held, "no claimer died holding a lease"
     # A claim takes a dead agent's expired lease back...
-    rescued = later.tasks.claim(held[0].id, agent="rescuer", lease_seconds=86400)
+    rescued = later.tasks.claim(held[0].id, agent="rescuer", lease_seconds=86400, register=True)
     assert (rescued.agent, rescued.epoch) == ("rescuer", held[0].epoch + 1)
     # ... and the doctor finds nothing that is not safe to repair, repairs it, and then nothing.
     found = later.doctor.check()
@@ -197,7 +197,9 @@ def test_sigkill_of_the_timer_daemon_leaves_no_lock_and_it_restarts(workspace: W
         for round_ in range(3):
             for i in range(3):  # leases that expire at once: the timer reaps them on its ticks
                 task = coord.tasks.create(f"r{round_} {i}")
-                coord.tasks.claim(task.id, agent=f"ghost{round_}", lease_seconds=0.001)
+                coord.tasks.claim(
+                    task.id, agent=f"ghost{round_}", lease_seconds=0.001, register=True
+                )
             started = _timer(root, "start", "--interval", "0.05")
             assert started.returncode == 0, started.stderr
             time.sleep(0.05 + rng.random() * 0.5)

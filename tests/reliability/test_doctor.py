@@ -109,6 +109,7 @@ def test_missing_dependency_and_cycle(coord: Coordinator) -> None:
 def test_archived_dependencies_count_as_present(coord: Coordinator, clock: FakeClock) -> None:
     coord.tasks.create("a", id="a")
     coord.tasks.create("b", id="b", depends_on=["a"])
+    coord.agents.register("x")
     coord.tasks.claim("a", agent="x")
     coord.tasks.complete("a", agent="x")
     clock.advance(2 * 86400)
@@ -141,6 +142,7 @@ def test_dependents_of_a_failed_task_are_blocked_by_fix(coord: Coordinator) -> N
 def test_create_on_a_blocked_dependency_blocks_the_new_task(coord: Coordinator) -> None:
     coord.tasks.create("a", id="a")
     coord.tasks.create("b", id="b", depends_on=["a"])
+    coord.agents.register("x")
     coord.tasks.claim("a", agent="x")
     coord.tasks.fail("a", agent="x", error="boom")
     assert coord.tasks.get("b").status == "blocked"

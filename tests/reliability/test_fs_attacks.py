@@ -61,7 +61,7 @@ RECORDS: dict[str, tuple[Setup, str, Setup]] = {
     "task": (
         lambda c: done(c.tasks.create("t", id="t1")),
         "task-t1.md",
-        lambda c: done(c.tasks.claim("t1", agent="a1")),
+        lambda c: done(c.tasks.claim("t1", agent="a1", register=True)),
     ),
     "agent": (
         lambda c: done(c.agents.register("a1")),
@@ -150,6 +150,7 @@ def test_a_symlinked_lock_file_is_refused(
     coord: Coordinator, tmp_path: Path, dangling: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     coord.tasks.create("t", id="t1")
+    coord.agents.register("a1")
     lock = Path(coord.store.location) / ".locks" / "task-t1.lock"
     target = tmp_path / "victim.lock"
     plant(lock, target, PRECIOUS)
@@ -278,6 +279,7 @@ def board(workspace: Workspace, monkeypatch: pytest.MonkeyPatch, tmp_path: Path)
     monkeypatch.delenv("COORD_URL", raising=False)
     coord = Coordinator.open(workspace.root)
     coord.tasks.create("t", id="t1")
+    coord.agents.register("a1")
     coord.tasks.claim("t1", agent="a1")
     coord.events.emit("ch", "tick")
     (tmp_path / "data.json").write_text("{}")

@@ -119,8 +119,12 @@ class Context:
             self._coord = Coordinator.open(self.g.dir, url=self.g.url)
         return self._coord
 
-    def emit(self, data: Any, text: str | Callable[[], str] | None = None) -> None:
-        emit(data, text, as_json=self.json, quiet=self.quiet)
+    def emit(
+        self, data: Any, text: str | Callable[[], str] | None = None, *, brief: str | None = None
+    ) -> None:
+        """``data`` under ``--json``, else ``text``; under ``-q`` only ``brief`` (when given):
+        the one value a script cannot learn otherwise (the id a claim took, a session token)."""
+        emit(data, text, as_json=self.json, quiet=self.quiet, brief=brief)
 
     def warn(self, message: str) -> None:
         warn(message, self.json)
@@ -203,12 +207,14 @@ def scalar(value: str) -> Any:
 def show_record(
     ctx: Context, data: dict[str, Any], fields_arg: str | None, render: Callable[[], str]
 ) -> int:
-    """``show`` commands: the record's dict under ``--json`` (only ``--fields`` if given), else
-    its markdown as the file holds it (or ``key: value`` lines for the selected fields)."""
+    """``show`` commands: the record's dict under ``--json`` (only ``--fields`` if given, each
+    one of its keys: exit 2 otherwise), else its markdown as the file holds it (or ``key:
+    value`` lines for the selected fields, values as :func:`~agentcoord.cli.output.plain`
+    writes them: never a Python repr)."""
     from ..core.text import shown
     from .output import parse_fields, plain, select
 
-    fields = parse_fields(fields_arg)
+    fields = parse_fields(fields_arg, data)
     if fields:
         data = select([data], fields)[0]
 

@@ -3,12 +3,16 @@
 ``--json`` shapes:
 
 - ``register``, ``heartbeat``, ``retire`` and each ``list`` row:
-  :func:`agentcoord.shapes.agent_summary`; ``heartbeat`` adds ``"renewed"`` (task ids whose lease
-  it renewed) and ``"lost"`` (task ids it held but no longer does: expired or taken over).
+  :func:`agentcoord.shapes.agent_summary`; ``register`` adds ``"session"`` (this session's token:
+  ``-q`` prints only it); ``heartbeat`` adds ``"renewed"`` (task ids whose lease it renewed) and
+  ``"lost"`` (task ids it held but no longer does: expired or taken over).
 - ``show``: :func:`agentcoord.shapes.agent_full`.
 
-Exit codes: 2 bad input (name, status, workload outside 0-100 or not a number), 3 unknown agent,
-6 the agent's file does not parse (``agent list`` skips it with a warning and lists the others).
+Exit codes: 2 bad input (name, status, workload outside 0-100 or not a number, a bad session
+token, an unknown ``--fields`` name), 3 unknown agent, 4 (SPEC section 11) ``register`` of a name
+another live session holds without ``--takeover``, ``heartbeat`` of a retired agent or of a
+session that was replaced, 6 the agent's file does not parse (``agent list`` skips it with a
+warning and lists the others).
 """
 
 from __future__ import annotations
@@ -36,18 +40,41 @@ def run(command: str, argv: Sequence[str], g: Globals) -> int:
 def _build(parser: Parser) -> None:
     sub = parser.add_subparsers(title="commands", metavar="COMMAND")
 
-    p = sub.add_parser("register", help="register an agent (or bring a retired one back)")
+    p = sub.add_parser(
+        "register", help="register a session of an agent (or bring a retired one back)"
+    )
     p.add_argument("name")
-    p.add_argument("--capability", action="append", default=[], metavar="C")
+    p.add_argument(
+        "--capability",
+        action="append",
+        default=[],
+        metavar="C",
+        help="what it can do (tasks may --requires it); repeatable",
+    )
     p.add_argument("--note", help="free text for the Notes section")
     p.add_argument("--workload", metavar="PCT", help="0-100")
+    p.add_argument(
+        "--takeover",
+        action="store_true",
+        help="replace a live session that holds the name (its epochs are fenced out)",
+    )
+    p.add_argument(
+        "--session",
+        metavar="TOKEN",
+        help="the token an earlier register of this session printed: repeating is safe",
+    )
     p.set_defaults(handler=_register)
 
     p = sub.add_parser("heartbeat", help="sign of life; renews the leases the agent holds")
     p.add_argument("name")
     p.add_argument("--status", help="idle, busy, blocked, offline")
     p.add_argument("--workload", metavar="PCT", help="0-100")
-    p.add_argument("--note", metavar="TEXT")
+    p.add_argument("--note", metavar="TEXT", help="free text for the Notes section")
+    p.add_argument(
+        "--session",
+        metavar="TOKEN",
+        help="this session's token from register: exit 4 if another session replaced it",
+    )
     p.set_defaults(handler=_heartbeat)
 
     p = sub.add_parser("show", help="show one agent (its markdown file, or --json)")
@@ -78,15 +105,23 @@ def _line(agent: Agent, verb: str) -> str:
 
 def _register(ctx: Context, ns: argparse.Namespace) -> int:
     agent = ctx.coord.agents.register(
-        ns.name, capabilities=ns.capability, note=ns.note, workload=ns.workload
+        ns.name,
+        capabilities=ns.capability,
+        note=ns.note,
+        workload=ns.workload,
+        session=ns.session,
+        takeover=ns.takeover,
     )
-    ctx.emit(agent_summary(agent), _line(agent, "registered"))
+    data = agent_summary(agent)
+    data["session"] = agent.session
+    text = f"{_line(agent, 'registered')}; session {agent.session} (generation {agent.generation})"
+    ctx.emit(data, text, brief=agent.session)
     return 0
 
 
 def _heartbeat(ctx: Context, ns: argparse.Namespace) -> int:
     agent, renewed = ctx.coord.agents.heartbeat(
-        ns.name, status=ns.status, workload=ns.workload, note=ns.note
+        ns.name, status=ns.status, workload=ns.workload, note=ns.note, session=ns.session
     )
     data = agent_summary(agent)
     data["renewed"] = [t.id for t in renewed]
@@ -123,7 +158,9 @@ def _list(ctx: Context, ns: argparse.Namespace) -> int:
     shown = agents[: ns.limit] if ns.limit else agents
     if len(shown) < len(agents):
         ctx.warn(f"showing {len(shown)} of {len(agents)} agents; use --limit to see more")
-    fields = parse_fields(ns.fields)
+    from ..core.models import Agent
+
+    fields = parse_fields(ns.fields, agent_summary(Agent("x")))
     rows = select((agent_summary(a) for a in shown), fields)
 
     def text() -> str:

@@ -41,7 +41,7 @@ def _build(parser: Parser) -> None:
     p.add_argument("project")
     p.add_argument("domain")
     p.add_argument("--file", "-f", metavar="F", help="read the JSON from F ('-': stdin)")
-    p.add_argument("--title", metavar="T")
+    p.add_argument("--title", metavar="T", help="a one-line title for people")
     group = p.add_mutually_exclusive_group()
     group.add_argument("--text", metavar="T", help="free text (notes) stored with the data")
     group.add_argument("--text-file", metavar="F", help="read the free text from F")
@@ -55,7 +55,7 @@ def _build(parser: Parser) -> None:
     p.set_defaults(handler=_get)
 
     p = sub.add_parser("list", help="list context documents")
-    p.add_argument("--project")
+    p.add_argument("--project", help="only this project's documents")
     p.add_argument(
         "--limit", type=count("--limit"), default=DEFAULT_LIMIT, help=f"default {DEFAULT_LIMIT}"
     )
@@ -153,7 +153,9 @@ def _list(ctx: Context, ns: argparse.Namespace) -> int:
     shown = docs[: ns.limit] if ns.limit else docs
     if len(shown) < len(docs):
         ctx.warn(f"showing {len(shown)} of {len(docs)} contexts; use --limit to see more")
-    fields = parse_fields(ns.fields)
+    from ..core.models import ContextDoc
+
+    fields = parse_fields(ns.fields, context_row(ContextDoc("p", "d")))
     rows = select((context_row(d) for d in shown), fields)
 
     def text() -> str:

@@ -116,7 +116,9 @@ def _stale(ctx: Context, ns: argparse.Namespace) -> int:
     shown = found[: ns.limit] if ns.limit else found
     if len(shown) < len(found):
         ctx.warn(f"showing {len(shown)} of {len(found)} stale records; use --limit to see more")
-    fields = parse_fields(ns.fields)
+    from ..domain.housekeeping import StaleRecord
+
+    fields = parse_fields(ns.fields, StaleRecord("task", "x", 0.0, 0.0).to_dict())
     rows = select((r.to_dict() for r in shown), fields)
 
     def text() -> str:

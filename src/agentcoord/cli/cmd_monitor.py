@@ -1,12 +1,15 @@
 """``coord monitor [--watch]`` and ``coord metrics``.
 
 ``monitor --json`` prints ``{"time": ISO, "attention": bool, "thresholds": {"normal": s,
-"acceptable": s, "concerning": s, "stuck": s}, "agents": [ROW, ...]}`` where ``ROW`` is
-``{"agent", "class", "action", "silence" (seconds or null), "last_sign" (ISO or null), "source"
-("heartbeat"|"task"|"git"|null), "status", "workload", "breaker", "breaker_retry", "active",
-"expired" (task ids), "reason"}``; ``--fields`` narrows the rows. With ``--watch`` the same object
-is printed as NDJSON each time it changes. Exit 1 when any agent is Stuck or Blocked (for
-``--watch``: in the last state shown, when it ends by Ctrl-C or ``--count``), else 0.
+"acceptable": s, "concerning": s, "stuck": s, "gone": s}, "agents": [ROW, ...]}`` where ``ROW``
+is ``{"agent", "class", "action", "silence" (seconds or null), "last_sign" (ISO or null),
+"source" ("heartbeat"|"task"|"git"|null), "status", "workload", "breaker", "breaker_retry",
+"active" (tasks in progress), "assigned" (tasks assigned, not yet claimed), "expired" (task ids),
+"reason"}``; ``--fields`` narrows the rows. ``class`` is Normal ... Blocked for an agent that
+holds work (or reports BLOCKED), Idle or Gone for one that holds none (SPEC section 4). With
+``--watch`` the same object is printed as NDJSON each time it changes. Exit 1 when any agent is
+Stuck or Blocked (never for Idle or Gone; for ``--watch``: in the last state shown, when it ends
+by Ctrl-C or ``--count``), else 0.
 
 ``metrics --json`` prints the figures of :mod:`agentcoord.domain.reports` plus ``"written"`` (the
 document name, or null with ``--no-write``).
@@ -43,7 +46,12 @@ def run(command: str, argv: Sequence[str], g: Globals) -> int:
             "metrics", argv, g, _build_metrics, "Compute figures; write metrics-performance.md."
         )
     return dispatch(
-        "monitor", argv, g, _build_monitor, "Classify agents by silence (seed thresholds)."
+        "monitor",
+        argv,
+        g,
+        _build_monitor,
+        "Classify agents that hold work by silence (seed thresholds); the others are Idle, "
+        "or Gone past monitor.gone (24h).",
     )
 
 
@@ -79,6 +87,23 @@ def _build_metrics(parser: Parser) -> None:
 
 
 # -- monitor ---------------------------------------------------------------------------------
+def _row_fields() -> list[str]:
+    """The keys of a monitor row (what ``--fields`` may name)."""
+    from ..domain.monitor import AgentHealth
+
+    row = AgentHealth(
+        "x",
+        health="Normal",
+        silence=None,
+        last_sign=None,
+        source=None,
+        status="idle",
+        workload=0,
+        breaker="closed",
+    )
+    return list(row.to_dict())
+
+
 def report(ctx: Context, limit: int, fields: list[str] | None) -> dict[str, Any]:
     from ..core.clock import iso
     from ..domain.monitor import BOUND_KEYS, needs_attention
@@ -95,7 +120,7 @@ def report(ctx: Context, limit: int, fields: list[str] | None) -> dict[str, Any]
     return {
         "time": iso(coord.now()),
         "attention": needs_attention(rows),
-        "thresholds": dict(zip(BOUND_KEYS, bounds, strict=True)),
+        "thresholds": {**dict(zip(BOUND_KEYS, bounds, strict=True)), "gone": coord.monitor.gone},
         "agents": select([r.to_dict() for r in (rows[:limit] if limit else rows)], fields),
     }
 
@@ -115,7 +140,7 @@ def render(data: dict[str, Any], fields: list[str] | None) -> str:
     if not fields:
         lines.append("")
         for row in data["agents"]:
-            if row["class"] not in ("Normal", "Acceptable") or row["expired"]:
+            if row["class"] not in ("Normal", "Acceptable", "Idle", "Gone") or row["expired"]:
                 agent, health, action, reason = (
                     plain(row[k]) for k in ("agent", "class", "action", "reason")
                 )  # one line each, terminal-safe (SPEC 16)
@@ -126,7 +151,7 @@ def render(data: dict[str, Any], fields: list[str] | None) -> str:
 
 
 def _monitor(ctx: Context, ns: argparse.Namespace) -> int:
-    fields = parse_fields(ns.fields)
+    fields = parse_fields(ns.fields, _row_fields())
     if not ns.watch:
         data = report(ctx, ns.limit, fields)
         ctx.emit(data, lambda: render(data, fields))

@@ -51,7 +51,7 @@ def render(data: dict[str, Any]) -> str:
                 {
                     **row,
                     "silence": duration(silence) if silence is not None else "never",
-                    "tasks": row["active"],
+                    "tasks": [*row["active"], *(f"{t} (assigned)" for t in row["assigned"])],
                 }
             )
         cols = ["agent", "class", "silence", "status", "workload", "breaker", "tasks"]

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from .main import Globals
 
 DEFAULT_LIMIT = 50
+SEARCH_LIMIT = 20
 
 
 def run(command: str, argv: Sequence[str], g: Globals) -> int:
@@ -61,21 +62,32 @@ def _build(parser: Parser) -> None:
     p = sub.add_parser("create", help="create a task")
     p.add_argument("title")
     p.add_argument("--id", help="task id (default: the next number)")
-    p.add_argument("--project")
+    p.add_argument("--project", help="the project it belongs to (a name)")
     p.add_argument(
         "--priority",
         type=integer("--priority"),
         default=0,
         help="higher is claimed first (default 0)",
     )
-    p.add_argument("--depends-on", action="append", default=[], metavar="ID")
-    p.add_argument("--assign", metavar="AGENT", help="reserve it for one agent")
+    p.add_argument(
+        "--depends-on",
+        action="append",
+        default=[],
+        metavar="ID",
+        help="a task it waits for; repeatable, or comma-separated (a,b)",
+    )
+    p.add_argument("--assign", metavar="AGENT", help="reserve it for one (registered) agent")
     p.add_argument("--total", type=real("--total"), help="total steps (for --current progress)")
     p.add_argument("--unit", default="steps", help="progress unit (default steps)")
     p.add_argument("--eta", type=_when, help="ISO time or a duration from now")
     p.add_argument("--ref", action="append", default=[], metavar="LABEL=PATH", help="context ref")
-    p.add_argument("--next-step", action="append", default=[], metavar="TEXT")
-    p.add_argument("--max-attempts", type=count("--max-attempts", minimum=1))
+    p.add_argument("--next-step", action="append", default=[], metavar="TEXT", help="repeatable")
+    p.add_argument(
+        "--max-attempts",
+        type=count("--max-attempts", minimum=1),
+        metavar="N",
+        help="grants before it fails (default 3)",
+    )
     p.add_argument(
         "--lease",
         type=seconds("--lease", positive=True),
@@ -83,11 +95,12 @@ def _build(parser: Parser) -> None:
         help="lease length per claim",
     )
     p.add_argument("--by", metavar="AGENT", help="who created it")
+    _described(p)
     p.set_defaults(handler=_create)
 
     p = sub.add_parser("claim", help="claim a task (by id, or the next ready one)")
     p.add_argument("id", nargs="?")
-    p.add_argument("--agent", required=True)
+    p.add_argument("--agent", required=True, help="the claiming agent (registered)")
     p.add_argument(
         "--lease",
         type=seconds("--lease", positive=True),
@@ -95,6 +108,7 @@ def _build(parser: Parser) -> None:
         help="default from the task (600)",
     )
     p.add_argument("--project", help="only claim from this project")
+    p.add_argument("--register", action="store_true", help="register the agent if it never was")
     p.set_defaults(handler=_claim)
 
     p = sub.add_parser("assign", help="reserve a task for an agent (or --auto)")
@@ -102,25 +116,35 @@ def _build(parser: Parser) -> None:
     p.add_argument("agent", nargs="?")
     p.add_argument("--auto", action="store_true", help="pick the healthy, least-loaded agent")
     p.add_argument("--capability", help="with --auto: only agents that declared it")
+    p.add_argument(
+        "--force", action="store_true", help="reassign a task already assigned to another agent"
+    )
+    p.add_argument("--register", action="store_true", help="register the agent if it never was")
     p.set_defaults(handler=_assign)
 
     p = sub.add_parser("progress", help="report progress (renews the lease)")
     p.add_argument("id")
-    p.add_argument("--agent", required=True)
-    p.add_argument("--current", type=real("--current"))
-    p.add_argument("--total", type=real("--total"))
-    p.add_argument("--percent", type=real("--percent"))
-    p.add_argument("--metric", action="append", default=[], metavar="KEY=VALUE")
-    p.add_argument("--message", "-m")
-    p.add_argument("--eta", type=_when)
+    p.add_argument("--agent", required=True, help="the lease holder")
+    p.add_argument("--current", type=real("--current"), help="steps done (with the total)")
+    p.add_argument("--total", type=real("--total"), help="total steps (default: the task's)")
+    p.add_argument("--percent", type=real("--percent"), help="0-100, instead of --current")
+    p.add_argument(
+        "--metric",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="merged into the task's metrics; repeatable",
+    )
+    p.add_argument("--message", "-m", help="a line for the task's log")
+    p.add_argument("--eta", type=_when, help="ISO time or a duration from now")
     p.add_argument("--epoch", type=count("--epoch"), help="refuse if the grant is not this epoch")
     p.set_defaults(handler=_progress)
 
     p = sub.add_parser("log", help="append a line to the task's log")
     p.add_argument("id")
     p.add_argument("message")
-    p.add_argument("--agent", required=True)
-    p.add_argument("--epoch", type=count("--epoch"))
+    p.add_argument("--agent", required=True, help="the lease holder")
+    p.add_argument("--epoch", type=count("--epoch"), help="refuse if the grant is not this epoch")
     p.set_defaults(handler=_log)
 
     for name, text in (
@@ -130,29 +154,38 @@ def _build(parser: Parser) -> None:
     ):
         p = sub.add_parser(name, help=text)
         p.add_argument("id")
-        p.add_argument("--agent", required=True)
-        p.add_argument("--epoch", type=count("--epoch"))
+        p.add_argument("--agent", required=True, help="the lease holder")
+        p.add_argument(
+            "--epoch", type=count("--epoch"), help="refuse if the grant is not this epoch"
+        )
         if name == "complete":
-            p.add_argument("--result")
+            p.add_argument("--result", help="what it produced (text)")
         elif name == "fail":
-            p.add_argument("--error", required=True)
+            p.add_argument("--error", required=True, help="why it failed (text)")
         else:
-            p.add_argument("--reason")
+            p.add_argument("--reason", help="why it is given back (text)")
         p.set_defaults(handler=_finish, action=name)
 
     p = sub.add_parser("cancel", help="withdraw an unfinished task")
     p.add_argument("id")
-    p.add_argument("--reason")
+    p.add_argument("--reason", help="why (text)")
     p.set_defaults(handler=_cancel)
+
+    _build_lifecycle(sub)
 
     p = sub.add_parser("list", help="list tasks (claim order)")
     p.add_argument("--status", action="append", help="state, or 'open' (repeatable)")
-    p.add_argument("--agent")
-    p.add_argument("--project")
+    p.add_argument("--agent", help="only tasks this agent holds or is assigned")
+    p.add_argument("--project", help="only tasks of this project")
     p.add_argument(
         "--ready",
         action="store_true",
         help="only tasks a claim would take now (with --agent: that agent's claim)",
+    )
+    p.add_argument("--label", help="only tasks with this label")
+    p.add_argument("--parent", metavar="ID", help="only the children of this task")
+    p.add_argument(
+        "--archived", action="store_true", help="the archived tasks instead of the live ones"
     )
     p.add_argument(
         "--limit", type=count("--limit"), default=DEFAULT_LIMIT, help=f"default {DEFAULT_LIMIT}"
@@ -173,6 +206,88 @@ def _build(parser: Parser) -> None:
     )
     p.add_argument("--full", action="store_true", help="every log line, uncut")
     p.set_defaults(handler=_show)
+
+
+def _described(p: Parser) -> None:
+    """The options ``task create`` and ``task edit`` share (SPEC section 11)."""
+    p.add_argument(
+        "--label",
+        action="append",
+        default=[],
+        metavar="L",
+        help="a label (a name); repeatable, or comma-separated",
+    )
+    p.add_argument(
+        "--requires",
+        action="append",
+        default=[],
+        metavar="CAP",
+        help="a capability its claimer must have registered; repeatable",
+    )
+    p.add_argument("--parent", metavar="ID", help="its parent task (open until its children end)")
+    p.add_argument(
+        "--description",
+        metavar="TEXT",
+        help="markdown ('-': read stdin); '- [ ]' items are acceptance criteria",
+    )
+
+
+def _build_lifecycle(sub: Any) -> None:
+    """``retry``, ``reopen``, ``edit``, ``check`` and ``search`` (SPEC section 11)."""
+    p = sub.add_parser("retry", help="a failed or blocked task back to pending")
+    p.add_argument("id")
+    p.add_argument("--reason", help="why (text, logged)")
+    p.set_defaults(handler=_retry, action="retry")
+
+    p = sub.add_parser("reopen", help="a complete or cancelled task back to pending")
+    p.add_argument("id")
+    p.add_argument("--reason", help="why (text, logged)")
+    p.set_defaults(handler=_retry, action="reopen")
+
+    p = sub.add_parser("edit", help="change a task's fields (its holder keeps its lease)")
+    p.add_argument("id")
+    p.add_argument("--title", help="a new title (one line)")
+    p.add_argument("--priority", type=integer("--priority"), help="higher is claimed first")
+    p.add_argument(
+        "--lease",
+        type=seconds("--lease", positive=True),
+        metavar="SECONDS",
+        help="lease length of the next grants",
+    )
+    p.add_argument(
+        "--max-attempts",
+        type=count("--max-attempts", minimum=1),
+        metavar="N",
+        help="grants before it fails",
+    )
+    p.add_argument("--add-dep", action="append", default=[], metavar="ID", help="a new dependency")
+    p.add_argument(
+        "--remove-dep", action="append", default=[], metavar="ID", help="drop a dependency"
+    )
+    p.add_argument("--unlabel", action="append", default=[], metavar="L", help="drop a label")
+    p.add_argument(
+        "--unrequire", action="append", default=[], metavar="CAP", help="drop a capability"
+    )
+    p.add_argument("--no-parent", action="store_true", help="it has no parent any more")
+    _described(p)
+    p.set_defaults(handler=_edit)
+
+    p = sub.add_parser("check", help="tick acceptance criterion N of the description")
+    p.add_argument("id")
+    p.add_argument("n", type=count("N", minimum=1), metavar="N", help="1 is the first '- [ ]'")
+    p.add_argument("--uncheck", action="store_true", help="clear it instead")
+    p.set_defaults(handler=_check)
+
+    p = sub.add_parser("search", help="find tasks by text (id, title, description, labels)")
+    p.add_argument("text")
+    p.add_argument("--label", help="only tasks with this label")
+    p.add_argument("--status", action="append", help="state, or 'open' (repeatable)")
+    p.add_argument("--archived", action="store_true", help="search the archived tasks")
+    p.add_argument(
+        "--limit", type=count("--limit"), default=SEARCH_LIMIT, help=f"default {SEARCH_LIMIT}"
+    )
+    p.add_argument("--fields", help="comma-separated fields to show")
+    p.set_defaults(handler=_search)
 
 
 def _build_reap(parser: Parser) -> None:
@@ -203,7 +318,7 @@ def _create(ctx: Context, ns: argparse.Namespace) -> int:
         id=ns.id,
         project=ns.project,
         priority=ns.priority,
-        depends_on=ns.depends_on,
+        depends_on=[d for item in ns.depends_on for d in item.split(",")],
         assign=ns.assign,
         total=ns.total,
         unit=ns.unit,
@@ -213,14 +328,110 @@ def _create(ctx: Context, ns: argparse.Namespace) -> int:
         max_attempts=ns.max_attempts,
         lease_seconds=ns.lease,
         created_by=ns.by,
+        labels=_split(ns.label),
+        requires=_split(ns.requires),
+        parent=ns.parent,
+        description=_stdin_or(ns.description),
     )
-    ctx.emit(_summary(ctx, task), _line(task, "created"))
+    ctx.emit(_summary(ctx, task), _line(task, "created"), brief=task.id)
+    return 0
+
+
+def _split(items: list[str]) -> list[str]:
+    """A repeatable option's values, each maybe comma-separated (``--label a,b``)."""
+    return [v.strip() for item in items for v in item.split(",") if v.strip()]
+
+
+def _stdin_or(value: str | None) -> str | None:
+    """``-`` reads the text from stdin (a description of many lines)."""
+    if value != "-":
+        return value
+    import sys
+
+    return sys.stdin.read()
+
+
+def _retry(ctx: Context, ns: argparse.Namespace) -> int:
+    board = ctx.coord.tasks
+    if ns.action == "retry":
+        task = board.retry(ns.id, reason=ns.reason)
+    else:
+        task = board.reopen(ns.id, reason=ns.reason)
+    verb = "retried" if ns.action == "retry" else "reopened"
+    ctx.emit(_summary(ctx, task), _line(task, verb), brief=task.id)
+    return 0
+
+
+def _edit(ctx: Context, ns: argparse.Namespace) -> int:
+    if ns.no_parent and ns.parent is not None:
+        raise InvalidInput("coord task edit: give --parent ID or --no-parent, not both")
+    task = ctx.coord.tasks.edit(
+        ns.id,
+        title=ns.title,
+        priority=ns.priority,
+        lease_seconds=ns.lease,
+        max_attempts=ns.max_attempts,
+        add_deps=_split(ns.add_dep),
+        remove_deps=_split(ns.remove_dep),
+        labels=_split(ns.label),
+        unlabel=_split(ns.unlabel),
+        requires=_split(ns.requires),
+        unrequire=_split(ns.unrequire),
+        parent="" if ns.no_parent else ns.parent,
+        description=_stdin_or(ns.description),
+    )
+    ctx.emit(_summary(ctx, task), _line(task, "edited"), brief=task.id)
+    return 0
+
+
+def _check(ctx: Context, ns: argparse.Namespace) -> int:
+    from ..core.checklist import items
+
+    task = ctx.coord.tasks.check(ns.id, ns.n, checked=not ns.uncheck)
+    found = items(task.description)
+    done, what = found[ns.n - 1]
+    row = _summary(ctx, task)
+    row["criterion"] = {"n": ns.n, "done": done, "text": what}
+    row["criteria_done"] = sum(1 for d, _ in found if d)
+    row["criteria_total"] = len(found)
+    mark = "x" if done else " "
+    text = (
+        f"task {shown(task.id)}: [{mark}] {ns.n}. {shown(what)} "
+        f"({row['criteria_done']}/{len(found)} done)"
+    )
+    ctx.emit(row, text, brief=task.id)
+    return 0
+
+
+def _search(ctx: Context, ns: argparse.Namespace) -> int:
+    found, total = ctx.coord.tasks.search(
+        ns.text, label=ns.label, status=ns.status, archived=ns.archived, limit=ns.limit or None
+    )
+    if len(found) < total:
+        ctx.warn(f"showing {len(found)} of {total} matches; use --limit to see more")
+    fields = parse_fields(ns.fields, _list_fields())
+    rows = []
+    for task in found:
+        row = _summary(ctx, task)
+        if fields and any(f not in row for f in fields):
+            _add_shown(row, task, fields, ctx.coord.now())
+        rows.append(row)
+    rows = select(rows, fields)
+
+    def text() -> str:
+        if not rows:
+            return "no tasks match"
+        return table(rows, fields or ["id", "status", "agent", "priority", "title"])
+
+    ctx.emit(rows, text)
     return 0
 
 
 def _claim(ctx: Context, ns: argparse.Namespace) -> int:
-    task = ctx.coord.tasks.claim(ns.id, agent=ns.agent, lease_seconds=ns.lease, project=ns.project)
-    ctx.emit(_summary(ctx, task), _line(task, "claimed"))
+    task = ctx.coord.tasks.claim(
+        ns.id, agent=ns.agent, lease_seconds=ns.lease, project=ns.project, register=ns.register
+    )
+    ctx.emit(_summary(ctx, task), _line(task, "claimed"), brief=task.id)
     return 0
 
 
@@ -229,11 +440,19 @@ def _assign(ctx: Context, ns: argparse.Namespace) -> int:
         raise InvalidInput("coord task assign: give an AGENT or --auto (not both)")
     if ns.capability and not ns.auto:
         raise InvalidInput("coord task assign: --capability only applies with --auto")
+    if ns.register and ns.auto:
+        raise InvalidInput(
+            "coord task assign: --register goes with an AGENT (--auto picks a registered one)"
+        )
     if ns.auto:
-        task = ctx.coord.tasks.assign_auto(ns.id, capability=ns.capability)
+        task = ctx.coord.tasks.assign_auto(ns.id, capability=ns.capability, force=ns.force)
     else:
-        task = ctx.coord.tasks.assign(ns.id, ns.agent)
-    ctx.emit(_summary(ctx, task), _line(task, "assigned"))
+        task = ctx.coord.tasks.assign(ns.id, ns.agent, register=ns.register, force=ns.force)
+    text = (
+        f"assigned task {shown(task.id)} to {shown(task.agent or '-')} (epoch {task.epoch}): "
+        f"{shown(task.title)}"
+    )
+    ctx.emit(_summary(ctx, task), text, brief=task.agent)
     return 0
 
 
@@ -286,28 +505,52 @@ def _list(ctx: Context, ns: argparse.Namespace) -> int:
 
     errors: list[CorruptData] = []
     board = ctx.coord.tasks
-    heads = board.heads(
-        status=ns.status,
-        agent=ns.agent,
-        project=ns.project,
-        ready=True if ns.ready else None,
-        errors=errors,
-    )
-    selected = heads[: ns.limit] if ns.limit else heads
-    loaded = board.load(selected, errors=errors)
+    if ns.archived:
+        if ns.ready:
+            raise InvalidInput("coord task list: --ready does not apply to --archived tasks")
+        every = board.archived(
+            status=ns.status,
+            agent=ns.agent,
+            project=ns.project,
+            label=ns.label,
+            parent=ns.parent,
+            errors=errors,
+        )
+        heads: list[Any] = every
+        selected: list[Any] = every[: ns.limit] if ns.limit else every
+        loaded = selected
+    else:
+        heads = board.heads(
+            status=ns.status,
+            agent=ns.agent,
+            project=ns.project,
+            ready=True if ns.ready else None,
+            errors=errors,
+            label=ns.label,
+            parent=ns.parent,
+        )
+        selected = heads[: ns.limit] if ns.limit else heads
+        loaded = board.load(selected, errors=errors)
     for err in errors:
         ctx.warn(f"skipped unreadable file: {err.message}")
     if len(selected) < len(heads):
         ctx.warn(f"showing {len(selected)} of {len(heads)} tasks; use --limit to see more")
-    fields = parse_fields(ns.fields)
-    ready = (
-        {h.id: True for h in selected} if ns.ready else board.readiness(selected, agent=ns.agent)
-    )
+    fields = parse_fields(ns.fields, _list_fields())
+    if ns.archived:
+        ready: dict[str, bool] = {}
+    elif ns.ready:
+        ready = {h.id: True for h in selected}
+    else:
+        ready = board.readiness(selected, agent=ns.agent)
     full = []
     for task in loaded:
         row = _summary(ctx, task)
+        if ns.archived:
+            row["archived"] = True
         if task.id in ready:
             row["ready"] = ready[task.id]
+        if fields and any(f not in row for f in fields):
+            _add_shown(row, task, fields, ctx.coord.now())
         full.append(row)
     rows = select(full, fields)
 
@@ -324,6 +567,25 @@ def _list(ctx: Context, ns: argparse.Namespace) -> int:
     return 0
 
 
+def _list_fields() -> list[str]:
+    """What ``task list --fields`` may name: the summary's keys, ``ready``, and every field of
+    ``task show`` (the same value there and here)."""
+    from ..core.models import Task
+    from ..shapes import TASK_SUMMARY_FIELDS, task_full
+
+    return [*TASK_SUMMARY_FIELDS, "ready", "archived", *task_full(Task("x", "x"), 0.0)]
+
+
+def _add_shown(row: dict[str, Any], task: Task, fields: list[str], now: float) -> None:
+    """Fill ``row`` with the ``fields`` the summary leaves out, as ``task show`` has them."""
+    from ..shapes import task_full
+
+    full = task_full(task, now)
+    for f in fields:
+        if f not in row and f in full:
+            row[f] = full[f]
+
+
 def _state(row: dict[str, Any]) -> str:
     """A pending task as the dashboard shows it: ready (a claim takes it now) or waiting."""
     if row["status"] == "pending":
@@ -335,7 +597,9 @@ def _show(ctx: Context, ns: argparse.Namespace) -> int:
     from ..shapes import Bounded, task_shown
     from ..store.markdown.codec.task import render_task
 
-    task = ctx.coord.tasks.get(ns.id)
+    task, archive = ctx.coord.tasks.find(ns.id)
+    if archive is not None:
+        ctx.warn(f"task {shown(task.id)} is archived (as {shown(archive)}); it is read only")
     now = ctx.coord.now()
     if ns.full:
         bounded = Bounded(task, lines=None, chars=None)
@@ -347,7 +611,9 @@ def _show(ctx: Context, ns: argparse.Namespace) -> int:
         note = bounded.note()
         return out + (f"\n_({note}; --full shows everything)_" if note else "")
 
-    return show_record(ctx, task_shown(bounded, now), ns.fields, text)
+    data = task_shown(bounded, now)
+    data["archived"] = archive is not None
+    return show_record(ctx, data, ns.fields, text)
 
 
 def _reap(ctx: Context, ns: argparse.Namespace) -> int:

@@ -103,9 +103,15 @@ def _build(parser: Parser) -> None:
 
     p = sub.add_parser("stop", help="stop a timer (exactly the recorded process)")
     group = p.add_mutually_exclusive_group()
-    group.add_argument("--name")
+    group.add_argument("--name", help="the timer to stop (default: default)")
     group.add_argument("--all", action="store_true", help="every timer of this workspace")
-    p.add_argument("--timeout", type=seconds("--timeout", positive=True), default=10.0, metavar="S")
+    p.add_argument(
+        "--timeout",
+        type=seconds("--timeout", positive=True),
+        default=10.0,
+        metavar="S",
+        help="how long to wait for it to end (default 10)",
+    )
     p.set_defaults(handler=_stop)
 
     p = sub.add_parser("status", help="running or not, count, next tick, interval")
@@ -113,7 +119,7 @@ def _build(parser: Parser) -> None:
     p.set_defaults(handler=_status)
 
     p = sub.add_parser("check", help="exit 1 with the check-in when a new checkpoint arrived")
-    p.add_argument("--name")
+    p.add_argument("--name", help="timer name (default: default)")
     p.add_argument("--consumer", help="keep a separate last-check (one per coordinator)")
     p.set_defaults(handler=_check)
 
@@ -131,7 +137,12 @@ def _build_hook(parser: Parser) -> None:
         action="store_true",
         help="one consumer per agent session (session_id from the input)",
     )
-    parser.add_argument("--format", choices=("auto", "text"), default="auto")
+    parser.add_argument(
+        "--format",
+        choices=("auto", "text"),
+        default="auto",
+        help="auto: as the event wants it (JSON for Claude Code's); text: always plain text",
+    )
     parser.add_argument(
         "--max-chars", type=count("--max-chars"), default=4000, help="bound on the output"
     )

@@ -56,13 +56,24 @@ def notice(kind: str, message: str, data: dict[str, Any], as_json: bool) -> None
     sys.stderr.flush()
 
 
-def emit(data: Any, text: str | Callable[[], str] | None, *, as_json: bool, quiet: bool) -> None:
-    """Print ``data`` as JSON, or ``text`` for people (nothing when quiet), terminal-safe:
-    ``text`` is :func:`~agentcoord.core.text.scrub`-bed (values in it should already be
+def emit(
+    data: Any,
+    text: str | Callable[[], str] | None,
+    *,
+    as_json: bool,
+    quiet: bool,
+    brief: str | None = None,
+) -> None:
+    """Print ``data`` as JSON, or ``text`` for people (when quiet: only ``brief``, the one value
+    a script needs, if given), terminal-safe: ``text`` is
+    :func:`~agentcoord.core.text.scrub`-bed (values in it should already be
     :func:`~agentcoord.core.text.shown`, which this leaves unchanged)."""
     if as_json:
         sys.stdout.write(dumps(data) + "\n")
-    elif not quiet and text is not None:
+    elif quiet:
+        if brief is not None:
+            sys.stdout.write(shown(brief) + "\n")
+    elif text is not None:
         out = scrub(text() if callable(text) else text)
         if out:
             sys.stdout.write(out + ("" if out.endswith("\n") else "\n"))
@@ -75,13 +86,30 @@ def select(rows: Iterable[dict[str, Any]], fields: Sequence[str] | None) -> list
     return [{f: row.get(f) for f in fields} for row in rows]
 
 
-def parse_fields(value: str | None) -> list[str] | None:
+def parse_fields(value: str | None, valid: Iterable[str] | None = None) -> list[str] | None:
+    """``--fields a,b``: the names, in order (None when not given). With ``valid`` (the keys
+    the command's rows or record can have), a name outside it is :class:`InvalidInput` (exit
+    2) listing the valid ones: a misspelt field is never silently shown as empty."""
     if not value:
         return None
     from ..core.validate import encodable
 
     encodable(value, "--fields")  # the names come back as keys of the output
-    return [f.strip() for f in value.split(",") if f.strip()]
+    fields = [f.strip() for f in value.split(",") if f.strip()]
+    if valid is not None:
+        known = list(dict.fromkeys(valid))
+        unknown = [f for f in fields if f not in known]
+        if unknown:
+            from ..errors import InvalidInput
+
+            raise InvalidInput(
+                f"--fields: unknown field{'s' if len(unknown) > 1 else ''} "
+                f"{', '.join(shown(f) for f in unknown)}; valid: {', '.join(known)}",
+                field="--fields",
+                unknown=unknown,
+                valid=known,
+            )
+    return fields
 
 
 def table(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> str:

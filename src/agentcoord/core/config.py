@@ -29,20 +29,25 @@ DEFAULTS: dict[str, Any] = {
     "retry_seconds": 2.0,
     "breaker_threshold": 3,
     "breaker_cooldown": 300,
-    # Monitor classes (timer seed, "Monitoring Thresholds"): silence below each bound.
-    "monitor": {"normal": 60, "acceptable": 120, "concerning": 180, "stuck": 300},
+    # Monitor classes (timer seed, "Monitoring Thresholds"): silence below each bound; "gone":
+    # the silence after which an agent that holds no work is Gone rather than Idle (24 h).
+    "monitor": {"normal": 60, "acceptable": 120, "concerning": 180, "stuck": 300, "gone": 86400},
     "context_max_bytes": 256 * 1024,
     # Seconds two machines' clocks may disagree before a time from "the future" (a lease ending
     # further ahead than it lasts, a sign of life not yet due) is treated as a clock's fault.
     "clock_skew": 60,
+    # SPEC section 11: claim/assign by an agent that was never registered registers it instead
+    # of being refused (exit 3).
+    "auto_register": False,
 }
 
 
 BACKENDS = ("markdown", "redis")
 REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
 MONITOR_BOUNDS = ("normal", "acceptable", "concerning", "stuck")
-#: The ``monitor`` table's keys: the four class bounds and ``git`` (false: no commit signs).
-MONITOR_KEYS = (*MONITOR_BOUNDS, "git")
+#: The ``monitor`` table's keys: the four class bounds, ``gone`` (an agent without work is Gone
+#: after this much silence) and ``git`` (false: no commit signs).
+MONITOR_KEYS = (*MONITOR_BOUNDS, "gone", "git")
 #: Largest whole number and longest duration a setting may hold: as for what users give.
 _MAX_INT = MAX_INT
 _MAX_SECONDS = MAX_DURATION
@@ -60,6 +65,7 @@ _RULES: dict[str, tuple[str, float, bool]] = {
     "breaker_cooldown": ("seconds", 0.0, True),
     "context_max_bytes": ("int", 1, True),
     "clock_skew": ("seconds", 0.0, True),
+    "auto_register": ("bool", 0, True),
 }
 
 

@@ -124,3 +124,53 @@ def dependents_closure(root: str, tasks: Iterable[Task | TaskHead]) -> list[str]
             out.append(tid)
         stack.extend(children.get(tid, ()))
     return out
+
+
+def blocked_dependents(root: str, tasks: Iterable[Task | TaskHead]) -> list[str]:
+    """The blocked tasks that depend on ``root`` directly or transitively, dependencies before
+    their dependents (so unblocking them in this order sees each one's dependencies already
+    unblocked). ``task retry``/``reopen`` of ``root`` unblocks them."""
+    by_id = {t.id: t for t in tasks}
+    children: dict[str, list[str]] = {}
+    for t in by_id.values():
+        for dep in t.depends_on:
+            children.setdefault(dep, []).append(t.id)
+    reach: set[str] = set()
+    stack = list(children.get(root, ()))
+    while stack:
+        tid = stack.pop()
+        task = by_id.get(tid)
+        if tid in reach or tid == root or task is None or task.status != BLOCKED:
+            continue
+        reach.add(tid)
+        stack.extend(children.get(tid, ()))
+    # Kahn's order over the reached tasks (a hand-made cycle among them is appended as is).
+    indegree = {tid: sum(1 for d in by_id[tid].depends_on if d in reach) for tid in reach}
+    ready_ids = sorted((t for t, n in indegree.items() if n == 0), key=natural_key)
+    out: list[str] = []
+    while ready_ids:
+        tid = ready_ids.pop(0)
+        out.append(tid)
+        for child in sorted(children.get(tid, ()), key=natural_key):
+            if child in indegree:
+                indegree[child] -= 1
+                if indegree[child] == 0:
+                    ready_ids.append(child)
+    out += sorted((t for t in reach if t not in out), key=natural_key)
+    return out
+
+
+def check_parent(task_id: str, parent: str, tasks: Mapping[str, Task | TaskHead]) -> None:
+    """Refuse ``task_id``'s parent ``parent`` if the parent chain would come back to
+    ``task_id`` (:class:`DependencyCycle`, exit 2, naming the chain)."""
+    chain = [task_id, parent]
+    seen = {task_id}
+    node: str | None = parent
+    while node is not None and node not in seen:
+        seen.add(node)
+        head = tasks.get(node)
+        node = head.parent if head is not None else None
+        if node is not None:
+            chain.append(node)
+    if node == task_id:
+        raise DependencyCycle("parent cycle: " + " -> ".join(chain), task=task_id)

@@ -93,11 +93,13 @@ class Task(_Record):
         "dep_states",
         "dep_titles",
         "depends_on",
+        "description",
         "epoch",
         "error",
         "eta",
         "extra_sections",
         "id",
+        "labels",
         "lease_expires",
         "lease_grant",
         "lease_seconds",
@@ -105,12 +107,14 @@ class Task(_Record):
         "max_attempts",
         "metrics",
         "next_steps",
+        "parent",
         "percent",
         "priority",
         "progress_current",
         "progress_total",
         "progress_unit",
         "project",
+        "requires",
         "result",
         "started_at",
         "status",
@@ -155,10 +159,23 @@ class Task(_Record):
         error: str | None = None,
         blocked_reason: str | None = None,
         extra_sections: list[tuple[str, str]] | None = None,
+        labels: list[str] | None = None,
+        requires: list[str] | None = None,
+        parent: str | None = None,
+        description: str = "",
     ) -> None:
         self.id = id
         self.title = title
         self.status = status
+        #: Free labels (names) for people and filters (``task list --label``).
+        self.labels = labels if labels is not None else []
+        #: Capabilities an agent must have registered to claim the task (SPEC section 11).
+        self.requires = requires if requires is not None else []
+        #: The parent task's id: a parent cannot complete while a child is open.
+        self.parent = parent
+        #: Free markdown (the ``## Description`` section); ``- [ ]`` items are its acceptance
+        #: criteria (:mod:`agentcoord.core.checklist`).
+        self.description = description
         self.project = project
         self.agent = agent
         self.priority = priority
@@ -258,10 +275,13 @@ class TaskHead(_Record):
         "depends_on",
         "epoch",
         "id",
+        "labels",
         "lease_expires",
         "lease_length",
+        "parent",
         "priority",
         "project",
+        "requires",
         "status",
         "updated_at",
     )
@@ -280,10 +300,18 @@ class TaskHead(_Record):
         depends_on: list[str] | None = None,
         epoch: int = 0,
         lease_length: float = DEFAULT_LEASE_SECONDS,
+        labels: list[str] | None = None,
+        parent: str | None = None,
+        requires: list[str] | None = None,
     ) -> None:
         self.id = id
         self.status = status
         self.epoch = epoch
+        #: Filters of ``task list --label/--parent`` and the capabilities a claim must have,
+        #: answered from the index like the rest of the head.
+        self.labels = labels if labels is not None else []
+        self.parent = parent
+        self.requires = requires if requires is not None else []
         #: Seconds the current grant's lease lasts (its claim's own, else the task's).
         self.lease_length = lease_length
         self.priority = priority
@@ -308,6 +336,9 @@ class TaskHead(_Record):
             depends_on=list(task.depends_on),
             epoch=task.epoch,
             lease_length=task.lease_grant if task.lease_grant is not None else task.lease_seconds,
+            labels=list(task.labels),
+            parent=task.parent,
+            requires=list(task.requires),
         )
 
     def lease_expired(self, now: float) -> bool:
@@ -324,7 +355,8 @@ class TaskHead(_Record):
     def from_list(cls, row: list[Any]) -> TaskHead:
         values = dict(zip(cls.__slots__, row, strict=True))
         task_id, status = values.pop("id"), values.pop("status")
-        values["depends_on"] = list(values["depends_on"])  # never share the row's own list
+        for name in ("depends_on", "labels", "requires"):
+            values[name] = list(values[name])  # never share the row's own lists
         return cls(task_id, status, **values)
 
 
@@ -355,6 +387,7 @@ class Agent(_Record):
         "breaker_threshold",
         "capabilities",
         "extra_sections",
+        "generation",
         "last_failure",
         "last_failure_reason",
         "last_seen",
@@ -362,6 +395,7 @@ class Agent(_Record):
         "notes",
         "recent",
         "registered_at",
+        "session",
         "stats",
         "status",
         "workload",
@@ -387,6 +421,8 @@ class Agent(_Record):
         recent: list[dict[str, Any]] | None = None,
         stats: dict[str, Any] | None = None,
         extra_sections: list[tuple[str, str]] | None = None,
+        session: str = "",
+        generation: int = 0,
     ) -> None:
         self.name = name
         self.status = status
@@ -409,6 +445,11 @@ class Agent(_Record):
         #: View: success_rate, succeeded, finished, average_duration, failed (24 h window).
         self.stats = stats if stats is not None else {}
         self.extra_sections = extra_sections if extra_sections is not None else []
+        #: The token of the session that registered the name last ("" when none did: an
+        #: implicit registration, or a record older than sessions), and how many sessions
+        #: have held the name (SPEC section 11: one name = one agent).
+        self.session = session
+        self.generation = generation
 
     def to_dict(self) -> dict[str, Any]:
         out = {name: getattr(self, name) for name in self.__slots__}

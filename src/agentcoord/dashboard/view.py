@@ -48,6 +48,7 @@ MIN_WIDTH, MIN_HEIGHT = 40, 12
 CLASS_STYLE = {
     "Normal": "bold green", "Acceptable": "green", "Concerning": "bold yellow",
     "Stuck": "bold dark_orange", "Blocked": "bold white on red",
+    "Idle": "blue", "Gone": "dim",  # no work held: never an alert (SPEC section 4)
 }  # fmt: skip
 STATE_STYLE = {
     IN_PROGRESS: "bold cyan", "ready": "bold green", "waiting": "dim", PENDING: "white",

@@ -151,6 +151,8 @@ class Demo:
         }  # fmt: skip
         atomic_write(os.path.join(self.root, "config.json"), json.dumps(config, indent=2) + "\n")
         coord = Coordinator.open(self.root)
+        for name in (self.failer, self.victim):  # the plan assigns them work before they start:
+            coord.agents.require(name, purpose="assign", register=True)  # identity is strict
         for task_id, title, deps, steps, prio in plan(self.n_tasks):
             coord.tasks.create(
                 title, id=task_id, priority=prio, depends_on=deps, total=steps, project="demo",

@@ -14,6 +14,8 @@ tasks when it retires.
 
 from __future__ import annotations
 
+import re
+
 from ..core import breaker
 from ..core.leases import Renewal
 from ..core.models import AGENT_STATES, COMPLETE, FAILED, IN_PROGRESS, Agent, Task, TaskHead
@@ -101,6 +103,58 @@ def compute_stats(recent: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+def new_session() -> str:
+    """A fresh session token: 16 hex digits (``os.urandom``: no ``random``/``secrets`` import
+    on the CLI's start-up path)."""
+    import os
+
+    raw = os.urandom(8)
+    return raw.hex()
+
+
+def _session(token: str) -> str:
+    if not isinstance(token, str) or not re.fullmatch(r"[0-9a-f]{1,64}", token):
+        raise InvalidInput(f"session must be the token register returned, not {token!r:.70}")
+    return token
+
+
+def _stuck_bound(config: Config) -> float:
+    """The monitor's ``stuck`` bound (seconds): a name silent this long is no longer live."""
+    table = config["monitor"]
+    value = table.get("stuck", 300) if isinstance(table, dict) else 300
+    return float(value)
+
+
+def last_sign(agent: Agent) -> float:
+    """The agent's newest sign of life its record knows: its heartbeat or registration, or an
+    update of a task it holds (the view's ``updated`` times)."""
+    seen = agent.last_seen
+    for entry in agent.active:
+        updated = entry.get("updated")
+        if isinstance(updated, (int, float)) and not isinstance(updated, bool):
+            seen = max(seen, float(updated))
+    return seen
+
+
+def _check_alive(agent: Agent, session: str | None) -> None:
+    """A heartbeat's identity checks: retired agents and replaced sessions are refused."""
+    if agent.status == "retired":
+        raise Conflict(
+            f"agent {agent.name} is retired: 'coord agent register {agent.name}' brings it back",
+            agent=agent.name,
+            status="retired",
+        )
+    if session is not None and agent.session and session != agent.session:
+        raise Conflict(
+            f"agent {agent.name} was taken over by another session (generation "
+            f"{agent.generation}): this session was replaced; stop, or register again with "
+            "--takeover",
+            agent=agent.name,
+            generation=agent.generation,
+            replaced=True,
+        )
+
+
 def _renew_nothing(name: str) -> Renewal:
     return Renewal()
 
@@ -181,17 +235,35 @@ class Agents:
         capabilities: Names | None = None,
         note: str | None = None,
         workload: object = None,
+        session: str | None = None,
+        takeover: bool = False,
     ) -> Agent:
-        """Create the agent (or bring a retired one back); idempotent for a live agent."""
+        """Register ``name`` as a new session of the agent (or bring a retired one back) and
+        return the agent; its ``session`` is the token of this registration (SPEC section 11).
+
+        One name = one agent: when another session registered the name and it is live (not
+        retired or offline, and a sign of life within the monitor's ``stuck`` bound, 300 s),
+        this raises :class:`Conflict` (exit 4) unless ``takeover`` is given. Passing the
+        ``session`` token a previous registration returned makes a repeat by that session safe
+        (same session, nothing bumped). A new session bumps ``generation``, so the replaced
+        one learns it at its next :meth:`heartbeat` with its token. :class:`InvalidInput`
+        (exit 2) for a bad name, capability, note, workload or token."""
         check_name(name, "agent name")
         caps = [check_name(c, "capability") for c in capabilities or []]
         load = _workload(workload) if workload is not None else None
         text = self._note(note)
+        own = _session(session) if session is not None else None
+        fresh = new_session()
         now = self.clock()
 
         def fn(agent: Agent | None) -> Agent:
             if agent is None:
                 agent = self._new(name, now)
+            if not (own and agent.session == own):  # a new session of the name
+                if not takeover:
+                    self._refuse_live(agent, now)
+                agent.session = fresh
+                agent.generation += 1
             if agent.status in ("retired", "offline"):
                 agent.status = "idle"
             agent.last_seen = now
@@ -202,6 +274,67 @@ class Agents:
             if load is not None:
                 agent.workload = load
             return agent
+
+        agent = self.store.update_agent(name, fn)
+        assert agent is not None
+        return agent
+
+    def _refuse_live(self, agent: Agent, now: float) -> None:
+        """:class:`Conflict` when another session holds ``agent``'s name and is live."""
+        if not agent.session or agent.status in ("retired", "offline"):
+            return
+        seen = last_sign(agent)
+        bound = _stuck_bound(self.config)
+        if now - seen >= bound:
+            return
+        ago = max(0, round(now - seen))
+        raise Conflict(
+            f"agent {agent.name} is live (last seen {ago}s ago, generation {agent.generation}): "
+            "another session uses this name; pass --takeover (MCP: takeover) to replace it, "
+            "or register under another name",
+            agent=agent.name,
+            generation=agent.generation,
+            last_seen=ago,
+        )
+
+    def require(self, name: str, *, purpose: str = "claim", register: bool = False) -> Agent:
+        """The registered agent ``name``, for ``purpose`` ("claim", "assign" or "act": a lease
+        holder's update). Strict identity (SPEC section 11):
+
+        - never registered: :class:`NotFound` (exit 3) saying how to register it, unless
+          ``register`` or the workspace's ``auto_register`` setting is true (then it is
+          registered here, without a session);
+        - retired: :class:`Conflict` (exit 4) for a claim or an assignment."""
+        check_name(name, "agent name")
+        try:
+            agent = self.store.get_agent(name)
+        except NotFound:
+            if not (register or bool(self.config.get("auto_register", False))):
+                also = "" if purpose == "act" else ", or pass --register"
+                raise NotFound(
+                    f"unknown agent {name!r}: it is not registered (never was, or cleanup "
+                    f"archived it); run 'coord agent register {name}' (MCP: the register "
+                    f"tool) first{also}",
+                    agent=name,
+                ) from None
+            agent = self._ensure(name)
+        if agent.status == "retired" and purpose in ("claim", "assign"):
+            verb = "claim" if purpose == "claim" else "be assigned"
+            raise Conflict(
+                f"agent {name} is retired and cannot {verb} tasks: 'coord agent register "
+                f"{name}' brings it back",
+                agent=name,
+                status="retired",
+            )
+        return agent
+
+    def _ensure(self, name: str) -> Agent:
+        """Register ``name`` implicitly (``--register``, ``auto_register``): created if still
+        missing, without a session; a concurrent registration wins and is kept."""
+        now = self.clock()
+
+        def fn(agent: Agent | None) -> Agent | None:
+            return self._new(name, now) if agent is None else None
 
         agent = self.store.update_agent(name, fn)
         assert agent is not None
@@ -229,26 +362,35 @@ class Agents:
         status: str | None = None,
         workload: object = None,
         note: str | None = None,
+        session: str | None = None,
     ) -> tuple[Agent, Renewal]:
         """Record a sign of life, optionally status/workload/note, and renew the agent's leases
         (refreshing their progress in the agent file's view in the same write). Returns the
         agent and the :class:`~agentcoord.core.leases.Renewal`: the tasks whose leases were
-        renewed, and in ``.lost`` the ids of those it no longer holds (dropped from the view)."""
+        renewed, and in ``.lost`` the ids of those it no longer holds (dropped from the view).
+
+        :class:`NotFound` (exit 3) for an agent never registered (a heartbeat registers
+        nothing); :class:`Conflict` (exit 4) for a retired agent (``register`` brings it back)
+        and, when ``session`` is given, for a session another registration replaced (SPEC
+        section 11): nothing is renewed then."""
         check_name(name, "agent name")
         new_status = _status(status) if status is not None else None
         load = _workload(workload) if workload is not None else None
         text = self._note(note)
+        own = _session(session) if session is not None else None
         unknown = f"unknown agent {name!r}: run 'coord agent register {name}' first"
         try:
-            self.store.get_agent(name)  # an unknown agent renews nothing
+            current = self.store.get_agent(name)  # an unknown agent renews nothing
         except NotFound:
             raise NotFound(unknown, agent=name) from None
+        _check_alive(current, own)
         renewed = self.hooks.renew_leases(name)
         now = self.clock()
 
         def fn(agent: Agent | None) -> Agent:
             if agent is None:
                 raise NotFound(unknown, agent=name)
+            _check_alive(agent, own)
             fresh = {t.id: active_entry(t, now) for t in renewed}
             gone = set(renewed.lost)
             agent.active = [
@@ -258,7 +400,7 @@ class Agents:
             agent.last_seen = now
             if new_status is not None:
                 agent.status = new_status
-            elif agent.status in ("offline", "retired"):
+            elif agent.status == "offline":
                 agent.status = "idle"
             if load is not None:
                 agent.workload = load
@@ -287,18 +429,11 @@ class Agents:
         return self.get(name)
 
     # -- hooks called by the task board ----------------------------------------------------
-    def before_claim(self, name: str) -> None:
-        """Enforce the circuit breaker (raises :class:`BreakerOpen`, exit 4); a retired agent
-        takes no work until it registers or heartbeats again (:class:`Conflict`, exit 4)."""
-        try:
-            agent = self.store.get_agent(name)
-        except NotFound:
-            return
-        if agent.status == "retired":
-            raise Conflict(
-                f"agent {name} is retired: register it again (or heartbeat) before it claims",
-                agent=name,
-            )
+    def before_claim(self, name: str, register: bool = False) -> None:
+        """Strict identity (:meth:`require`: an unknown agent is exit 3 unless ``register`` or
+        ``auto_register``; a retired one exit 4), then the circuit breaker (raises
+        :class:`BreakerOpen`, exit 4)."""
+        agent = self.require(name, purpose="claim", register=register)
         now = self.clock()
         cooldown = self.config.float("breaker_cooldown")
         holds = bool(agent.active)
@@ -333,9 +468,9 @@ class Agents:
     def _update_view(
         self, name: str, task: Task, now: float, *, holder: bool, progress_only: bool = False
     ) -> None:
-        def fn(agent: Agent | None) -> Agent:
+        def fn(agent: Agent | None) -> Agent | None:
             if agent is None:
-                agent = self._new(name, now)
+                return None  # views never register an agent (SPEC section 11)
             agent.active = [e for e in agent.active if e.get("id") != task.id]
             if holder and task.status == IN_PROGRESS:
                 # Under the agent's lock, look at the task as stored now: if another agent took

@@ -14,7 +14,7 @@ only; Redis has none) and ``record_path`` names a record's file for ``stale`` ou
 
 from __future__ import annotations
 
-from ..core.models import ASSIGNED, COMPLETE, FINISHED_STATES, IN_PROGRESS, OPEN_STATES, PENDING
+from ..core.models import COMPLETE, FINISHED_STATES, IN_PROGRESS, OPEN_STATES
 from ..errors import CorruptData, InvalidInput
 from . import events
 
@@ -140,10 +140,11 @@ class Maintenance:
         finished = self.store.list_tasks(statuses=FINISHED_STATES, errors=errors)
         actions = [_corrupt("task", e, "skip") for e in errors]
         # Archived tasks count as complete for their dependents (deps.unmet): a failed or
-        # cancelled one stays while an unfinished task still depends on it.
+        # cancelled one stays while an unfinished task still depends on it, blocked ones
+        # included (they wait for its retry or reopen; issue 16).
         waiting = {
             dep
-            for head in self.store.list_task_heads(statuses=(PENDING, ASSIGNED, IN_PROGRESS))
+            for head in self.store.list_task_heads(statuses=OPEN_STATES)
             for dep in head.depends_on
         }
 

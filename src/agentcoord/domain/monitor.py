@@ -10,20 +10,34 @@ An agent's *silence* is the time since its latest sign of life, the newest of:
 - ``git``: a commit on any ref of the project's repository whose author name, author e-mail local
   part or ``Coord-Agent:`` trailer is the agent's name (:mod:`agentcoord.store.gitlog`).
 
-The silence falls into one of the timer seed's "Monitoring Thresholds" classes, each with the
-seed's action. An agent that itself reports status ``blocked`` is classed Blocked whatever its
-silence: it is asking for help. Retired agents are not monitored, nor are agents that reported
-``offline`` and hold no task.
+The classes judge agents that hold work (SPEC section 4, Monitor): an agent *holds work* when a
+task is ``in_progress`` with it or ``assigned`` to it (work waiting for that agent). Such an agent
+falls into one of the timer seed's "Monitoring Thresholds" classes by its silence, each with the
+seed's action; for an agent whose work is only waiting (assigned, not yet claimed) the silence
+judged is at most the time since the first assignment, because a silence from before the work
+arrived says nothing about how it handles the work.
+
+An agent that holds no work is ``Idle`` however long it has been silent, up to the stale age
+(``monitor.gone``, 24 h by default: the age ``coord cleanup`` archives silent agents at), and
+``Gone`` past it (or with no sign of life at all). Idle and Gone raise no alert and never make
+``coord monitor`` exit 1 or an ``--adaptive`` timer snap back. Each row still carries the class
+the silence alone would give (``pace``): routing uses it to send new work only to agents seen
+lately.
+
+An agent that itself reports status ``blocked`` is classed Blocked whatever its silence or work:
+it is asking for help. Retired agents are not monitored, nor are agents that reported ``offline``
+and hold no work.
 
 Config (``config.json``, key ``monitor``): ``normal`` 60, ``acceptable`` 120, ``concerning`` 180,
 ``stuck`` 300 (seconds; silence below each bound is that class, at/above ``stuck`` is Blocked),
-and ``git`` (true) to read commits.
+``gone`` 86400 (seconds of silence after which an agent without work is Gone) and ``git`` (true)
+to read commits.
 """
 
 from __future__ import annotations
 
 from ..core.clock import duration, iso
-from ..core.models import BREAKER_OPEN, COMPLETE, FAILED, IN_PROGRESS
+from ..core.models import ASSIGNED, BREAKER_OPEN, COMPLETE, FAILED, IN_PROGRESS
 from ..errors import InvalidInput
 
 TYPE_CHECKING = False
@@ -44,18 +58,31 @@ NORMAL, ACCEPTABLE, CONCERNING, STUCK, BLOCKED = (
     "Stuck",
     "Blocked",
 )
+IDLE, GONE = "Idle", "Gone"
+#: The silence classes (timer seed), for agents that hold work, least to most urgent.
 CLASSES = (NORMAL, ACCEPTABLE, CONCERNING, STUCK, BLOCKED)
-#: The seed table's "Action" column.
+#: The classes of agents that hold no work: never an alert.
+RESTING = (IDLE, GONE)
+#: Every class a row can have, in the order summaries list them.
+ALL_CLASSES = (*CLASSES, *RESTING)
+#: The seed table's "Action" column, and the same for Idle and Gone.
 ACTIONS = {
     NORMAL: "Monitor only",
     ACCEPTABLE: "Check work log",
     CONCERNING: "Investigate",
     STUCK: "Intervene",
     BLOCKED: "Immediate action",
+    IDLE: "None (holds no work)",
+    GONE: "None (coord cleanup may archive it)",
 }
 HEALTHY = frozenset({NORMAL, ACCEPTABLE})
 ATTENTION = frozenset({STUCK, BLOCKED})
 BOUND_KEYS = ("normal", "acceptable", "concerning", "stuck")
+#: Task states in which a task is work its agent holds (``in_progress``: claimed; ``assigned``:
+#: waiting for that agent to claim it).
+WORK_STATES = frozenset({IN_PROGRESS, ASSIGNED})
+#: Default stale age (``monitor.gone``): as ``coord cleanup``'s 24 h for silent agents.
+GONE_AFTER = 24 * 3600.0
 #: How far back git is read: older commits cannot change any class.
 GIT_WINDOW = 24 * 3600.0
 
@@ -77,7 +104,27 @@ def thresholds(config: Any) -> tuple[float, float, float, float]:
     return out[0], out[1], out[2], out[3]
 
 
+def gone_after(config: Any) -> float:
+    """``monitor.gone``: seconds of silence after which an agent without work is Gone (exit 2
+    if bad)."""
+    table = config["monitor"]
+    value = table.get("gone", GONE_AFTER) if isinstance(table, dict) else GONE_AFTER
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
+        raise InvalidInput(f"config monitor.gone must be a number of seconds, not {value!r}")
+    return float(value)
+
+
+def work_since(task: Task) -> float | None:
+    """Since when ``task`` has been work its agent holds (None if it is not work)."""
+    if task.status == IN_PROGRESS:
+        return task.started_at or task.assigned_at or task.updated_at
+    if task.status == ASSIGNED:
+        return task.assigned_at or task.updated_at or task.created_at
+    return None
+
+
 def classify_silence(silence: float | None, bounds: tuple[float, ...]) -> str:
+    """The seed class of ``silence`` seconds (None: never seen, Blocked)."""
     if silence is None:
         return BLOCKED
     for name, bound in zip(CLASSES, bounds, strict=False):
@@ -109,11 +156,13 @@ class AgentHealth:
         "action",
         "active",
         "agent",
+        "assigned",
         "breaker",
         "breaker_retry",
         "expired",
         "health",
         "last_sign",
+        "pace",
         "reason",
         "silence",
         "source",
@@ -136,9 +185,13 @@ class AgentHealth:
         active: list[str] | None = None,
         expired: list[str] | None = None,
         reason: str = "",
+        assigned: list[str] | None = None,
+        pace: str | None = None,
     ) -> None:
         self.agent = agent
         self.health = health
+        #: The class the silence alone gives (for Idle/Gone too): how recently it was seen.
+        self.pace = pace if pace is not None else health
         self.action = ACTIONS[health]
         self.silence = silence
         self.last_sign = last_sign
@@ -150,10 +203,17 @@ class AgentHealth:
         self.active = active if active is not None else []
         self.expired = expired if expired is not None else []
         self.reason = reason
+        #: Tasks assigned to the agent and not yet claimed (work waiting for it).
+        self.assigned = assigned if assigned is not None else []
 
     @property
     def attention(self) -> bool:
+        """Stuck or Blocked: an agent that holds work (or reports BLOCKED) needs a person."""
         return self.health in ATTENTION
+
+    @property
+    def holds_work(self) -> bool:
+        return bool(self.active or self.assigned)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -168,6 +228,7 @@ class AgentHealth:
             "breaker": self.breaker,
             "breaker_retry": iso(self.breaker_retry) if self.breaker_retry is not None else None,
             "active": list(self.active),
+            "assigned": list(self.assigned),
             "expired": list(self.expired),
             "reason": self.reason,
         }
@@ -225,6 +286,11 @@ class Monitor:
     def bounds(self) -> tuple[float, float, float, float]:
         return thresholds(self.config)
 
+    @property
+    def gone(self) -> float:
+        """Seconds of silence after which an agent without work is Gone (``monitor.gone``)."""
+        return gone_after(self.config)
+
     def snapshot(self, now: float | None = None) -> Snapshot:
         """Read agents (all of them), tasks and recent commits; unreadable records are kept in
         ``errors``."""
@@ -257,6 +323,7 @@ class Monitor:
         from ..store.gitlog import latest_by_agent
 
         bounds = self.bounds
+        gone = self.gone
         names = [a.name for a in snap.agents]
         commits = latest_by_agent(snap.commits, names)
         by_agent: dict[str, list[Task]] = {}
@@ -266,24 +333,25 @@ class Monitor:
         out = []
         for agent in snap.agents:
             mine = by_agent.get(agent.name, [])
-            held = [t for t in mine if t.status == IN_PROGRESS]
+            work = [t for t in mine if t.status in WORK_STATES]
             if not include_inactive and (
-                agent.status == "retired" or (agent.status == "offline" and not held)
+                agent.status == "retired" or (agent.status == "offline" and not work)
             ):
                 continue
             commit = commits.get(agent.name)
-            out.append(self._health(agent, mine, held, commit, snap.now, bounds=bounds))
+            out.append(self._health(agent, mine, work, commit, snap.now, bounds=bounds, gone=gone))
         return out
 
     def _health(
         self,
         agent: Agent,
         mine: list[Task],
-        held: list[Task],
+        work: list[Task],
         commit: Commit | None,
         now: float,
         *,
         bounds: tuple[float, ...],
+        gone: float,
     ) -> AgentHealth:
         signs: list[tuple[float, str]] = []
         if agent.last_seen:
@@ -300,7 +368,7 @@ class Monitor:
         signs = [s for s in signs if s[0] <= now + skew]
         last, source = max(signs) if signs else (None, None)
         silence = max(0.0, now - last) if last is not None else None
-        health = classify_silence(silence, bounds)
+        pace = classify_silence(silence, bounds)
         if silence is None:
             reason = "no sign of life recorded"
         else:
@@ -312,7 +380,29 @@ class Monitor:
                 f"({ahead[1]}: a clock ahead?)"
             )
             if silence is None:
-                health = CONCERNING
+                pace = CONCERNING
+        held = [t for t in work if t.status == IN_PROGRESS]
+        waiting = [t for t in work if t.status == ASSIGNED]
+        health = pace
+        if not work:
+            # Nothing to judge: silence without work is rest, not trouble (SPEC section 4).
+            if silence is None:
+                health = IDLE if future else GONE  # a sign from the future is still a sign
+            else:
+                health = GONE if silence >= gone else IDLE
+            reason = f"holds no work; {reason}"
+        else:
+            starts = [s for s in (work_since(t) for t in work) if s is not None]
+            since = min(starts) if starts else None
+            # Judge only the silence since the work arrived: an assignment to an agent that was
+            # resting is not yet an agent ignoring its work. (Only signs from the future: it
+            # stays at least Concerning, as above.)
+            longer = (silence is None and not future) or (
+                silence is not None and since is not None and now - since < silence
+            )
+            if since is not None and since <= now and longer:
+                health = classify_silence(now - since, bounds)
+                reason += f"; given work {duration(now - since)} ago"
         if agent.status == "blocked":
             health, reason = BLOCKED, f"reports status BLOCKED; {reason}"
         expired = [t.id for t in held if t.lease_expired(now)]
@@ -334,8 +424,12 @@ class Monitor:
             active=sorted(t.id for t in held),
             expired=expired,
             reason=reason,
+            assigned=sorted(t.id for t in waiting),
+            pace=pace,
         )
 
 
 def needs_attention(rows: list[AgentHealth]) -> bool:
+    """Whether any row is Stuck or Blocked (``coord monitor`` exits 1): only agents that hold
+    work or report BLOCKED can be; Idle and Gone never are."""
     return any(r.attention for r in rows)

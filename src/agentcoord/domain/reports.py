@@ -7,7 +7,9 @@
      "tasks": {STATE: count, ...}, "total_tasks": int,
      "alerts": [{"kind": KIND, "message": str, "task"|"agent"|"path": ...}, ...]}
 
-``AGENT_HEALTH`` is the ``coord monitor --json`` row. Alert kinds, most urgent first: ``corrupt``
+``AGENT_HEALTH`` is the ``coord monitor --json`` row. ``attention`` and the agent alerts come only
+from agents that hold work or report BLOCKED: an Idle or Gone agent (no work) raises none (SPEC
+section 4, Monitor). Alert kinds, most urgent first: ``corrupt``
 (a file that does not parse), ``blocked_agent``, ``stuck_agent``, ``expired_lease`` (the holder
 stopped renewing: the next claim, ``coord reap`` or the timer takes the task back),
 ``clock_skew`` (a lease ending further ahead than it lasts, or a sign of life in the future:
@@ -18,7 +20,7 @@ for over an hour; the seed's staleness check, applied only where staleness means
 
     {"time": ISO, "since": ISO | null,
      "agents": {"total", "by_class": {CLASS: n}, "attention": [...], "stuck": [...],
-                "trouble": bool} | null,
+                "idle": [NAME, ...], "trouble": bool} | null,
      "tasks": {"total", "by_status": {STATE: n}, "open"},
      "reclaimed": {"count", "tasks": [{"id", "holder", "status", "attempts", "time"}]},
      "commits": {"since", "count", "recent": [{"sha", "author", "subject"}]},
@@ -78,11 +80,13 @@ KINDS = (
     "blocked_agent",
     "stuck_agent",
     "expired_lease",
+    "orphaned_task",
     "clock_skew",
     "breaker_open",
     "stale_task",
 )
-#: Classes that make ``--adaptive`` snap back to the base interval.
+#: Classes that make ``--adaptive`` snap back to the base interval (never Idle or Gone: an agent
+#: without work is no reason to check in more often).
 TROUBLE = frozenset({mon.CONCERNING, mon.STUCK, mon.BLOCKED})
 #: Classes listed as "stuck agents" in a check-in.
 STUCK = frozenset({mon.STUCK, mon.BLOCKED})
@@ -92,6 +96,34 @@ LIMIT = 20
 DEFAULT_WINDOW = 24 * 3600.0
 #: The document :meth:`Reports.write_metrics` stores (``metrics-performance.md`` on markdown).
 DOCUMENT = "metrics-performance"
+
+
+def _orphans(snap: Snapshot, alert: Callable[..., None]) -> None:
+    """``orphaned_task`` alerts: tasks held by or assigned to an agent that is retired or not
+    registered (SPEC section 11), which no monitor row shows."""
+    unsure = bool(snap.agent_errors)  # an unreadable agent file may be the holder's
+    status = {a.name: a.status for a in snap.agents}
+    for task in snap.tasks:
+        if task.status not in ("in_progress", "assigned") or not task.agent:
+            continue
+        state = status.get(task.agent)
+        if state == "retired":
+            why = "retired"
+        elif state is None and not unsure:
+            why = "not registered"
+        else:
+            continue
+        fix = (
+            "its lease runs out, then it is reclaimed"
+            if task.status == "in_progress"
+            else f"reassign it: coord task assign {task.id} AGENT --force"
+        )
+        alert(
+            "orphaned_task",
+            f"task {task.id} ({task.status}) is held by {task.agent}, which is {why}; {fix}",
+            task=task.id,
+            agent=task.agent,
+        )
 
 
 class Reports:
@@ -172,6 +204,7 @@ class Reports:
                     f"{duration(when - task.last_activity())}",
                     task=task.id,
                 )
+        _orphans(snap, alert)
         alerts.sort(key=lambda a: KINDS.index(a["kind"]))
         return {
             "time": iso(when),
@@ -337,10 +370,13 @@ def reclaimed_since(tasks: list[Task], since: float | None) -> list[dict[str, An
 
 
 def _agent_classes(rows: list[AgentHealth]) -> dict[str, Any]:
-    by_class = dict.fromkeys(mon.CLASSES, 0)
+    by_class = dict.fromkeys(mon.ALL_CLASSES, 0)
     attention = []
+    idle = []
     for row in rows:
         by_class[row.health] = by_class.get(row.health, 0) + 1
+        if row.health == mon.IDLE:
+            idle.append(row.agent)
         if row.health in TROUBLE:
             attention.append(
                 {
@@ -357,6 +393,7 @@ def _agent_classes(rows: list[AgentHealth]) -> dict[str, Any]:
         "by_class": {c: n for c, n in by_class.items() if n},
         "attention": attention[:LIMIT],
         "stuck": [r["agent"] for r in attention if r["class"] in STUCK][:LIMIT],
+        "idle": idle[:LIMIT],
         "trouble": bool(attention),
     }
 

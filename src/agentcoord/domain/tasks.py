@@ -42,6 +42,7 @@ from ..core.validate import (
     MAX_TITLE,
     check_name,
     json_data,
+    normalize_block,
     number,
     one_line,
     seconds,
@@ -53,8 +54,10 @@ from ..errors import (
     Conflict,
     CoordError,
     CorruptData,
+    DependencyCycle,
     InvalidInput,
     InvalidTransition,
+    LeaseLost,
     NotFound,
     NothingToClaim,
 )
@@ -63,6 +66,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     # TaskBoard.list shadows the builtin inside the class body.
     HeadList = list[TaskHead]
+    Names = list[str]
     TaskList = list[Task]
     ErrorList = list[CorruptData]
     from collections.abc import Callable, Iterable
@@ -114,11 +118,15 @@ def _no_change(task: Task, previous: str | None, progress_only: bool) -> None:
     return None
 
 
-def _no_check(agent: str) -> None:
+def _no_check(agent: str, register: bool = False) -> None:
     return None
 
 
-def _no_router(capability: str | None) -> str:
+def _anyone(agent: str, purpose: str, register: bool) -> None:
+    return None
+
+
+def _no_router(capability: str | list[str] | None) -> str:
     raise NotFound("automatic assignment is not available here (no router)")
 
 
@@ -129,25 +137,32 @@ def _ignore(message: str) -> None:
 class BoardHooks:
     """What the board tells, and asks of, the rest of the domain.
 
-    - ``before_claim(agent)``: raise to refuse the claim (the circuit breaker, exit 4);
+    - ``before_claim(agent, register)``: raise to refuse the claim (strict identity: an unknown
+      agent exit 3 unless ``register``, a retired one exit 4; the circuit breaker, exit 4);
+    - ``identify(agent, purpose, register)``: strict identity for ``purpose`` "assign" (the
+      assignee: unknown exit 3 unless ``register``, retired exit 4) or "act" (a lease holder's
+      update that was refused: an unknown agent is told it is unknown, exit 3);
     - ``on_change(task, previous_holder, progress_only)``: a task's ownership or progress changed
       after its write committed (agent views); must not raise for ordinary failures;
-    - ``pick_agent(capability)``: the agent ``assign --auto`` routes to, or :class:`NotFound`;
+    - ``pick_agent(capability)``: the agent ``assign --auto`` routes to (one capability or a
+      list of them, all required), or :class:`NotFound`;
     - ``warn(message)``: a follow-up effect failed after the operation's own write committed
       (the interface shows it; the next operation or ``coord doctor`` repairs it).
     """
 
-    __slots__ = ("before_claim", "on_change", "pick_agent", "warn")
+    __slots__ = ("before_claim", "identify", "on_change", "pick_agent", "warn")
 
     def __init__(
         self,
         *,
-        before_claim: Callable[[str], None] = _no_check,
+        before_claim: Callable[[str, bool], None] = _no_check,
+        identify: Callable[[str, str, bool], None] = _anyone,
         on_change: Callable[[Task, str | None, bool], None] = _no_change,
-        pick_agent: Callable[[str | None], str] = _no_router,
+        pick_agent: Callable[[str | list[str] | None], str] = _no_router,
         warn: Callable[[str], None] = _ignore,
     ) -> None:
         self.before_claim = before_claim
+        self.identify = identify
         self.on_change = on_change
         self.pick_agent = pick_agent
         self.warn = warn
@@ -172,8 +187,18 @@ class TaskBoard:
         self.clock = clock
         self.hooks = hooks if hooks is not None else BoardHooks()
 
-    def _before_claim(self, agent: str) -> None:
-        self.hooks.before_claim(agent)
+    def _before_claim(self, agent: str, register: bool = False) -> None:
+        self.hooks.before_claim(agent, register)
+
+    def _update_held(self, task_id: str, fn: Callable[[Task], Task | None], agent: str) -> Task:
+        """``update_task`` for a lease holder's write: when it is refused because ``agent``
+        does not hold the lease, an agent that was never registered is told so (exit 3, SPEC
+        section 11) rather than that it lost a lease it never had."""
+        try:
+            return self.store.update_task(task_id, fn)
+        except LeaseLost:
+            self.hooks.identify(agent, "act", False)
+            raise
 
     def _on_change(self, task: Task, previous: str | None, *, progress_only: bool = False) -> None:
         """Follow-up: the agents' views. Never fails the operation (see :meth:`_follow_up`)."""
@@ -200,6 +225,19 @@ class TaskBoard:
     def get(self, task_id: str) -> Task:
         return self.store.get_task(check_name(task_id, "task id"))
 
+    def find(self, task_id: str) -> tuple[Task, str | None]:
+        """``(task, None)`` for a live task, ``(task, archive name)`` for an archived one
+        (archived tasks stay readable, SPEC section 11); :class:`NotFound` (exit 3) if it is
+        neither."""
+        try:
+            return self.get(task_id), None
+        except NotFound:
+            found = self.store.find_archived_task(task_id)
+            if found is None:
+                raise
+            name, task = found
+            return task, name
+
     def list(
         self,
         *,
@@ -209,13 +247,103 @@ class TaskBoard:
         ready: bool | None = None,
         limit: int | None = None,
         errors: list[CorruptData] | None = None,
+        label: str | None = None,
+        parent: str | None = None,
+        archived: bool = False,
     ) -> TaskList:
-        """Tasks in claim order, filtered. Unreadable files are skipped and reported in
-        ``errors`` (so one corrupt file never hides the board)."""
+        """Tasks in claim order, filtered (see :meth:`heads`). Unreadable files are skipped and
+        reported in ``errors`` (so one corrupt file never hides the board). ``archived``: the
+        archived tasks instead of the live ones (``ready`` does not apply to them)."""
         if limit is not None:
             whole(limit, "limit")
-        found = self.heads(status=status, agent=agent, project=project, ready=ready, errors=errors)
+        if archived:
+            if ready is not None:
+                raise InvalidInput("ready does not apply to archived tasks")
+            found_tasks = self.archived(
+                status=status, agent=agent, project=project, label=label, parent=parent
+            )
+            return found_tasks[:limit] if limit is not None else found_tasks
+        found = self.heads(
+            status=status,
+            agent=agent,
+            project=project,
+            ready=ready,
+            errors=errors,
+            label=label,
+            parent=parent,
+        )
         return self.load(found[:limit] if limit is not None else found, errors=errors)
+
+    def archived(
+        self,
+        *,
+        status: str | Iterable[str] | None = None,
+        agent: str | None = None,
+        project: str | None = None,
+        label: str | None = None,
+        parent: str | None = None,
+        errors: ErrorList | None = None,
+    ) -> TaskList:
+        """The archived tasks (``cleanup`` moved them), filtered like :meth:`heads`, newest
+        archive entry of each id only, in claim order."""
+        wanted = _statuses(status)
+        for value, what in ((agent, "agent name"), (project, "project"), (label, "label")):
+            if value is not None:
+                check_name(value, what)
+        if parent is not None:
+            check_name(parent, "parent id")
+        newest: dict[str, Task] = {}
+        for _, task in self.store.list_archived_tasks(errors=errors):
+            seen = newest.get(task.id)
+            if seen is None or (task.updated_at or 0.0) >= (seen.updated_at or 0.0):
+                newest[task.id] = task
+        out = [
+            t
+            for t in newest.values()
+            if (wanted is None or t.status in wanted)
+            and (agent is None or t.agent == agent)
+            and (project is None or t.project == project)
+            and (label is None or label in t.labels)
+            and (parent is None or t.parent == parent)
+        ]
+        out.sort(key=order_key)
+        return out
+
+    def search(
+        self,
+        text: str,
+        *,
+        label: str | None = None,
+        status: str | Iterable[str] | None = None,
+        archived: bool = False,
+        limit: int | None = None,
+        errors: ErrorList | None = None,
+    ) -> tuple[TaskList, int]:
+        """Tasks whose id, title, description or a label contains ``text`` (case-insensitive),
+        in claim order: ``(the first limit of them, how many matched)``. ``archived``: search
+        the archived tasks instead of the live ones (SPEC section 11)."""
+        needle = one_line(text, "search text", MAX_TITLE).casefold()
+        if limit is not None:
+            whole(limit, "limit")
+        if label is not None:
+            check_name(label, "label")
+        if archived:
+            pool = self.archived(status=status, label=label, errors=errors)
+        else:
+            wanted = _statuses(status)
+            pool = self.store.list_tasks(statuses=wanted, errors=errors)
+            if label is not None:
+                pool = [t for t in pool if label in t.labels]
+            pool.sort(key=order_key)
+        found = [
+            t
+            for t in pool
+            if needle in t.id.casefold()
+            or needle in t.title.casefold()
+            or needle in t.description.casefold()
+            or any(needle in lb.casefold() for lb in t.labels)
+        ]
+        return (found[:limit] if limit is not None else found), len(found)
 
     def heads(
         self,
@@ -225,6 +353,8 @@ class TaskBoard:
         project: str | None = None,
         ready: bool | None = None,
         errors: ErrorList | None = None,
+        label: str | None = None,
+        parent: str | None = None,
     ) -> HeadList:
         """The heads of the matching tasks in claim order: filters and sorting work on the
         index, so listing a few of 10,000 tasks reads only those few files.
@@ -232,9 +362,16 @@ class TaskBoard:
         ``ready=True``: only the tasks a claim would take now (:func:`agentcoord.core.deps.ready`:
         pending, or assigned to ``agent``, or with an expired lease, and every dependency
         complete); with ``agent`` that means "claimable by that agent", not "held by it".
-        ``ready=False``: the open tasks a claim would not take now."""
+        ``ready=False``: the open tasks a claim would not take now. A task that requires
+        capabilities is ready for an agent only when the agent has them all.
+
+        ``label``: only tasks with that label; ``parent``: only the children of that task."""
         if agent is not None:
             check_name(agent, "agent name")
+        if label is not None:
+            check_name(label, "label")
+        if parent is not None:
+            check_name(parent, "parent id")
         statuses = _statuses(status)
         every = self.store.list_task_heads(
             statuses=statuses if ready is None else None, errors=errors
@@ -243,19 +380,35 @@ class TaskBoard:
         if ready is not None:
             states = {h.id: h.status for h in every}
             now = self.clock()
-            found = [
-                h
-                for h in every
-                if h.status in OPEN_STATES and deps.ready(h, states, now, agent) == ready
-            ]
+            caps: set[str] | None = None
+            if agent is not None and any(h.requires for h in every):
+                caps = set(self._capabilities(agent))
+
+            def claimable(h: TaskHead) -> bool:
+                able = deps.ready(h, states, now, agent)
+                return able and (caps is None or set(h.requires) <= caps)
+
+            found = [h for h in every if h.status in OPEN_STATES and claimable(h) == ready]
             if statuses is not None:
                 found = [h for h in found if h.status in statuses]
         if agent is not None and not ready:
             found = [h for h in found if h.agent == agent]
         if project is not None:
             found = [h for h in found if h.project == project]
+        if label is not None:
+            found = [h for h in found if label in h.labels]
+        if parent is not None:
+            found = [h for h in found if h.parent == parent]
         found.sort(key=order_key)
         return found
+
+    def _capabilities(self, agent: str) -> Names:
+        """The capabilities ``agent`` registered (none for an unknown agent). Read only when a
+        task requires some, so claims of tasks without requirements cost nothing more."""
+        try:
+            return list(self.store.get_agent(agent).capabilities)
+        except NotFound:
+            return []
 
     def readiness(self, heads: Iterable[TaskHead], *, agent: str | None = None) -> dict[str, bool]:
         """For each pending or assigned task among ``heads``: whether a claim (by ``agent``)
@@ -301,8 +454,26 @@ class TaskBoard:
         lease_seconds: float | None = None,
         created_by: str | None = None,
         metrics: dict[str, Any] | None = None,
+        labels: Iterable[str] = (),
+        requires: Iterable[str] = (),
+        parent: str | None = None,
+        description: str | None = None,
     ) -> Task:
+        """Create a task and return it (its id generated unless ``id`` is given).
+
+        SPEC sections 4 and 11: ``depends_on`` must exist and form no cycle
+        (:class:`DependencyCycle`, exit 2); a failed dependency creates it blocked. ``labels``
+        (names), ``requires`` (capabilities a claimer must have registered), ``parent`` (an
+        existing task that is not complete) and ``description`` (free markdown, ``- [ ]`` items
+        are acceptance criteria). Bad input is :class:`InvalidInput` (exit 2), an unknown
+        dependency or parent :class:`NotFound` (exit 3), a taken id :class:`AlreadyExists`
+        (exit 4)."""
         title = one_line(title, "title", MAX_TITLE)  # SPEC 16: a newline in a title is refused
+        label_ids = _names(labels, "label")
+        caps = _names(requires, "capability")
+        if parent is not None:
+            check_name(parent, "parent id")
+        body = _description(description) if description is not None else ""
         if id is not None:
             check_name(id, "task id")
         for name, what in (
@@ -356,7 +527,13 @@ class TaskBoard:
             metrics=dict(metrics or {}),
             context_refs=refs,
             next_steps=steps,
+            labels=label_ids,
+            requires=caps,
+            parent=parent,
+            description=body,
         )
+        if parent is not None:
+            _check_parent(id or "", parent, {h.id: h for h in self.store.list_task_heads()})
         if dep_ids:
             existing = {h.id: h for h in self.store.list_task_heads()}
             if id is not None:
@@ -371,6 +548,8 @@ class TaskBoard:
             if failed is not None:
                 task.status = BLOCKED
                 task.blocked_reason = f"dependency {failed} is {existing[failed].status}"
+        if assign is not None:  # strict identity (SPEC section 11), as for task assign
+            self.hooks.identify(assign, "assign", False)
         if assign is not None and task.status == PENDING:
             task.status = ASSIGNED
             task.agent = assign
@@ -386,13 +565,22 @@ class TaskBoard:
                 continue
             return task
 
-    def assign(self, task_id: str, agent: str) -> Task:
-        """Reserve a pending task for ``agent`` (only it can claim the task)."""
+    def assign(
+        self, task_id: str, agent: str, *, register: bool = False, force: bool = False
+    ) -> Task:
+        """Reserve a pending task for ``agent`` (only it can claim the task).
+
+        Strict identity (SPEC section 11): an agent never registered is :class:`NotFound`
+        (exit 3) unless ``register`` (or ``auto_register``); a retired one :class:`Conflict`
+        (exit 4). A task already assigned to another agent is :class:`Conflict` (exit 4, with
+        ``holder``) unless ``force`` reassigns it; assigning it again to the same agent
+        changes nothing."""
         check_name(task_id, "task id")
         check_name(agent, "agent name")
+        self.hooks.identify(agent, "assign", register)
         previous: list[str | None] = [None]
 
-        def fn(task: Task) -> Task:
+        def fn(task: Task) -> Task | None:
             if task.status not in (PENDING, ASSIGNED):
                 raise InvalidTransition(
                     f"task {task.id} is {task.status}; only pending or assigned tasks can be "
@@ -400,21 +588,54 @@ class TaskBoard:
                     task=task.id,
                 )
             previous[0] = task.agent
+            if task.status == ASSIGNED and task.agent == agent:
+                return None  # already so: a repeat changes nothing
+            if task.status == ASSIGNED and not force:
+                raise Conflict(
+                    f"task {task.id} is already assigned to {task.agent}; pass --force "
+                    f"(API: force=True) to reassign it to {agent}",
+                    task=task.id,
+                    holder=task.agent,
+                )
+            self._check_capable(task, agent)
             now = self.clock()
             task.status, task.agent, task.assigned_at, task.updated_at = ASSIGNED, agent, now, now
-            leases.add_log(task, now, f"assigned to {agent}", MAX_LOG_LINES)
+            was = f" (was {previous[0]})" if previous[0] and previous[0] != agent else ""
+            leases.add_log(task, now, f"assigned to {agent}{was}", MAX_LOG_LINES)
             return task
 
         task = self.store.update_task(task_id, fn)
         self._on_change(task, previous[0])
         return task
 
-    def assign_auto(self, task_id: str, *, capability: str | None = None) -> Task:
+    def assign_auto(
+        self, task_id: str, *, capability: str | None = None, force: bool = False
+    ) -> Task:
         """Assign ``task_id`` to the agent the router picks (the healthy, least-loaded agent with a
         closed breaker, see :mod:`agentcoord.domain.routing`); :class:`NotFound` (exit 3) says why
-        when none qualifies."""
-        self.get(task_id)  # an unknown task is reported as such, before routing
-        return self.assign(task_id, self.hooks.pick_agent(capability))
+        when none qualifies. ``force`` as in :meth:`assign`. The router picks only among agents
+        that have ``capability`` and every capability the task requires (SPEC section 11)."""
+        task = self.get(task_id)  # an unknown task is reported as such, before routing
+        needs = list(dict.fromkeys([*task.requires, *([capability] if capability else [])]))
+        wanted: str | Names | None = needs[0] if len(needs) == 1 else (needs or None)
+        return self.assign(task_id, self.hooks.pick_agent(wanted), force=force)
+
+    def _check_capable(self, task: Task, agent: str) -> None:
+        """Raise :class:`Conflict` (exit 4, naming what is missing) unless ``agent`` registered
+        every capability ``task`` requires (SPEC section 11). Reads the agent only when the
+        task requires something."""
+        if not task.requires:
+            return
+        have = self._capabilities(agent)
+        missing = [c for c in task.requires if c not in have]
+        if missing:
+            raise Conflict(
+                f"task {task.id} requires capability {', '.join(missing)}, which {agent} lacks "
+                f"(has: {', '.join(have) or 'none'}; 'agent register {agent} --capability "
+                f"{missing[0]}' adds it)",
+                task=task.id,
+                missing=missing,
+            )
 
     def cancel(self, task_id: str, *, reason: str | None = None) -> Task:
         """Withdraw an unfinished task (a coordinator's decision; no lease needed)."""
@@ -438,6 +659,319 @@ class TaskBoard:
         self._on_change(task, previous[0])
         return task
 
+    # -- the lifecycle (SPEC section 11) ---------------------------------------------------
+    def retry(self, task_id: str, *, reason: str | None = None) -> Task:
+        """A failed or blocked task back to ``pending`` (SPEC section 11); returns it.
+
+        ``attempts`` are kept; a task that used up ``max_attempts`` gets one more (its
+        ``max_attempts`` grows to ``attempts + 1``, logged), so the next lease that expires
+        fails it again rather than leave ``attempts`` above the maximum. The error moves to the
+        log and the holder is dropped; a task that was reserved (``assigned``) before it was
+        blocked stays reserved for that agent. Dependents the failure blocked are unblocked
+        (a follow-up, :meth:`unblock_dependents`) when none of their other dependencies keeps
+        them blocked. A blocked task whose dependency is still failed, cancelled or blocked is
+        refused with :class:`InvalidTransition` (exit 4, naming it): retry that one first.
+        Anything else (pending, in progress, complete, cancelled) is :class:`InvalidTransition`
+        (exit 4); complete and cancelled tasks are :meth:`reopen`-ed."""
+        check_name(task_id, "task id")
+        why = text(reason, "reason") if reason is not None else None
+        previous: list[str | None] = [None]
+
+        def fn(task: Task) -> Task:
+            if task.status not in (FAILED, BLOCKED):
+                hint = "; 'task reopen' reopens it" if task.status in (COMPLETE, CANCELLED) else ""
+                raise InvalidTransition(
+                    f"task {task.id} is {task.status}; only failed or blocked tasks can be "
+                    f"retried{hint}",
+                    task=task.id,
+                    status=task.status,
+                )
+            now = self.clock()
+            previous[0] = task.agent if task.status == FAILED else None
+            if task.status == BLOCKED:
+                states = self._dep_states(task) if task.depends_on else {}
+                task.dep_states.update(states)
+                failed = deps.failed_dependency(task, states)
+                if failed is not None:
+                    raise InvalidTransition(
+                        f"task {task.id} is blocked: its dependency {failed} is "
+                        f"{states[failed]}; retry or reopen {failed} first",
+                        task=task.id,
+                        dependency=failed,
+                    )
+                was = f"blocked ({task.blocked_reason})" if task.blocked_reason else "blocked"
+                _reopen(task, now, ASSIGNED if task.agent else PENDING)
+            else:
+                was = f"failed: {task.error}" if task.error else "failed"
+                _reopen(task, now, PENDING)
+                if task.attempts >= task.max_attempts:
+                    task.max_attempts = task.attempts + 1
+                    was += f"; max attempts raised to {task.max_attempts}"
+            note = f" ({why})" if why else ""
+            leases.add_log(task, now, f"retried{note}; was {was}", MAX_LOG_LINES)
+            return task
+
+        task = self.store.update_task(task_id, fn)
+        self._after_reopen(task, previous[0])
+        return task
+
+    def reopen(self, task_id: str, *, reason: str | None = None) -> Task:
+        """A complete or cancelled task back to ``pending`` (SPEC section 11); returns it.
+
+        The result (or the cancel reason) moves to the log; attempts, epoch and the rest are
+        kept. Dependents the cancel blocked are unblocked (:meth:`unblock_dependents`).
+        Dependents that are pending simply wait for it again; dependents that already started
+        or finished are left as they are (they ran on the work as it was: reopen them too if
+        they must run again). A failed task is :meth:`retry`-ed; any other state is
+        :class:`InvalidTransition` (exit 4)."""
+        check_name(task_id, "task id")
+        why = text(reason, "reason") if reason is not None else None
+        previous: list[str | None] = [None]
+
+        def fn(task: Task) -> Task:
+            if task.status not in (COMPLETE, CANCELLED):
+                hint = "; 'task retry' retries it" if task.status == FAILED else ""
+                raise InvalidTransition(
+                    f"task {task.id} is {task.status}; only complete or cancelled tasks can "
+                    f"be reopened{hint}",
+                    task=task.id,
+                    status=task.status,
+                )
+            now = self.clock()
+            previous[0] = task.agent
+            outcome = task.result if task.status == COMPLETE else task.error
+            was = task.status + (f": {outcome}" if outcome else "")
+            _reopen(task, now, PENDING)
+            note = f" ({why})" if why else ""
+            leases.add_log(task, now, f"reopened{note}; was {was}", MAX_LOG_LINES)
+            return task
+
+        task = self.store.update_task(task_id, fn)
+        self._after_reopen(task, previous[0])
+        return task
+
+    def _after_reopen(self, task: Task, previous: str | None) -> None:
+        def unblock() -> None:
+            self.unblock_dependents(task.id)
+
+        self._follow_up(f"the dependents of task {task.id}", unblock)
+        if previous is not None:
+            self._on_change(task, previous)
+
+    def unblock_dependents(self, task_id: str) -> TaskList:
+        """Unblock every blocked task that depends on ``task_id`` (transitively) and has no
+        failed, cancelled or blocked dependency left: back to ``pending`` (``assigned`` if it
+        was reserved). Each is decided under its own lock from its dependencies' states then,
+        dependencies first; safe to repeat. Returns the tasks unblocked (``retry``, ``reopen``
+        and ``coord doctor --fix`` use it)."""
+        check_name(task_id, "task id")
+        return self.unblock(deps.blocked_dependents(task_id, self.store.list_task_heads()))
+
+    def unblock(self, ids: Iterable[str]) -> TaskList:
+        """Unblock each of ``ids`` that is blocked with no failed, cancelled or blocked
+        dependency (in the order given: dependencies first); returns those unblocked."""
+        done: TaskList = []
+        for dep_id in ids:
+            changed = [False]
+
+            def fn(task: Task, changed: list[bool] = changed) -> Task | None:
+                changed[0] = False
+                if task.status != BLOCKED:
+                    return None
+                states = self._dep_states(task) if task.depends_on else {}
+                if deps.failed_dependency(task, states) is not None:
+                    return None
+                now = self.clock()
+                was = task.blocked_reason
+                task.dep_states.update(states)
+                _reopen(task, now, ASSIGNED if task.agent else PENDING)
+                leases.add_log(
+                    task, now, "unblocked" + (f"; was blocked: {was}" if was else ""), MAX_LOG_LINES
+                )
+                changed[0] = True
+                return task
+
+            try:
+                task = self.store.update_task(dep_id, fn)
+            except NotFound:
+                continue
+            if changed[0]:
+                done.append(task)
+        return done
+
+    def edit(
+        self,
+        task_id: str,
+        *,
+        title: str | None = None,
+        priority: int | None = None,
+        lease_seconds: float | None = None,
+        max_attempts: int | None = None,
+        add_deps: Iterable[str] = (),
+        remove_deps: Iterable[str] = (),
+        labels: Iterable[str] = (),
+        unlabel: Iterable[str] = (),
+        requires: Iterable[str] = (),
+        unrequire: Iterable[str] = (),
+        parent: str | None = None,
+        description: str | None = None,
+    ) -> Task:
+        """Change a task's own fields in one atomic update (SPEC section 11); returns it.
+
+        ``title`` (one line, :func:`~agentcoord.core.validate.one_line`), ``priority``,
+        ``lease_seconds`` (what the *next* grant gets: a holder keeps the length of its current
+        grant), ``max_attempts`` (at least the attempts used), dependencies added (each must
+        exist; a cycle is :class:`DependencyCycle`, exit 2) or removed, labels and required
+        capabilities added or removed, ``parent`` (an existing task that is not complete and
+        not a descendant; ``""`` clears it) and ``description`` (free markdown; ``""`` clears
+        it). Ownership, status, lease and epoch are untouched, so a holder's lease and fencing
+        stay valid; a pending or blocked task's blocked state is re-derived from its new
+        dependencies. Nothing to change is :class:`InvalidInput` (exit 2); an unknown task or
+        dependency :class:`NotFound` (exit 3)."""
+        check_name(task_id, "task id")
+        if title is not None:
+            title = one_line(title, "title", MAX_TITLE)
+        if priority is not None:
+            whole(priority, "priority", minimum=-MAX_INT)
+        if lease_seconds is not None:
+            lease_seconds = seconds(lease_seconds, "lease", minimum=MIN_LEASE)
+        if max_attempts is not None:
+            whole(max_attempts, "max attempts", minimum=1)
+        add = _names(add_deps, "dependency id")
+        drop = _names(remove_deps, "dependency id")
+        label_add, label_drop = _names(labels, "label"), _names(unlabel, "label")
+        cap_add, cap_drop = _names(requires, "capability"), _names(unrequire, "capability")
+        if parent is not None and parent != "":
+            check_name(parent, "parent id")
+        if description is not None:
+            description = _description(description)
+        given = [title, priority, lease_seconds, max_attempts, parent, description]
+        lists = [add, drop, label_add, label_drop, cap_add, cap_drop]
+        if all(v is None for v in given) and not any(lists):
+            raise InvalidInput(f"task edit {task_id}: nothing to change")
+        if set(add) & set(drop) or set(label_add) & set(label_drop) or set(cap_add) & set(cap_drop):
+            raise InvalidInput("the same name is both added and removed")
+        existing: dict[str, TaskHead] = {}
+        if add or parent:
+            existing = {h.id: h for h in self.store.list_task_heads()}
+        dep_titles: dict[str, str] = {}
+        if add:
+            missing = [d for d in add if d not in existing]
+            if missing:
+                raise NotFound(f"unknown dependency: {', '.join(missing)}", missing=missing)
+            if task_id in existing:  # the check sees the task's current dependencies too
+                current = [d for d in existing[task_id].depends_on if d not in drop]
+                deps.check_acyclic(task_id, [*current, *add], existing)
+            for d in add:
+                dep_titles[d] = self.store.get_task(d).title
+        if parent:
+            _check_parent(task_id, parent, existing)
+        previous: list[str | None] = [None]
+
+        def fn(task: Task) -> Task:
+            now = self.clock()
+            previous[0] = task.agent
+            changed: list[str] = []
+            if title is not None and title != task.title:
+                task.title = title
+                changed.append("title")
+            if priority is not None and priority != task.priority:
+                task.priority = priority
+                changed.append(f"priority {priority}")
+            if lease_seconds is not None and lease_seconds != task.lease_seconds:
+                if task.status == IN_PROGRESS and task.lease_grant is None:
+                    task.lease_grant = task.lease_seconds  # the current grant keeps its length
+                task.lease_seconds = lease_seconds
+                changed.append(f"lease {lease_seconds:g}s")
+            if max_attempts is not None and max_attempts != task.max_attempts:
+                if max_attempts < task.attempts:
+                    raise InvalidInput(
+                        f"max attempts {max_attempts} is below the {task.attempts} attempt(s) "
+                        f"task {task.id} already used",
+                        field="max_attempts",
+                    )
+                task.max_attempts = max_attempts
+                changed.append(f"max attempts {max_attempts}")
+            new_deps = [d for d in task.depends_on if d not in drop]
+            new_deps += [d for d in add if d not in new_deps]
+            deps_changed = new_deps != task.depends_on
+            if deps_changed:
+                gone = [d for d in task.depends_on if d not in new_deps]
+                task.depends_on = new_deps
+                for d in gone:
+                    task.dep_states.pop(d, None)
+                    task.dep_titles.pop(d, None)
+                task.dep_titles.update(dep_titles)
+                changed.append("dependencies " + ", ".join(new_deps or ["none"]))
+            for attr, plus, minus, what in (
+                ("labels", label_add, label_drop, "labels"),
+                ("requires", cap_add, cap_drop, "requires"),
+            ):
+                old = getattr(task, attr)
+                new = [v for v in old if v not in minus] + [v for v in plus if v not in old]
+                if new != old:
+                    setattr(task, attr, new)
+                    changed.append(f"{what} " + (", ".join(new) or "none"))
+            if parent is not None and (parent or None) != task.parent:
+                if parent == task.id:
+                    raise DependencyCycle(f"task {task.id} cannot be its own parent", task=task.id)
+                task.parent = parent or None
+                changed.append(f"parent {parent or 'none'}")
+            if description is not None and description != task.description:
+                task.description = description
+                changed.append("description")
+            if deps_changed and task.status in (PENDING, ASSIGNED, BLOCKED):
+                self._rederive(task, now)
+            if not changed:
+                return task  # written anyway: the caller sees the task as it is
+            task.updated_at = now
+            leases.add_log(task, now, "edited: " + "; ".join(changed), MAX_LOG_LINES)
+            return task
+
+        task = self.store.update_task(task_id, fn)
+        if task.status == BLOCKED:
+            self._block_dependents(task)
+        return task
+
+    def _rederive(self, task: Task, now: float) -> None:
+        """Blocked or not, from the dependencies' states now (inside the task's update)."""
+        states = self._dep_states(task) if task.depends_on else {}
+        task.dep_states.update(states)
+        failed = deps.failed_dependency(task, states)
+        if failed is not None and task.status != BLOCKED:
+            task.status = BLOCKED
+            task.blocked_reason = f"dependency {failed} is {states[failed]}"
+            leases.add_log(task, now, f"blocked: {task.blocked_reason}", MAX_LOG_LINES)
+        elif failed is None and task.status == BLOCKED:
+            was = task.blocked_reason
+            _reopen(task, now, ASSIGNED if task.agent else PENDING)
+            leases.add_log(
+                task, now, "unblocked" + (f"; was blocked: {was}" if was else ""), MAX_LOG_LINES
+            )
+
+    def check(self, task_id: str, number: int, *, checked: bool = True) -> Task:
+        """Tick acceptance criterion ``number`` (1-based: the ``- [ ]`` items of the
+        description, :mod:`agentcoord.core.checklist`), or clear it with ``checked=False``;
+        returns the task. No such item is :class:`InvalidInput` (exit 2). Like :meth:`edit`,
+        it leaves ownership, lease and epoch alone."""
+        from ..core import checklist
+
+        check_name(task_id, "task id")
+        whole(number, "criterion number", minimum=1)
+
+        def fn(task: Task) -> Task | None:
+            new = checklist.tick(task.description, number, checked)
+            if new == task.description:
+                return None
+            now = self.clock()
+            task.description, task.updated_at = new, now
+            item = checklist.items(new)[number - 1][1]
+            verb = "checked" if checked else "unchecked"
+            leases.add_log(task, now, f"criterion {number} {verb}: {item}", MAX_LOG_LINES)
+            return task
+
+        return self.store.update_task(task_id, fn)
+
     # -- claiming --------------------------------------------------------------------------
     def claim(
         self,
@@ -446,15 +980,22 @@ class TaskBoard:
         agent: str,
         lease_seconds: float | None = None,
         project: str | None = None,
+        register: bool = False,
     ) -> Task:
         """Claim ``task_id``, or the ready task with the highest priority (oldest first).
 
         Exactly once: the claimability check runs inside the store's atomic update. Raises
-        :class:`NothingToClaim` (exit 3) or :class:`Conflict` (exit 4) with the reason."""
+        :class:`NothingToClaim` (exit 3) or :class:`Conflict` (exit 4) with the reason.
+
+        Strict identity (SPEC section 11): an agent that was never registered is
+        :class:`NotFound` (exit 3) unless ``register`` (or the workspace's ``auto_register``)
+        registers it; a retired one is :class:`Conflict` (exit 4). Claiming a task the agent
+        already holds is a new grant: the lease is renewed and the epoch grows, so an older
+        session using the same name is fenced out (its writes with the old epoch are refused)."""
         check_name(agent, "agent name")
         if lease_seconds is not None:
             lease_seconds = seconds(lease_seconds, "lease", minimum=MIN_LEASE)
-        self._before_claim(agent)
+        self._before_claim(agent, register)
         if task_id is not None:
             check_name(task_id, "task id")
             claimed = self._claim_one(task_id, agent, lease_seconds, explicit=True)
@@ -465,10 +1006,16 @@ class TaskBoard:
         if any(h.depends_on for h in heads):  # finished dependencies are not among the open
             states = {h.id: h.status for h in self.store.list_task_heads()}
         now = self.clock()
+        # SPEC section 11: a task that requires capabilities is only for agents that have them
+        # (the agent is read only when some task requires something).
+        caps: set[str] | None = None
+        if any(h.requires for h in heads):
+            caps = set(self._capabilities(agent))
         candidates = [
             h
             for h in heads
             if (project is None or h.project == project)
+            and (caps is None or set(h.requires) <= caps)
             and deps.takeable(h, now, agent)
             # Ready ones, and those with a failed dependency: _claim_one marks these blocked
             # (repairing a missed propagation) and moves on. Waiting ones are not candidates.
@@ -541,10 +1088,19 @@ class TaskBoard:
             if task.status == IN_PROGRESS:
                 if not task.lease_expired(now):
                     if task.agent == agent:
+                        # Claimed again by its holder's name: a new grant (SPEC section 11). A
+                        # second session using the name must not share the first one's epoch.
                         outcome["renewed"] = True
-                        if lease_seconds is not None:
-                            task.lease_grant = lease_seconds
+                        task.lease_grant = lease_seconds
+                        task.epoch += 1
                         leases.renew(task, now)
+                        leases.add_log(
+                            task,
+                            now,
+                            f"claimed again by {agent} (epoch {task.epoch}; epoch "
+                            f"{task.epoch - 1} is fenced out)",
+                            MAX_LOG_LINES,
+                        )
                         return task
                     raise Conflict(
                         f"task {task.id} is held by {task.agent} (lease until "
@@ -567,6 +1123,7 @@ class TaskBoard:
                     task=task.id,
                     status=task.status,
                 )
+            self._check_capable(task, agent)
             waiting = deps.unmet(task, states)
             if waiting:
                 raise Conflict(
@@ -830,7 +1387,7 @@ class TaskBoard:
             leases.renew(task, now)
             return task
 
-        task = self.store.update_task(task_id, fn)
+        task = self._update_held(task_id, fn, agent)
         if refresh[0]:  # rapid progress loops skip the agent-file write (and its imports)
             self._on_change(task, agent, progress_only=True)
         return task
@@ -848,7 +1405,7 @@ class TaskBoard:
             leases.renew(task, now)
             return task
 
-        return self.store.update_task(task_id, fn)
+        return self._update_held(task_id, fn, agent)
 
     def complete(
         self, task_id: str, *, agent: str, result: str | None = None, epoch: int | None = None
@@ -872,6 +1429,8 @@ class TaskBoard:
             if _finished_by(task, agent, status, epoch):
                 return None  # a retry of what already happened: success, nothing changes
             leases.check_holder(task, agent, now, epoch)
+            if status == COMPLETE:
+                self._check_children(task)
             task.status, task.completed_at, task.updated_at = status, now, now
             leases.end(task)
             if status == COMPLETE:
@@ -885,12 +1444,30 @@ class TaskBoard:
             leases.add_log(task, now, f"{status} by {agent}", MAX_LOG_LINES)
             return task
 
-        task = self.store.update_task(task_id, fn)
+        task = self._update_held(task_id, fn, agent)
         if status == FAILED:
             self._after_failure(task, agent)
         else:
             self._on_change(task, agent)
         return task
+
+    def _check_children(self, task: Task) -> None:
+        """A parent cannot complete while a child is open (SPEC section 11):
+        :class:`Conflict` (exit 4) naming the open children. Runs inside the parent's update;
+        a child is another record, so one created at this very moment can slip past (as a
+        dependency added meanwhile would), and ``task reopen`` of a child is not refused."""
+        open_children = sorted(
+            (h for h in self.store.list_task_heads(statuses=OPEN_STATES) if h.parent == task.id),
+            key=order_key,
+        )
+        if open_children:
+            shown = ", ".join(f"{h.id} ({h.status})" for h in open_children[:10])
+            more = f" and {len(open_children) - 10} more" if len(open_children) > 10 else ""
+            raise Conflict(
+                f"task {task.id} has open children: {shown}{more}; finish or cancel them first",
+                task=task.id,
+                children=[h.id for h in open_children],
+            )
 
     def release(
         self, task_id: str, *, agent: str, reason: str | None = None, epoch: int | None = None
@@ -911,7 +1488,7 @@ class TaskBoard:
             )
             return task
 
-        task = self.store.update_task(task_id, fn)
+        task = self._update_held(task_id, fn, agent)
         self._on_change(task, agent)
         return task
 
@@ -951,3 +1528,55 @@ def _iso(ts: float | None) -> str:
 def _plain(value: float) -> float | int:
     """``3500`` rather than ``3500.0`` in the json block, as the seed shows it."""
     return int(value) if value == int(value) else value
+
+
+#: The longest description a task may hold (characters): a page of markdown, not a document.
+MAX_DESCRIPTION = 20_000
+
+
+def _reopen(task: Task, now: float, status: str) -> None:
+    """``task`` open again as ``status`` (pending, or assigned to the agent it was reserved
+    for): no holder, no lease, no outcome; progress starts over. Attempts and epoch stay."""
+    task.status = status
+    if status != ASSIGNED:
+        task.agent = None
+    leases.end(task)
+    task.completed_at = task.result = task.error = task.blocked_reason = task.eta = None
+    task.percent = None
+    if task.progress_current is not None:
+        task.progress_current = 0.0 if task.progress_total is not None else None
+    task.updated_at = now
+
+
+def _names(values: Iterable[str] | str, what: str) -> list[str]:
+    """Names given to a list option, each once, in order (a bare string is one name)."""
+    items = [values] if isinstance(values, str) else list(values)
+    return list(dict.fromkeys(check_name(v, what) for v in items))
+
+
+def _description(value: str) -> str:
+    """A description as stored (free markdown, the ``## Description`` section)."""
+    if not isinstance(value, str):
+        raise InvalidInput("the description must be text")
+    if len(value) > MAX_DESCRIPTION:
+        raise InvalidInput(
+            f"the description is {len(value)} characters; at most {MAX_DESCRIPTION}",
+            field="description",
+        )
+    return normalize_block(value, "description").strip()
+
+
+def _check_parent(task_id: str, parent: str, existing: dict[str, TaskHead]) -> None:
+    """``parent`` may be ``task_id``'s parent: it exists, is not complete (a parent cannot be
+    complete while a child is open) and is not ``task_id`` itself or one of its descendants."""
+    head = existing.get(parent)
+    if head is None:
+        raise NotFound(f"unknown parent task {parent}", missing=[parent])
+    if head.status == COMPLETE:
+        raise InvalidTransition(
+            f"parent task {parent} is complete; reopen it first ('task reopen {parent}')",
+            task=parent,
+        )
+    if parent == task_id:
+        raise DependencyCycle(f"task {task_id} cannot be its own parent", task=task_id)
+    deps.check_parent(task_id, parent, existing)

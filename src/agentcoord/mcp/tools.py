@@ -14,7 +14,9 @@ and ``pydantic`` at run time (the SDK needs the annotations evaluated).
 from __future__ import annotations
 
 import math
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
+
+from pydantic import BeforeValidator
 
 from .. import shapes
 from ..core.validate import check_name
@@ -23,23 +25,41 @@ from ..errors import InvalidInput, NotFound
 #: Default and largest number of rows in any list a tool returns (tasks, events, agents, alerts).
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 100
+#: How many grants a server remembers the epoch of (see :attr:`Tools.epochs`).
+MAX_EPOCHS = 1024
 
 Outcome = Literal["complete", "fail", "release"]
 AgentStatus = Literal["idle", "busy", "blocked", "offline"]
+Action = Literal["retry", "reopen", "cancel"]
+
+
+def _id_text(value: object) -> object:
+    """Generated task ids are numbers, and models send them as JSON numbers (issue 16):
+    a whole number is the id it spells; anything else is left to validation."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    return value
+
+
+#: A task id: text, or a whole number (advertised as a string, so it costs no tokens).
+TaskId = Annotated[str, BeforeValidator(_id_text)]
 
 #: Tool name -> description. Order is the order of ``tools/list``. Keep them to one short line:
 #: the parameter names and the output say the rest.
 DESCRIPTIONS: dict[str, str] = {
-    "register": "Register the agent (idempotent).",
+    "register": "Register this session of the agent (repeats are safe); takeover: replace "
+    "another live session using the name.",
     "heartbeat": "Sign of life; renews the agent's task leases.",
     "create_task": "Create a task.",
     "claim": "Claim task id, or the next ready task (highest priority, oldest first).",
     "progress": "Report progress and/or log a message on a task you hold; renews its lease.",
     "finish": "End your hold: complete (note=result), fail (note=error, required) "
     "or release (back to pending; note=reason).",
-    "list_tasks": "List tasks in claim order. status: a state or 'open'; ready: only what a "
-    "claim would take now.",
+    "list_tasks": "List tasks in claim order. status: a state or 'open'; ready: what a claim "
+    "takes now; text: search.",
     "show_task": "One task in full, with its newest log lines.",
+    "edit_task": "action: retry (failed/blocked), reopen (complete/cancelled), cancel; and/or "
+    "edit fields; check=N ticks criterion N.",
     "emit_event": "Append an event to a channel.",
     "read_events": "Events on a channel you have not read yet (advances your cursor); "
     "peek=true: the latest ones, no cursor.",
@@ -99,6 +119,21 @@ class Tools:
     def __init__(self, coord: Coordinator, agent: str | None = None) -> None:
         self.coord = coord
         self.default_agent = check_name(agent, "agent name") if agent is not None else None
+        #: Agent -> the session token its ``register`` through this server got (SPEC section
+        #: 11): a repeat is the same session, and a heartbeat learns when it was replaced.
+        self.sessions: dict[str, str] = {}
+        #: (agent, task id) -> the epoch of the grant this server's ``claim`` got: progress and
+        #: finish are fenced with it, so a session whose task was claimed again under the same
+        #: name (another session) is refused (``stale_epoch``) instead of writing over it.
+        self.epochs: dict[tuple[str, str], int] = {}
+
+    def _epoch(self, agent: str, task_id: object) -> int | None:
+        return self.epochs.get((agent, str(task_id)))
+
+    def _granted(self, agent: str, task: Task) -> None:
+        if len(self.epochs) >= MAX_EPOCHS:  # a long-lived server: forget the oldest grants
+            del self.epochs[next(iter(self.epochs))]
+        self.epochs[(agent, task.id)] = task.epoch
 
     # -- helpers -------------------------------------------------------------------------------
     def _agent(self, agent: str | None) -> str:
@@ -116,9 +151,18 @@ class Tools:
         *,
         capabilities: list[str] | None = None,
         note: str | None = None,
+        takeover: bool = False,
         agent: str | None = None,
     ) -> dict[str, Any]:
-        found = self.coord.agents.register(self._agent(agent), capabilities=capabilities, note=note)
+        who = self._agent(agent)
+        found = self.coord.agents.register(
+            who,
+            capabilities=capabilities,
+            note=note,
+            session=self.sessions.get(who),
+            takeover=takeover,
+        )
+        self.sessions[who] = found.session
         return shapes.agent_summary(found)
 
     def heartbeat(
@@ -129,8 +173,9 @@ class Tools:
         note: str | None = None,
         agent: str | None = None,
     ) -> dict[str, Any]:
+        who = self._agent(agent)
         found, renewed = self.coord.agents.heartbeat(
-            self._agent(agent), status=status, workload=workload, note=note
+            who, status=status, workload=workload, note=note, session=self.sessions.get(who)
         )
         data = shapes.agent_summary(found)
         data["renewed"] = [t.id for t in renewed]
@@ -142,12 +187,16 @@ class Tools:
         self,
         *,
         title: str,
-        id: str | None = None,
+        id: TaskId | None = None,
         project: str | None = None,
         priority: int = 0,
-        depends_on: list[str] | None = None,
+        depends_on: list[TaskId] | None = None,
         assign: str | None = None,
         total: float | None = None,
+        labels: list[str] | None = None,
+        requires: list[str] | None = None,
+        parent: TaskId | None = None,
+        description: str | None = None,
     ) -> dict[str, Any]:
         task = self.coord.tasks.create(
             title,
@@ -158,26 +207,30 @@ class Tools:
             assign=assign,
             total=total,
             created_by=self.default_agent,
+            labels=labels or (),
+            requires=requires or (),
+            parent=parent,
+            description=description,
         )
         return self._task(task)
 
     def claim(
         self,
         *,
-        id: str | None = None,
+        id: TaskId | None = None,
         project: str | None = None,
         lease_seconds: float | None = None,
         agent: str | None = None,
     ) -> dict[str, Any]:
-        task = self.coord.tasks.claim(
-            id, agent=self._agent(agent), lease_seconds=lease_seconds, project=project
-        )
+        who = self._agent(agent)
+        task = self.coord.tasks.claim(id, agent=who, lease_seconds=lease_seconds, project=project)
+        self._granted(who, task)
         return self._task(task)
 
     def progress(
         self,
         *,
-        id: str,
+        id: TaskId,
         current: float | None = None,
         total: float | None = None,
         percent: float | None = None,
@@ -189,7 +242,8 @@ class Tools:
         values = _scalars(metrics, "metrics")
         tasks = self.coord.tasks
         if current is None and percent is None and not values and message is not None:
-            task = tasks.log(id, message, agent=who)  # a log line: the API's cheaper call
+            # a log line: the API's cheaper call
+            task = tasks.log(id, message, agent=who, epoch=self._epoch(who, id))
         else:
             task = tasks.progress(
                 id,
@@ -199,27 +253,30 @@ class Tools:
                 percent=percent,
                 metrics=values or None,
                 message=message,
+                epoch=self._epoch(who, id),
             )
         return self._task(task)
 
     def finish(
         self,
         *,
-        id: str,
+        id: TaskId,
         outcome: Outcome,
         note: str | None = None,
         agent: str | None = None,
     ) -> dict[str, Any]:
         who = self._agent(agent)
         tasks = self.coord.tasks
+        epoch = self._epoch(who, id)
         if outcome == "complete":
-            task = tasks.complete(id, agent=who, result=note)
+            task = tasks.complete(id, agent=who, result=note, epoch=epoch)
         elif outcome == "fail":
             if note is None:
                 raise InvalidInput("outcome fail needs note: the error")
-            task = tasks.fail(id, agent=who, error=note)
+            task = tasks.fail(id, agent=who, error=note, epoch=epoch)
         else:
-            task = tasks.release(id, agent=who, reason=note)
+            task = tasks.release(id, agent=who, reason=note, epoch=epoch)
+        self.epochs.pop((who, task.id), None)
         return self._task(task)
 
     def list_tasks(
@@ -231,18 +288,85 @@ class Tools:
         ready: bool | None = None,
         limit: int = DEFAULT_LIMIT,
         fields: list[str] | None = None,
+        text: str | None = None,
+        label: str | None = None,
+        parent: TaskId | None = None,
+        archived: bool = False,
     ) -> dict[str, Any]:
         limit = _limit(limit)
+        board = self.coord.tasks
+        if text is not None:  # task search: id, title, description, labels
+            if ready or agent is not None or project is not None or parent is not None:
+                raise InvalidInput("text searches by status, label and archived only")
+            found, total = board.search(
+                text, label=label, status=status, archived=archived, limit=limit
+            )
+            return {"tasks": [_select(self._task(t), fields) for t in found], "total": total}
         if ready and agent is None:  # "what can I claim now": the acting agent's claim
             agent = self.default_agent
-        tasks = self.coord.tasks.list(status=status, agent=agent, project=project, ready=ready)
+        tasks = board.list(
+            status=status,
+            agent=agent,
+            project=project,
+            ready=ready,
+            label=label,
+            parent=parent,
+            archived=archived,
+        )
         rows = [_select(self._task(t), fields) for t in tasks[:limit]]
         return {"tasks": rows, "total": len(tasks)}
 
-    def show_task(self, *, id: str, fields: list[str] | None = None) -> dict[str, Any]:
-        task = self.coord.tasks.get(id)
+    def show_task(self, *, id: TaskId, fields: list[str] | None = None) -> dict[str, Any]:
+        task, archive = self.coord.tasks.find(id)
         shown = shapes.Bounded(task, lines=shapes.SHOW_LOG_LINES, chars=shapes.SHOW_LOG_CHARS)
-        return _select(shapes.task_shown(shown, self.coord.now()), fields)
+        data = shapes.task_shown(shown, self.coord.now())
+        data["archived"] = archive is not None
+        return _select(data, fields)
+
+    def edit_task(
+        self,
+        *,
+        id: TaskId,
+        action: Action | None = None,
+        reason: str | None = None,
+        title: str | None = None,
+        priority: int | None = None,
+        description: str | None = None,
+        labels: list[str] | None = None,
+        add_deps: list[TaskId] | None = None,
+        remove_deps: list[TaskId] | None = None,
+        parent: TaskId | None = None,
+        check: int | None = None,
+    ) -> dict[str, Any]:
+        board = self.coord.tasks
+        values = (title, priority, description, parent)
+        given = any(v is not None for v in values) or bool(labels or add_deps or remove_deps)
+        if action is None and not given and check is None:
+            raise InvalidInput("edit_task: give an action, fields to change or check")
+        if reason is not None and action is None:
+            raise InvalidInput("reason goes with an action (retry, reopen or cancel)")
+        task = None
+        if given:  # fields first: "reopen with a new title" reopens what was edited
+            task = board.edit(
+                id,
+                title=title,
+                priority=priority,
+                description=description,
+                labels=labels or (),
+                add_deps=add_deps or (),
+                remove_deps=remove_deps or (),
+                parent=parent,
+            )
+        if check is not None:
+            task = board.check(id, check)
+        if action == "retry":
+            task = board.retry(id, reason=reason)
+        elif action == "reopen":
+            task = board.reopen(id, reason=reason)
+        elif action == "cancel":
+            task = board.cancel(id, reason=reason)
+        assert task is not None
+        return self._task(task)
 
     # -- events --------------------------------------------------------------------------------
     def emit_event(
@@ -305,7 +429,7 @@ class Tools:
     def status(self, *, limit: int = DEFAULT_LIMIT) -> dict[str, Any]:
         limit = _limit(limit)
         data = self.coord.reports.status()
-        keep = ("agent", "class", "status", "workload", "active", "reason")
+        keep = ("agent", "class", "status", "workload", "active", "assigned", "reason")
         agents = [{k: row.get(k) for k in keep} for row in data["agents"]]
         out: dict[str, Any] = {
             "time": data["time"],

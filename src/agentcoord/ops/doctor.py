@@ -18,7 +18,7 @@ epoch             granted tasks have epoch >= 1; logged grants never exceed it  
 attempts          0 <= attempts <= max_attempts                                  no
 dependency        every dependency is on the board or archived                  no
 cycle             dependencies form no cycle                                    no
-blocked           a blocked task has a failed or cancelled (transitive) dep     no
+blocked           a blocked task has a failed or cancelled (transitive) dep     yes (unblock)
 unblocked         a pending/assigned task with a failed/cancelled dep           yes (block)
 agent_view        an agent's active tasks = the in_progress tasks it holds       yes (rebuild)
 event_seq         per channel, seqs 1..N with no gap across archive + live      no
@@ -223,7 +223,7 @@ def _check_graph(
     for tid, task in sorted(tasks.items()):
         if task.status == BLOCKED and _root_cause(tid, deps, statuses) is None:
             msg = f"task {tid} is blocked but no dependency of it failed or was cancelled"
-            out.append(Violation("blocked", tid, msg, file=file_of(tid)))
+            out.append(Violation("blocked", tid, msg, file=file_of(tid), repairable=True))
     for tid, cause in sorted(_should_block(tasks, statuses).items()):
         msg = f"task {tid} is {tasks[tid].status} but its dependency {cause} is {statuses[cause]}"
         out.append(Violation("unblocked", tid, msg, file=file_of(tid), repairable=True))
@@ -349,7 +349,8 @@ def _check_events(store: Store) -> list[Violation]:
 # -- fix ---------------------------------------------------------------------------------------
 def fix(store: Store, *, now: float, board: TaskBoard, agents: Agents) -> list[str]:
     """Repair every repairable violation :func:`check` finds; return what was done. Reaps
-    expired leases (``board``), blocks dependents of failed/cancelled tasks, rebuilds agent views
+    expired leases (``board``), blocks dependents of failed/cancelled tasks, unblocks blocked
+    tasks none of whose dependencies failed or was cancelled, rebuilds agent views
     (``agents``) and the task index, and lets the store repair its own (temp files, world write
     permission). Each repair is an atomic update that re-checks its condition, so running it on
     a live board is safe."""
@@ -368,6 +369,17 @@ def fix(store: Store, *, now: float, board: TaskBoard, agents: Agents) -> list[s
                 actions.append(f"reaped task {task.id}: lease expired, now {task.status}")
     if "unblocked" in kinds or "expired_lease" in kinds:
         actions += _block(store, now)
+    if "blocked" in kinds:
+        # Dependencies first: a blocked task whose blocked dependency is unblocked in this
+        # pass is unblocked in the next (each decided under its lock, from its deps then).
+        stuck = sorted(v.key for v in found if v.kind == "blocked")
+        while stuck:
+            done = board.unblock(stuck)
+            if not done:
+                break
+            for task in done:
+                actions.append(f"unblocked task {task.id}: no dependency of it failed")
+            stuck = [tid for tid in stuck if tid not in {t.id for t in done}]
     if "agent_view" in kinds or "expired_lease" in kinds:
         tasks = {t.id: t for t in store.list_tasks()}
         for v in _view_drift(store, tasks, []):

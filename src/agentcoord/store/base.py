@@ -41,7 +41,7 @@ from __future__ import annotations
 import time
 from abc import ABC, abstractmethod
 
-from ..core.validate import check_name, json_data
+from ..core.validate import check_name, json_data, normalize_block
 from ..errors import Conflict, InvalidInput
 
 TYPE_CHECKING = False
@@ -201,6 +201,19 @@ class Store(ABC):
         self, *, errors: list[CorruptData] | None = None
     ) -> list[tuple[str, Task]]:
         """(archive name, task) of every archived task, in :meth:`record_order` of the names."""
+
+    def find_archived_task(self, task_id: str) -> tuple[str, Task] | None:
+        """The newest archive entry of task ``task_id`` (its archive name and the task), or
+        None. Archive names are the id, then ``{id}-{time}`` (:meth:`archive_name`), so the
+        newest is the one archived last. Unreadable entries are skipped. (Default: scan
+        :meth:`list_archived_tasks`; a backend may answer it without reading every entry.)"""
+        check_name(task_id, "task id")
+        found = [
+            (name, task) for name, task in self.list_archived_tasks(errors=[]) if task.id == task_id
+        ]
+        if not found:
+            return None
+        return max(found, key=lambda pair: (pair[1].updated_at or 0.0, pair[1].created_at))
 
     @abstractmethod
     def next_id(self, kind: str) -> int:
@@ -572,6 +585,26 @@ class Store(ABC):
         deps = {check_name(d, "dependency id") for d in task.depends_on}
         metrics = cls.json_object(task.metrics, "metrics")
         task.metrics = metrics
+        # SPEC section 11: labels and required capabilities are names, each once, in order;
+        # the parent is another task; the description is free text without surrounding blank
+        # lines (what the ``## Description`` section holds).
+        for attr, what in (("labels", "label"), ("requires", "capability")):
+            values = getattr(task, attr)
+            if not isinstance(values, list):
+                raise InvalidInput(f"task {task.id}: {attr} must be a list of names")
+            setattr(task, attr, list(dict.fromkeys(check_name(v, what) for v in values)))
+        if task.parent is not None:
+            check_name(task.parent, "parent id")
+            if task.parent == task.id:
+                raise InvalidInput(f"task {task.id} cannot be its own parent")
+        if not isinstance(task.description, str):
+            raise InvalidInput(f"task {task.id}: the description must be text")
+        lines = normalize_block(task.description, "description").split("\n")
+        while lines and not lines[0].strip():
+            del lines[0]
+        while lines and not lines[-1].strip():
+            del lines[-1]
+        task.description = "\n".join(lines)
         task.dep_states = {
             d: s for d, s in task.dep_states.items() if d in deps and s in TASK_STATES
         }

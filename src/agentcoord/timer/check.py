@@ -239,6 +239,10 @@ def summary_lines(data: dict[str, Any]) -> list[str]:
             lines.append("Needs attention: " + _more(stuck, len(stuck)))
         else:
             lines.append("Stuck agents: none")
+        idle = agents.get("idle") or []
+        if idle:  # free hands: no work held (SPEC section 4), never an alert
+            total = agents["by_class"].get("Idle", len(idle))
+            lines.append("Idle (no work): " + _more([str(a) for a in idle], total))
     reclaimed = data.get("reclaimed") or {"count": 0, "tasks": []}
     if reclaimed["count"]:
         items = [f"{t['id']} from {t['holder']} -> {t['status']}" for t in reclaimed["tasks"]]

@@ -7,8 +7,10 @@ checkpoint (the seed's file, the sidecar, ``--on-checkpoint``) depends on the mo
 - plain: every grid point is a checkpoint;
 - ``--adaptive``: while everything is healthy the gap between checkpoints doubles (1, 2, 4 ...
   grid steps, at most ``max_interval``); a probe that finds an agent Concerning or worse, or a
-  reaped lease, emits at once and snaps back to every grid point. Probing stays on the base grid,
-  so trouble is still noticed within one base interval and reaping never slows down;
+  reaped lease, emits at once and snaps back to every grid point. Agents that hold no work are
+  Idle or Gone (SPEC section 4), never trouble, so a team with nothing to do backs off too.
+  Probing stays on the base grid, so trouble is still noticed within one base interval and
+  reaping never slows down;
 - ``--until-done``: a probe that finds tasks but none pending, assigned or in progress emits a
   final checkpoint and stops the timer.
 """

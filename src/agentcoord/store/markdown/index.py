@@ -39,7 +39,7 @@ if TYPE_CHECKING:
 
     from ...core.models import Task
 
-INDEX_VERSION = 4
+INDEX_VERSION = 5  # 5: heads carry labels, parent and requires (issue 16)
 # A row: [mtime_ns, size, inode, crc32, recorded_ns, *TaskHead.to_list()]
 _HEAD = 5
 _STATUS = _HEAD + TaskHead.__slots__.index("status")

@@ -1,7 +1,8 @@
 """``agent-{name}.md``: the seed's "Agent Status File Format".
 
 Header fields: ``**Status**`` (upper-case in the file, lower-case in the model), ``**Last
-Updated**`` (= ``last_seen``), ``**Workload**``, ``**Registered**`` and ``**Capabilities**``.
+Updated**`` (= ``last_seen``), ``**Workload**``, ``**Registered**``, ``**Capabilities**`` and,
+once a session registered the name, ``**Session**: TOKEN (generation N)`` (SPEC section 11).
 Sections: Active Tasks, Recent Completions (Last 24h), Metrics, Circuit Breaker and Notes; any other
 section a person added is kept verbatim in ``extra_sections``.
 
@@ -55,6 +56,7 @@ NA = "N/A"
 _STRUCTURAL = frozenset("#`~*-_=>|+[")
 _NUM = r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?"
 _WORKLOAD = re.compile(r"(\d+)\s*%?")
+_SESSION = re.compile(r"([0-9a-f]{1,64}|N/A)\s*\(\s*generation\s+(\d{1,15})\s*\)", re.I)
 # No two adjacent patterns may both match a run of spaces: that backtracks quadratically on long
 # hand-edited lines. Values are stripped in Python instead.
 _PCT = re.compile(rf"(?:(?P<pct>{_NUM})(?:\s*%)?)?")
@@ -131,6 +133,9 @@ def render_agent(agent: Agent, now: float) -> str:
     add(f"**Registered**: {iso(agent.registered_at)}")
     if agent.capabilities:
         add(f"**Capabilities**: {', '.join(_inline(c, ',') for c in agent.capabilities)}")
+    if agent.session or agent.generation:
+        # SPEC 11: the session that holds the name, and how many have held it.
+        add(f"**Session**: {agent.session or NA} (generation {agent.generation})")
 
     add("")
     add("## Active Tasks")
@@ -258,6 +263,15 @@ def parse_agent(text: str, path: str) -> Agent:
         if m is None or len(m.group(1)) > 3 or int(m.group(1)) > 100:
             raise doc.corrupt(workload[1], f"**Workload** is not 0-100%: {workload[0]!r}")
         agent.workload = int(m.group(1))
+    session = doc.field("Session")
+    if session is not None:
+        m = _SESSION.fullmatch(session[0].strip())
+        if m is None:
+            raise doc.corrupt(
+                session[1], f"**Session** is not 'TOKEN (generation N)': {session[0]!r}"
+            )
+        agent.session = "" if m.group(1).upper() == NA else m.group(1)
+        agent.generation = int(m.group(2))
     caps = doc.field("Capabilities")
     if caps is not None:
         items = (c.strip() for c in caps[0].split(","))

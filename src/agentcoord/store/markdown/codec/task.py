@@ -46,6 +46,12 @@ _DEP_TAIL = re.compile(
 _REF = re.compile(r"-\s*(?P<label>[^`]*?):\s*`(?P<ref>[^`]*)`\s*$")
 _STEP = re.compile(r"\s*\d+[.)]\s+(.*)$")
 _LOG = re.compile(r"\[(\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}(?:\.\d+)?)\]\s?(.*)$")
+# What a description line may not say verbatim (see _description_line).
+_FENCE_START = re.compile(r"\s{0,3}(?:`{3,}|~{3,})")
+_CONFLICTS = ("<<<<<<<", "=======", ">>>>>>>", "|||||||")
+# A field line (``**Status**: x``, ``- **Created**: x``) that the seeds' grep recipes would read.
+_FIELD_LIKE = re.compile(r"\s*(?:[-*+]\s+)?\*\*[^*\n]+?\*\*\s*:")
+_UNSAFE = re.compile(r"[\\\x00-\x08\x0b-\x1f\x7f\x85\u2028\u2029\t]")
 
 
 def _opt(value: str | None) -> str:
@@ -85,6 +91,18 @@ def render_task(task: Task, now: float) -> str:
     add(f"**Attempts**: {task.attempts}/{task.max_attempts}")
     if task.created_by:
         add(f"**Created By**: {task.created_by}")
+    if task.parent:
+        add(f"**Parent**: {task.parent}")
+    if task.labels:
+        add(f"**Labels**: {', '.join(task.labels)}")
+    if task.requires:
+        add(f"**Requires**: {', '.join(task.requires)}")
+
+    if task.description:
+        add("")
+        add("## Description")
+        add("")
+        out.extend(_description_line(line) for line in task.description.split("\n"))
 
     add("")
     add("## Timeline")
@@ -185,6 +203,42 @@ def render_task(task: Task, now: float) -> str:
     return "\n".join(out)
 
 
+def _description_line(line: str) -> str:
+    """A line of a description as written: verbatim markdown (check-list items, lists, code
+    spans, ``###`` headings) unless it could end the section, open a fence, look like a merge
+    conflict or a field line (``**Status**: x``, which the seeds' grep recipes would read), hold
+    a control character or a backslash; then escaped like any value
+    (:func:`escape_line`, which always leaves a backslash in the line). So a verbatim line
+    never holds a backslash, and the parser unescapes every line alike."""
+    if (
+        line.startswith("## ")
+        or line.rstrip() == "##"
+        or "```" in line
+        or _FENCE_START.match(line)
+        or line.startswith(_CONFLICTS)
+        or _FIELD_LIKE.match(line)
+        or _UNSAFE.search(line)
+    ):
+        escaped = escape_line(line)
+        return escaped if escaped.startswith("\\") or "\\" in escaped else "\\" + escaped
+    return line
+
+
+def _names(doc: Doc, got: tuple[str, int] | None, what: str) -> list[str]:
+    """A comma-separated list of names (``**Labels**``, ``**Requires**``)."""
+    if got is None:
+        return []
+    out = []
+    for item in got[0].split(","):
+        name = item.strip()
+        if not name or name == NONE:
+            continue
+        if not is_valid_name(name):
+            raise doc.corrupt(got[1], f"invalid {what} {name!r}")
+        out.append(name)
+    return list(dict.fromkeys(out))
+
+
 def _time(doc: Doc, got: tuple[str, int] | None, name: str) -> float | None:
     if got is None:
         return None
@@ -248,6 +302,14 @@ def parse_task(text: str, path: str) -> Task:
     creator = doc.field("Created By")
     if creator is not None and creator[0].strip() not in (NONE, ""):
         task.created_by = creator[0].strip()
+    parent = doc.field("Parent")
+    if parent is not None and parent[0].strip() not in (NONE, ""):
+        name = parent[0].strip()
+        if not is_valid_name(name) or name == tid:
+            raise doc.corrupt(parent[1], f"invalid parent task id {name!r}")
+        task.parent = name
+    task.labels = _names(doc, doc.field("Labels"), "label")
+    task.requires = _names(doc, doc.field("Requires"), "capability")
 
     for section in doc.sections:
         _parse_section(doc, section, task)
@@ -312,6 +374,8 @@ def _parse_section(doc: Doc, section: Section, task: Task) -> None:
             m = _STEP.match(line)
             if m is not None:
                 task.next_steps.append(unescape_line(m.group(1)))
+    elif heading == "description" and not task.description:
+        task.description = unescape_block(section.body())
     elif heading in ("result", "error", "blocked"):
         text = unescape_block(section.body()) or None
         attr = {"result": "result", "error": "error", "blocked": "blocked_reason"}[heading]
