@@ -943,7 +943,7 @@ def test_an_outsider_cannot_hold_a_lock_and_block_the_owner(shared: bool) -> Non
             # While that user runs, the owner's writes and timer go on.
             code, out = coord(root, "task", "create", "t2", seconds=20)
             assert code == 0, out
-            code, out = coord(root, "task", "claim", "--agent", "a1", seconds=20)
+            code, out = coord(root, "task", "claim", "--agent", "a1", "--register", seconds=20)
             assert code == 0, out
             fd = acquire_lock(str(timer_lock))
             assert fd is not None
@@ -964,7 +964,7 @@ def test_an_older_world_readable_lock_is_tightened(tmp_path: Path) -> None:
     for lock in locks:  # as an older version left them
         os.chmod(lock, 0o644)
     assert coord(root, "task", "create", "t2")[0] == 0  # counter-task.lock
-    assert coord(root, "task", "claim", "1", "--agent", "a1")[0] == 0  # task-1.lock
+    assert coord(root, "task", "claim", "1", "--agent", "a1", "--register")[0] == 0  # task-1.lock
     fd = acquire_lock(str(timer_lock))
     assert fd is not None
     os.close(fd)
