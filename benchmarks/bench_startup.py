@@ -68,13 +68,15 @@ def _has_module(module: str) -> bool:
 
 
 def _prepare(root: str) -> None:
-    """A workspace with one claimed task (``t1`` held by ``bench``), as an agent would have."""
+    """A workspace with one claimed task (``t1`` held by ``bench``) and one event on channel
+    ``bench`` (``event tail`` of a channel never emitted on is exit 3), as an agent would have."""
     from agentcoord.api import Coordinator
 
     coord = Coordinator.open(root)
     coord.tasks.create("start-up benchmark task", id="t1", total=None)
     coord.agents.register("bench")
     coord.tasks.claim("t1", agent="bench", lease_seconds=3600)
+    coord.events.emit("bench", "started", {"task": "t1"}, agent="bench")
     coord.close()
 
 

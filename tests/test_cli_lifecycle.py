@@ -155,8 +155,8 @@ def test_bad_input(run_cli: Any, args: list[str], code: int) -> None:
 def test_parent_and_capability_conflicts_are_exit_4(run_cli: Any) -> None:
     run_cli("agent", "register", "reviewer", "--capability", "read")
     run_cli("task", "create", "Epic", "--id", "epic")
+    run_cli("task", "claim", "epic", "--agent", "reviewer")  # before it had a child
     run_cli("task", "create", "Part", "--id", "part", "--parent", "epic", "--requires", "write")
-    run_cli("task", "claim", "epic", "--agent", "reviewer")
     out = run_cli("--json", "task", "complete", "epic", "--agent", "reviewer", code=4)
     err = json.loads(out.stderr)["error"]
     assert err["children"] == ["part"] and "open children" in err["message"]

@@ -312,9 +312,10 @@ def test_labels_and_parents_filter_lists(coord: Coordinator, clock: FakeClock) -
 def test_a_parent_cannot_complete_while_a_child_is_open(coord: Coordinator) -> None:
     team(coord, "a")
     coord.tasks.create("Epic", id="epic")
+    # Claimed before it had children (a task with open children is not claimable).
+    coord.tasks.claim("epic", agent="a")
     coord.tasks.create("one", id="one", parent="epic")
     coord.tasks.create("two", id="two", parent="epic")
-    coord.tasks.claim("epic", agent="a")
     with pytest.raises(errors.Conflict) as info:
         coord.tasks.complete("epic", agent="a")
     assert info.value.exit_code == 4

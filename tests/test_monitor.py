@@ -278,6 +278,9 @@ def test_status_counts_and_alerts(coord: Coordinator, clock: FakeClock) -> None:
     assert kinds == [
         ("blocked_agent", "dead"),
         ("expired_lease", "t1"),
+        ("failed_task", "f0"),
+        ("failed_task", "f1"),
+        ("failed_task", "f2"),
         ("breaker_open", "broken"),
         ("stale_task", "t2"),
         ("stale_task", "t3"),

@@ -4,8 +4,10 @@
 
 - ``register``, ``heartbeat``, ``retire`` and each ``list`` row:
   :func:`agentcoord.shapes.agent_summary`; ``register`` adds ``"session"`` (this session's token:
-  ``-q`` prints only it); ``heartbeat`` adds ``"renewed"`` (task ids whose lease it renewed) and
-  ``"lost"`` (task ids it held but no longer does: expired or taken over).
+  ``-q`` prints only it) and, when ``--capability`` changed an existing agent's capabilities,
+  ``"capabilities_changed": {"added": [...], "removed": [...]}``; ``heartbeat`` adds
+  ``"renewed"`` (task ids whose lease it renewed) and ``"lost"`` (task ids it held but no longer
+  does: expired or taken over).
 - ``show``: :func:`agentcoord.shapes.agent_full`.
 
 Exit codes: 2 bad input (name, status, workload outside 0-100 or not a number, a bad session
@@ -49,7 +51,9 @@ def _build(parser: Parser) -> None:
         action="append",
         default=[],
         metavar="C",
-        help="what it can do (tasks may --requires it); repeatable",
+        help="what it can do (tasks may --requires it); repeatable, or comma-separated; "
+        "given, it replaces the agent's capabilities (the output says what changed); "
+        "left out, a registered agent keeps the ones it has",
     )
     p.add_argument("--note", help="free text for the Notes section")
     p.add_argument("--workload", metavar="PCT", help="0-100")
@@ -104,17 +108,24 @@ def _line(agent: Agent, verb: str) -> str:
 
 
 def _register(ctx: Context, ns: argparse.Namespace) -> int:
+    changed: dict[str, list[str]] = {}
     agent = ctx.coord.agents.register(
         ns.name,
-        capabilities=ns.capability,
+        capabilities=[c.strip() for item in ns.capability for c in item.split(",") if c.strip()],
         note=ns.note,
         workload=ns.workload,
         session=ns.session,
         takeover=ns.takeover,
+        changed=changed,
     )
     data = agent_summary(agent)
     data["session"] = agent.session
     text = f"{_line(agent, 'registered')}; session {agent.session} (generation {agent.generation})"
+    if changed:
+        data["capabilities_changed"] = changed
+        parts = [f"added {', '.join(changed['added'])}"] if changed["added"] else []
+        parts += [f"removed {', '.join(changed['removed'])}"] if changed["removed"] else []
+        text += f"\ncapabilities changed: {'; '.join(parts)} (now {plain(agent.capabilities)})"
     ctx.emit(data, text, brief=agent.session)
     return 0
 

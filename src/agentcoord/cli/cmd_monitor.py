@@ -4,9 +4,12 @@
 "acceptable": s, "concerning": s, "stuck": s, "gone": s}, "agents": [ROW, ...]}`` where ``ROW``
 is ``{"agent", "class", "action", "silence" (seconds or null), "last_sign" (ISO or null),
 "source" ("heartbeat"|"task"|"git"|null), "status", "workload", "breaker", "breaker_retry",
-"active" (tasks in progress), "assigned" (tasks assigned, not yet claimed), "expired" (task ids),
-"reason"}``; ``--fields`` narrows the rows. ``class`` is Normal ... Blocked for an agent that
-holds work (or reports BLOCKED), Idle or Gone for one that holds none (SPEC section 4). With
+"active" (tasks in progress), "assigned" (tasks assigned, not yet claimed), "waiting" (those of
+"assigned" the agent cannot claim yet: a dependency or child is open; they are not work it holds),
+"expired" (task ids), "reason"}``; the text table's ACTIVE column lists the assigned tasks too
+(``t2 (assigned)``, ``t1 (assigned, not ready)``); ``--fields`` narrows the rows. ``class`` is
+Normal ... Blocked for an agent that holds work (or reports BLOCKED), Idle or Gone for one that
+holds none (SPEC section 4). With
 ``--watch`` the same object is printed as NDJSON each time it changes. Exit 1 when any agent is
 Stuck or Blocked (never for Idle or Gone; for ``--watch``: in the last state shown, when it ends
 by Ctrl-C or ``--count``), else 0.
@@ -125,6 +128,12 @@ def report(ctx: Context, limit: int, fields: list[str] | None) -> dict[str, Any]
     }
 
 
+def _assigned(task: str, row: dict[str, Any]) -> str:
+    """An assigned task in the ACTIVE column: ``(assigned)``, or ``(assigned, not ready)`` when
+    its agent cannot claim it yet (it does not count as work the agent holds)."""
+    return f"{task} (assigned, not ready)" if task in row["waiting"] else f"{task} (assigned)"
+
+
 def render(data: dict[str, Any], fields: list[str] | None) -> str:
     from ..core.clock import duration
 
@@ -135,6 +144,8 @@ def render(data: dict[str, Any], fields: list[str] | None) -> str:
         row = dict(original)
         if "silence" in row:
             row["silence"] = duration(row["silence"]) if row["silence"] is not None else "never"
+        if not fields:  # the default table shows assigned tasks too, as `coord status` does
+            row["active"] = [*row["active"], *(_assigned(t, row) for t in row["assigned"])]
         shown.append(row)
     lines = [table(shown, fields or COLUMNS)]
     if not fields:

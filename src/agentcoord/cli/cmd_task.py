@@ -86,7 +86,8 @@ def _build(parser: Parser) -> None:
         "--max-attempts",
         type=count("--max-attempts", minimum=1),
         metavar="N",
-        help="grants before it fails (default 3)",
+        help="expired leases before it fails (default 3): attempts count leases that ran "
+        "out; a 'task fail' by the holder fails it at once and counts none",
     )
     p.add_argument(
         "--lease",
@@ -222,9 +223,14 @@ def _described(p: Parser) -> None:
         action="append",
         default=[],
         metavar="CAP",
-        help="a capability its claimer must have registered; repeatable",
+        help="a capability its claimer must have registered; repeatable, or comma-separated",
     )
-    p.add_argument("--parent", metavar="ID", help="its parent task (open until its children end)")
+    p.add_argument(
+        "--parent",
+        metavar="ID",
+        help="its parent task: not ready (no claim takes it) and cannot complete while a "
+        "child is open",
+    )
     p.add_argument(
         "--description",
         metavar="TEXT",
@@ -258,7 +264,7 @@ def _build_lifecycle(sub: Any) -> None:
         "--max-attempts",
         type=count("--max-attempts", minimum=1),
         metavar="N",
-        help="grants before it fails",
+        help="expired leases before it fails (attempts count leases that ran out)",
     )
     p.add_argument("--add-dep", action="append", default=[], metavar="ID", help="a new dependency")
     p.add_argument(
@@ -597,7 +603,7 @@ def _show(ctx: Context, ns: argparse.Namespace) -> int:
     from ..shapes import Bounded, task_shown
     from ..store.markdown.codec.task import render_task
 
-    task, archive = ctx.coord.tasks.find(ns.id)
+    task, archive = ctx.coord.tasks.show(ns.id)
     if archive is not None:
         ctx.warn(f"task {shown(task.id)} is archived (as {shown(archive)}); it is read only")
     now = ctx.coord.now()

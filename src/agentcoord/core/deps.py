@@ -23,7 +23,7 @@ from .models import (
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Mapping
+    from collections.abc import Callable, Iterable, Mapping
     from typing import Any
 
 _NATURAL = re.compile(r"(\d+)")
@@ -174,3 +174,48 @@ def check_parent(task_id: str, parent: str, tasks: Mapping[str, Task | TaskHead]
             chain.append(node)
     if node == task_id:
         raise DependencyCycle("parent cycle: " + " -> ".join(chain), task=task_id)
+
+
+def cycle_through(
+    task_id: str, added: Iterable[str], depends_on: Callable[[str], Iterable[str]]
+) -> list[str] | None:
+    """The dependency cycle ``task_id -> a -> ... -> task_id`` that one of the ``added`` edges
+    (``task_id -> a``) closes, as a list of ids from ``task_id`` back to it, or None.
+    ``depends_on(id)`` reads a task's dependencies now (an unknown task has none)."""
+    via: dict[str, str] = {}  # node -> the node that depends on it
+    stack: list[str] = []
+    for dep in added:
+        if dep not in via:
+            via[dep] = task_id
+            stack.append(dep)
+    while stack:
+        tid = stack.pop()
+        if tid == task_id:
+            chain, node = [task_id], via[task_id]
+            while node != task_id:
+                chain.append(node)
+                node = via[node]
+            chain.append(task_id)
+            return list(reversed(chain))
+        for nxt in depends_on(tid):
+            if nxt not in via:
+                via[nxt] = tid
+                stack.append(nxt)
+    return None
+
+
+def parent_cycle(task_id: str, parent_of: Callable[[str], str | None]) -> list[str] | None:
+    """The parent chain ``task_id -> parent -> ... -> task_id`` when it comes back to
+    ``task_id``, or None. ``parent_of(id)`` reads a task's parent now (None when unknown)."""
+    chain = [task_id]
+    seen = {task_id}
+    node = parent_of(task_id)
+    while node is not None:
+        chain.append(node)
+        if node == task_id:
+            return chain
+        if node in seen:
+            return None  # a cycle above task_id, not through it
+        seen.add(node)
+        node = parent_of(node)
+    return None

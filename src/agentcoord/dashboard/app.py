@@ -111,6 +111,7 @@ def gather(
 ) -> Snapshot:
     """Read one snapshot of the workspace (raises :class:`CoordError` if the store fails)."""
     from ..core import deps
+    from ..domain.tasks import open_parents
 
     when = coord.now() if now is None else now
     read = coord.monitor.snapshot(when)  # read the workspace once per refresh
@@ -118,7 +119,12 @@ def gather(
     tasks = list(read.tasks)  # unreadable ones are already in the summary's alerts
     records = {a.name: a for a in read.agents}
     states = {t.id: t.status for t in tasks}
-    ready = {t.id for t in tasks if t.status in (PENDING, ASSIGNED) and not deps.unmet(t, states)}
+    parents = open_parents(tasks)  # a task with an open child is not ready (SPEC 4, 11)
+    ready = {
+        t.id
+        for t in tasks
+        if t.status in (PENDING, ASSIGNED) and t.id not in parents and not deps.unmet(t, states)
+    }
     held: dict[str, list[Any]] = {}
     for task in sorted(tasks, key=lambda t: t.started_at or 0.0):
         if task.status == IN_PROGRESS and task.agent:

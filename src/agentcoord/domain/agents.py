@@ -237,9 +237,14 @@ class Agents:
         workload: object = None,
         session: str | None = None,
         takeover: bool = False,
+        changed: dict[str, Names] | None = None,
     ) -> Agent:
         """Register ``name`` as a new session of the agent (or bring a retired one back) and
         return the agent; its ``session`` is the token of this registration (SPEC section 11).
+
+        ``capabilities``: none given keeps the ones the agent has; given, they replace them,
+        and ``changed`` (when passed) receives ``{"added": [...], "removed": [...]}`` if that
+        changed an existing agent's capabilities (so the interface can say what changed).
 
         One name = one agent: when another session registered the name and it is live (not
         retired or offline, and a sign of life within the monitor's ``stuck`` bound, 300 s),
@@ -249,16 +254,22 @@ class Agents:
         one learns it at its next :meth:`heartbeat` with its token. :class:`InvalidInput`
         (exit 2) for a bad name, capability, note, workload or token."""
         check_name(name, "agent name")
-        caps = [check_name(c, "capability") for c in capabilities or []]
+        caps = list(dict.fromkeys(check_name(c, "capability") for c in capabilities or []))
         load = _workload(workload) if workload is not None else None
         text = self._note(note)
         own = _session(session) if session is not None else None
         fresh = new_session()
         now = self.clock()
 
+        diff: dict[str, Names] = {}
+
         def fn(agent: Agent | None) -> Agent:
+            diff.clear()
             if agent is None:
                 agent = self._new(name, now)
+            elif caps and caps != agent.capabilities:
+                diff["added"] = [c for c in caps if c not in agent.capabilities]
+                diff["removed"] = [c for c in agent.capabilities if c not in caps]
             if not (own and agent.session == own):  # a new session of the name
                 if not takeover:
                     self._refuse_live(agent, now)
@@ -277,6 +288,8 @@ class Agents:
 
         agent = self.store.update_agent(name, fn)
         assert agent is not None
+        if changed is not None and (diff.get("added") or diff.get("removed")):
+            changed.update(diff)
         return agent
 
     def _refuse_live(self, agent: Agent, now: float) -> None:

@@ -11,11 +11,15 @@ An agent's *silence* is the time since its latest sign of life, the newest of:
   part or ``Coord-Agent:`` trailer is the agent's name (:mod:`agentcoord.store.gitlog`).
 
 The classes judge agents that hold work (SPEC section 4, Monitor): an agent *holds work* when a
-task is ``in_progress`` with it or ``assigned`` to it (work waiting for that agent). Such an agent
-falls into one of the timer seed's "Monitoring Thresholds" classes by its silence, each with the
-seed's action; for an agent whose work is only waiting (assigned, not yet claimed) the silence
-judged is at most the time since the first assignment, because a silence from before the work
-arrived says nothing about how it handles the work.
+task is ``in_progress`` with it, or ``assigned`` to it and claimable by it now (every dependency
+complete, no open child: :func:`agentcoord.domain.tasks.claimable_now`, the rule ``claim``
+uses). An assignment the agent cannot claim yet is not work it can be ignoring: the row lists it
+(``assigned`` and ``waiting``) but it does not count. An agent that holds work falls into one of
+the timer seed's "Monitoring Thresholds" classes by its silence, each with the seed's action; for
+an agent whose work is only assigned (not yet claimed) the silence judged is at most the time
+since that work became claimable (the assignment, or the last dependency or child to finish,
+whichever is later), because a silence from before the work could start says nothing about how
+the agent handles it.
 
 An agent that holds no work is ``Idle`` however long it has been silent, up to the stale age
 (``monitor.gone``, 24 h by default: the age ``coord cleanup`` archives silent agents at), and
@@ -78,8 +82,8 @@ ACTIONS = {
 HEALTHY = frozenset({NORMAL, ACCEPTABLE})
 ATTENTION = frozenset({STUCK, BLOCKED})
 BOUND_KEYS = ("normal", "acceptable", "concerning", "stuck")
-#: Task states in which a task is work its agent holds (``in_progress``: claimed; ``assigned``:
-#: waiting for that agent to claim it).
+#: Task states in which a task can be work its agent holds (``in_progress``: claimed;
+#: ``assigned``: only while that agent can claim it now, see :class:`Readiness`).
 WORK_STATES = frozenset({IN_PROGRESS, ASSIGNED})
 #: Default stale age (``monitor.gone``): as ``coord cleanup``'s 24 h for silent agents.
 GONE_AFTER = 24 * 3600.0
@@ -114,13 +118,49 @@ def gone_after(config: Any) -> float:
     return float(value)
 
 
-def work_since(task: Task) -> float | None:
-    """Since when ``task`` has been work its agent holds (None if it is not work)."""
+def work_since(task: Task, became_ready: float | None = None) -> float | None:
+    """Since when ``task`` has been work its agent holds (None if it is not work).
+    ``became_ready``: for an assigned task, when its last dependency or child finished."""
     if task.status == IN_PROGRESS:
         return task.started_at or task.assigned_at or task.updated_at
     if task.status == ASSIGNED:
-        return task.assigned_at or task.updated_at or task.created_at
+        since = task.assigned_at or task.updated_at or task.created_at
+        if became_ready is not None and (since is None or became_ready > since):
+            return became_ready
+        return since
     return None
+
+
+class Readiness:
+    """Which assigned tasks of a snapshot their agent can claim now, and since when: the
+    ``claim`` rule (:func:`agentcoord.domain.tasks.claimable_now`) over the tasks already read,
+    computed once per pass."""
+
+    __slots__ = ("children", "now", "parents", "states", "tasks")
+
+    def __init__(self, tasks: list[Task], now: float) -> None:
+        from .tasks import open_parents
+
+        self.now = now
+        self.tasks = {t.id: t for t in tasks}
+        self.states = {t.id: t.status for t in tasks}
+        self.parents = open_parents(tasks)
+        self.children: dict[str, list[Task]] = {}
+        for t in tasks:
+            if t.parent:
+                self.children.setdefault(t.parent, []).append(t)
+
+    def claimable(self, task: Task) -> bool:
+        from .tasks import claimable_now
+
+        return claimable_now(task, self.states, self.parents, self.now, task.agent)
+
+    def since(self, task: Task) -> float | None:
+        """When the last of ``task``'s dependencies and children finished (None: none did)."""
+        done = [self.tasks[d] for d in task.depends_on if d in self.tasks]
+        done += self.children.get(task.id, [])
+        times = [t.completed_at or t.updated_at for t in done]
+        return max((x for x in times if x is not None), default=None)
 
 
 def classify_silence(silence: float | None, bounds: tuple[float, ...]) -> str:
@@ -167,6 +207,7 @@ class AgentHealth:
         "silence",
         "source",
         "status",
+        "waiting",
         "workload",
     )
 
@@ -187,6 +228,7 @@ class AgentHealth:
         reason: str = "",
         assigned: list[str] | None = None,
         pace: str | None = None,
+        waiting: list[str] | None = None,
     ) -> None:
         self.agent = agent
         self.health = health
@@ -203,8 +245,11 @@ class AgentHealth:
         self.active = active if active is not None else []
         self.expired = expired if expired is not None else []
         self.reason = reason
-        #: Tasks assigned to the agent and not yet claimed (work waiting for it).
+        #: Tasks assigned to the agent and not yet claimed.
         self.assigned = assigned if assigned is not None else []
+        #: Those of ``assigned`` it cannot claim yet (a dependency or child still open): not
+        #: work it holds.
+        self.waiting = waiting if waiting is not None else []
 
     @property
     def attention(self) -> bool:
@@ -213,7 +258,7 @@ class AgentHealth:
 
     @property
     def holds_work(self) -> bool:
-        return bool(self.active or self.assigned)
+        return bool(self.active or set(self.assigned) - set(self.waiting))
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -229,6 +274,7 @@ class AgentHealth:
             "breaker_retry": iso(self.breaker_retry) if self.breaker_retry is not None else None,
             "active": list(self.active),
             "assigned": list(self.assigned),
+            "waiting": list(self.waiting),
             "expired": list(self.expired),
             "reason": self.reason,
         }
@@ -330,16 +376,30 @@ class Monitor:
         for task in snap.tasks:
             if task.agent:
                 by_agent.setdefault(task.agent, []).append(task)
+        ready = (
+            Readiness(snap.tasks, snap.now)
+            if any(t.status == ASSIGNED for t in snap.tasks)
+            else None
+        )
         out = []
         for agent in snap.agents:
             mine = by_agent.get(agent.name, [])
-            work = [t for t in mine if t.status in WORK_STATES]
+            work = [
+                t
+                for t in mine
+                if t.status == IN_PROGRESS
+                or (t.status == ASSIGNED and ready is not None and ready.claimable(t))
+            ]
             if not include_inactive and (
                 agent.status == "retired" or (agent.status == "offline" and not work)
             ):
                 continue
             commit = commits.get(agent.name)
-            out.append(self._health(agent, mine, work, commit, snap.now, bounds=bounds, gone=gone))
+            out.append(
+                self._health(
+                    agent, mine, work, commit, snap.now, bounds=bounds, gone=gone, ready=ready
+                )
+            )
         return out
 
     def _health(
@@ -352,6 +412,7 @@ class Monitor:
         *,
         bounds: tuple[float, ...],
         gone: float,
+        ready: Readiness | None = None,
     ) -> AgentHealth:
         signs: list[tuple[float, str]] = []
         if agent.last_seen:
@@ -382,7 +443,9 @@ class Monitor:
             if silence is None:
                 pace = CONCERNING
         held = [t for t in work if t.status == IN_PROGRESS]
-        waiting = [t for t in work if t.status == ASSIGNED]
+        assigned = [t for t in mine if t.status == ASSIGNED]
+        claimable = {t.id for t in work if t.status == ASSIGNED}
+        waiting = [t.id for t in assigned if t.id not in claimable]
         health = pace
         if not work:
             # Nothing to judge: silence without work is rest, not trouble (SPEC section 4).
@@ -390,9 +453,19 @@ class Monitor:
                 health = IDLE if future else GONE  # a sign from the future is still a sign
             else:
                 health = GONE if silence >= gone else IDLE
-            reason = f"holds no work; {reason}"
+            also = ""
+            if waiting:
+                also = f" it can start (assigned {', '.join(sorted(waiting))}: not ready yet)"
+            reason = f"holds no work{also}; {reason}"
         else:
-            starts = [s for s in (work_since(t) for t in work) if s is not None]
+            starts = [
+                s
+                for s in (
+                    work_since(t, ready.since(t) if ready and t.status == ASSIGNED else None)
+                    for t in work
+                )
+                if s is not None
+            ]
             since = min(starts) if starts else None
             # Judge only the silence since the work arrived: an assignment to an agent that was
             # resting is not yet an agent ignoring its work. (Only signs from the future: it
@@ -424,8 +497,9 @@ class Monitor:
             active=sorted(t.id for t in held),
             expired=expired,
             reason=reason,
-            assigned=sorted(t.id for t in waiting),
+            assigned=sorted(t.id for t in assigned),
             pace=pace,
+            waiting=sorted(waiting),
         )
 
 

@@ -12,8 +12,10 @@ from agents that hold work or report BLOCKED: an Idle or Gone agent (no work) ra
 section 4, Monitor). Alert kinds, most urgent first: ``corrupt``
 (a file that does not parse), ``blocked_agent``, ``stuck_agent``, ``expired_lease`` (the holder
 stopped renewing: the next claim, ``coord reap`` or the timer takes the task back),
-``clock_skew`` (a lease ending further ahead than it lasts, or a sign of life in the future:
-a machine's clock is ahead), ``breaker_open`` and ``stale_task`` (an open task nobody touched
+``orphaned_task``, ``failed_task`` (a task failed: it names the error and how many tasks it
+blocks, and needs a person to retry, reopen or cancel it), ``clock_skew`` (a lease ending
+further ahead than it lasts, or a sign of life in the future: a machine's clock is ahead),
+``breaker_open`` and ``stale_task`` (an open task nobody touched
 for over an hour; the seed's staleness check, applied only where staleness means something).
 
 ``check_in(since=T)`` (the checkpoint sidecar's ``health`` and the check-in summary, seed 004)::
@@ -81,6 +83,7 @@ KINDS = (
     "stuck_agent",
     "expired_lease",
     "orphaned_task",
+    "failed_task",
     "clock_skew",
     "breaker_open",
     "stale_task",
@@ -123,6 +126,41 @@ def _orphans(snap: Snapshot, alert: Callable[..., None]) -> None:
             f"task {task.id} ({task.status}) is held by {task.agent}, which is {why}; {fix}",
             task=task.id,
             agent=task.agent,
+        )
+
+
+def _failures(snap: Snapshot, alert: Callable[..., None]) -> None:
+    """``failed_task`` alerts: a failed task waits for a person (retry, reopen or cancel), and
+    its dependents stay blocked until then. Says how many tasks it blocks (directly or through
+    other blocked tasks); the dependents map is built once for all failed tasks."""
+    failed = [t for t in snap.tasks if t.status == FAILED]
+    if not failed:
+        return
+    dependents: dict[str, list[str]] = {}
+    for t in snap.tasks:
+        if t.status == BLOCKED:
+            for dep in t.depends_on:
+                dependents.setdefault(dep, []).append(t.id)
+    newest = sorted(failed, key=lambda t: (-(t.completed_at or t.updated_at or 0.0), t.id))
+    for task in newest:  # newest failure first
+        seen: set[str] = set()
+        stack = list(dependents.get(task.id, ()))
+        while stack:
+            tid = stack.pop()
+            if tid not in seen:
+                seen.add(tid)
+                stack.extend(dependents.get(tid, ()))
+        error = " ".join((task.error or "no error recorded").split())
+        if len(error) > 200:
+            error = error[:199] + "…"
+        blocks = f" (blocks {len(seen)} task{'s' if len(seen) != 1 else ''})" if seen else ""
+        alert(
+            "failed_task",
+            f"task {task.id} failed: {error}{blocks}; coord task retry {task.id} (or reopen, "
+            "or cancel it)",
+            task=task.id,
+            agent=task.agent,
+            blocks=len(seen),
         )
 
 
@@ -205,6 +243,7 @@ class Reports:
                     task=task.id,
                 )
         _orphans(snap, alert)
+        _failures(snap, alert)
         alerts.sort(key=lambda a: KINDS.index(a["kind"]))
         return {
             "time": iso(when),

@@ -114,6 +114,27 @@ VIEW_REFRESH = 5.0
 MIN_LEASE = 0.001
 
 
+def open_parents(tasks: Iterable[Task | TaskHead]) -> set[str]:
+    """The ids of tasks with an open child among ``tasks`` (heads are enough: they carry
+    ``parent``). Such a task is not ready: it cannot complete while a child is open, so a claim
+    would hand out work that can never finish (SPEC sections 4 and 11)."""
+    return {t.parent for t in tasks if t.parent and t.status in OPEN_STATES}
+
+
+def claimable_now(
+    task: Task | TaskHead,
+    states: dict[str, str],
+    parents: set[str],
+    now: float,
+    agent: str | None = None,
+) -> bool:
+    """ "Ready" means claimable now (SPEC section 4): :func:`agentcoord.core.deps.ready` (takeable
+    by ``agent``, every dependency complete) and no open child (``parents``: from
+    :func:`open_parents` over every head). ``claim``, ``task list --ready``, the API, MCP and
+    the monitor all use this rule."""
+    return task.id not in parents and deps.ready(task, states, now, agent)
+
+
 def _no_change(task: Task, previous: str | None, progress_only: bool) -> None:
     return None
 
@@ -146,8 +167,10 @@ class BoardHooks:
       after its write committed (agent views); must not raise for ordinary failures;
     - ``pick_agent(capability)``: the agent ``assign --auto`` routes to (one capability or a
       list of them, all required), or :class:`NotFound`;
-    - ``warn(message)``: a follow-up effect failed after the operation's own write committed
-      (the interface shows it; the next operation or ``coord doctor`` repairs it).
+    - ``warn(message)``: something the caller should know about an operation that succeeded:
+      a follow-up effect failed after its own write committed (the next operation or ``coord
+      doctor`` repairs it), or an edit removed something the task did not have (the interface
+      shows it on stderr, MCP under ``warnings``).
     """
 
     __slots__ = ("before_claim", "identify", "on_change", "pick_agent", "warn")
@@ -237,6 +260,28 @@ class TaskBoard:
                 raise
             name, task = found
             return task, name
+
+    def show(self, task_id: str) -> tuple[Task, str | None]:
+        """:meth:`find` for showing: the task with its dependencies' states read now (one read
+        of the heads), not as they were at the task's own last write. The stored
+        ``dep_states`` (the markdown file's ``## Dependencies`` section) is a snapshot for
+        people reading the file; every show (CLI, API, MCP) goes through here. A dependency no
+        longer on the board shows its archived state (it is finished)."""
+        task, archive = self.find(task_id)
+        if task.depends_on:
+            live = {h.id: h.status for h in self.store.list_task_heads()}
+            states: dict[str, str] = {}
+            for dep in task.depends_on:
+                if dep in live:
+                    states[dep] = live[dep]
+                    continue
+                found = self.store.find_archived_task(dep)
+                if found is not None:
+                    states[dep] = found[1].status
+                elif dep in task.dep_states:
+                    states[dep] = task.dep_states[dep]
+            task.dep_states = states
+        return task, archive
 
     def list(
         self,
@@ -359,9 +404,9 @@ class TaskBoard:
         """The heads of the matching tasks in claim order: filters and sorting work on the
         index, so listing a few of 10,000 tasks reads only those few files.
 
-        ``ready=True``: only the tasks a claim would take now (:func:`agentcoord.core.deps.ready`:
-        pending, or assigned to ``agent``, or with an expired lease, and every dependency
-        complete); with ``agent`` that means "claimable by that agent", not "held by it".
+        ``ready=True``: only the tasks a claim would take now (:func:`claimable_now`: pending, or
+        assigned to ``agent``, or with an expired lease, every dependency complete and no open
+        child); with ``agent`` that means "claimable by that agent", not "held by it".
         ``ready=False``: the open tasks a claim would not take now. A task that requires
         capabilities is ready for an agent only when the agent has them all.
 
@@ -379,13 +424,14 @@ class TaskBoard:
         found = every
         if ready is not None:
             states = {h.id: h.status for h in every}
+            parents = open_parents(every)
             now = self.clock()
             caps: set[str] | None = None
             if agent is not None and any(h.requires for h in every):
                 caps = set(self._capabilities(agent))
 
             def claimable(h: TaskHead) -> bool:
-                able = deps.ready(h, states, now, agent)
+                able = claimable_now(h, states, parents, now, agent)
                 return able and (caps is None or set(h.requires) <= caps)
 
             found = [h for h in every if h.status in OPEN_STATES and claimable(h) == ready]
@@ -412,14 +458,16 @@ class TaskBoard:
 
     def readiness(self, heads: Iterable[TaskHead], *, agent: str | None = None) -> dict[str, bool]:
         """For each pending or assigned task among ``heads``: whether a claim (by ``agent``)
-        would take it now (ready) or not (waiting on a dependency, or assigned to another)."""
+        would take it now (ready) or not (waiting on a dependency or an open child, or assigned
+        to another). One read of the heads, whatever the number of tasks asked about."""
         waiting = [h for h in heads if h.status in (PENDING, ASSIGNED)]
         if not waiting:
             return {}
         everything = self.store.list_task_heads()
         states = {h.id: h.status for h in everything}
+        parents = open_parents(everything)
         now = self.clock()
-        return {h.id: deps.ready(h, states, now, agent) for h in waiting}
+        return {h.id: claimable_now(h, states, parents, now, agent) for h in waiting}
 
     def load(self, heads: Iterable[TaskHead], *, errors: ErrorList | None = None) -> TaskList:
         """The full tasks for ``heads`` (skipping ones deleted or made unreadable since)."""
@@ -669,8 +717,10 @@ class TaskBoard:
         log and the holder is dropped; a task that was reserved (``assigned``) before it was
         blocked stays reserved for that agent. Dependents the failure blocked are unblocked
         (a follow-up, :meth:`unblock_dependents`) when none of their other dependencies keeps
-        them blocked. A blocked task whose dependency is still failed, cancelled or blocked is
-        refused with :class:`InvalidTransition` (exit 4, naming it): retry that one first.
+        them blocked. A failed task whose own dependency is failed, cancelled or blocked by
+        now becomes ``blocked`` (with the reason) instead, and its dependents stay blocked. A
+        blocked task whose dependency is still failed, cancelled or blocked is refused with
+        :class:`InvalidTransition` (exit 4, naming it): retry that one first.
         Anything else (pending, in progress, complete, cancelled) is :class:`InvalidTransition`
         (exit 4); complete and cancelled tasks are :meth:`reopen`-ed."""
         check_name(task_id, "task id")
@@ -709,6 +759,7 @@ class TaskBoard:
                     was += f"; max attempts raised to {task.max_attempts}"
             note = f" ({why})" if why else ""
             leases.add_log(task, now, f"retried{note}; was {was}", MAX_LOG_LINES)
+            self._rederive(task, now)  # a failed task's own dependency may have failed since
             return task
 
         task = self.store.update_task(task_id, fn)
@@ -722,7 +773,9 @@ class TaskBoard:
         kept. Dependents the cancel blocked are unblocked (:meth:`unblock_dependents`).
         Dependents that are pending simply wait for it again; dependents that already started
         or finished are left as they are (they ran on the work as it was: reopen them too if
-        they must run again). A failed task is :meth:`retry`-ed; any other state is
+        they must run again). A task whose own dependency is failed, cancelled or blocked
+        becomes ``blocked`` (with the reason) instead of pending, and its dependents stay
+        blocked. A failed task is :meth:`retry`-ed; any other state is
         :class:`InvalidTransition` (exit 4)."""
         check_name(task_id, "task id")
         why = text(reason, "reason") if reason is not None else None
@@ -744,6 +797,7 @@ class TaskBoard:
             _reopen(task, now, PENDING)
             note = f" ({why})" if why else ""
             leases.add_log(task, now, f"reopened{note}; was {was}", MAX_LOG_LINES)
+            self._rederive(task, now)  # blocked, not pending, if a dependency failed
             return task
 
         task = self.store.update_task(task_id, fn)
@@ -751,8 +805,17 @@ class TaskBoard:
         return task
 
     def _after_reopen(self, task: Task, previous: str | None) -> None:
+        """Follow-ups of a task open again (retry, reopen, an edit that unblocked it): its
+        dependents are unblocked; if it came back ``blocked`` they are blocked instead. A
+        blocked one is first re-checked under its lock (write-then-verify): a dependency
+        retried meanwhile ran its own unblock cascade before it could see this task blocked,
+        and this re-read comes after that dependency's write, so one of the two unblocks it."""
+
         def unblock() -> None:
-            self.unblock_dependents(task.id)
+            if task.status != BLOCKED or self.unblock([task.id]):
+                self.unblock_dependents(task.id)
+            else:
+                self._block_dependents_now(task)
 
         self._follow_up(f"the dependents of task {task.id}", unblock)
         if previous is not None:
@@ -827,7 +890,11 @@ class TaskBoard:
         it). Ownership, status, lease and epoch are untouched, so a holder's lease and fencing
         stay valid; a pending or blocked task's blocked state is re-derived from its new
         dependencies. Nothing to change is :class:`InvalidInput` (exit 2); an unknown task or
-        dependency :class:`NotFound` (exit 3)."""
+        dependency :class:`NotFound` (exit 3). Removing a dependency, label or capability the
+        task does not have changes nothing and is said through ``hooks.warn``. The cycle checks
+        read a snapshot, so a racing edit can slip past them: the edges added are verified
+        after the write and taken back when they closed a cycle (:meth:`_verify_edges`). An
+        edit that unblocks the task unblocks its dependents too, as :meth:`retry` does."""
         check_name(task_id, "task id")
         if title is not None:
             title = one_line(title, "title", MAX_TITLE)
@@ -867,10 +934,34 @@ class TaskBoard:
         if parent:
             _check_parent(task_id, parent, existing)
         previous: list[str | None] = [None]
+        absent: list[str] = []  # removals of what the task does not have (said, not refused)
+        added: list[str] = []  # dependency edges this edit wrote (verified after the write)
+        parented: list[str | None] = []  # [the parent replaced] when this edit set a parent
+        was_blocked = [False]
 
         def fn(task: Task) -> Task:
             now = self.clock()
             previous[0] = task.agent
+            added.clear()  # fn may run again (optimistic backends): only the last run counts
+            parented.clear()
+            was_blocked[0] = task.status == BLOCKED
+            absent[:] = [
+                *(
+                    f"{d} was not a dependency of task {task.id}"
+                    for d in drop
+                    if d not in task.depends_on
+                ),
+                *(
+                    f"label {v} was not on task {task.id}"
+                    for v in label_drop
+                    if v not in task.labels
+                ),
+                *(
+                    f"capability {v} was not required by task {task.id}"
+                    for v in cap_drop
+                    if v not in task.requires
+                ),
+            ]
             changed: list[str] = []
             if title is not None and title != task.title:
                 task.title = title
@@ -897,6 +988,7 @@ class TaskBoard:
             deps_changed = new_deps != task.depends_on
             if deps_changed:
                 gone = [d for d in task.depends_on if d not in new_deps]
+                added[:] = [d for d in new_deps if d not in task.depends_on]
                 task.depends_on = new_deps
                 for d in gone:
                     task.dep_states.pop(d, None)
@@ -915,6 +1007,8 @@ class TaskBoard:
             if parent is not None and (parent or None) != task.parent:
                 if parent == task.id:
                     raise DependencyCycle(f"task {task.id} cannot be its own parent", task=task.id)
+                if parent:
+                    parented[:] = [task.parent]
                 task.parent = parent or None
                 changed.append(f"parent {parent or 'none'}")
             if description is not None and description != task.description:
@@ -929,9 +1023,111 @@ class TaskBoard:
             return task
 
         task = self.store.update_task(task_id, fn)
+        for message in absent:
+            self.hooks.warn(f"{message}; nothing to remove")
+        refused: DependencyCycle | None = None
+        if added or parented:
+            undone, refused = self._verify_edges(
+                task_id, added, parent if parented else None, parented[0] if parented else None
+            )
+            task = undone or task
         if task.status == BLOCKED:
             self._block_dependents(task)
+        elif was_blocked[0]:  # the edit unblocked it: so are its dependents, as after a retry
+            self._after_reopen(task, None)
+        if refused is not None:
+            asked = sum(v is not None for v in given) + sum(bool(v) for v in lists)
+            if asked > bool(added) + bool(parented):  # say so: exit 2 but not nothing changed
+                refused.message += "; the edit's other changes were made"
+                refused.args = (refused.message,)
+            raise refused
         return task
+
+    def _verify_edges(
+        self, task_id: str, added: Names, parent: str | None, replaced: str | None
+    ) -> tuple[Task | None, DependencyCycle | None]:
+        """Write-then-verify for the edges an :meth:`edit` just wrote (``task_id -> added``
+        dependencies, ``task_id -> parent``): re-read the graph and, when a cycle through
+        ``task_id`` now exists, take back exactly those edges (a conditional update: only
+        while they are still there; the replaced parent is put back unless that would close a
+        cycle too, else none) and return the task as left with the
+        :class:`DependencyCycle` to raise. The edit's other changes stand.
+
+        Why no cycle survives: the pre-check in :meth:`edit` reads a snapshot, and the store
+        locks one record at a time, so two edits can each close half of a cycle. But every
+        edge is added by a write to one record, and those writes are linearizable. Take any
+        cycle and the edge of it written last: its writer reads the graph (each record read
+        afresh with ``get_task``, never a cached index) only after that write committed, so
+        it sees every other edge of the cycle that still exists, finds the cycle, and takes
+        its own edge back. A cycle whose other edges are gone by then no longer exists. Both
+        racers may be refused (each may see the other's edge before it is taken back); that
+        is safe, and a retry succeeds. ``create --depends-on``/``--parent`` need no check
+        after the write: nothing can point at a task before it exists, so every edge into a
+        new task is written later, by an edit, which verifies."""
+        cycle: DependencyCycle | None = None
+        path: list[str] | None = None
+        if added:
+            try:
+                now_deps = self.store.get_task(task_id).depends_on
+            except NotFound:
+                return None, None  # archived meanwhile: no longer in the graph
+            path = deps.cycle_through(task_id, [d for d in added if d in now_deps], self._deps_of)
+            if path is not None:
+                cycle = DependencyCycle("dependency cycle: " + " -> ".join(path), task=task_id)
+        pchain = deps.parent_cycle(task_id, self._parent_of) if parent is not None else None
+        if pchain is not None:
+            msg = "parent cycle: " + " -> ".join(pchain)
+            cycle = cycle or DependencyCycle(msg, task=task_id)
+        if cycle is None:
+            return None, None
+        put_back = replaced
+
+        def as_before(tid: str) -> str | None:
+            return replaced if tid == task_id else self._parent_of(tid)
+
+        if pchain is not None and replaced is not None and deps.parent_cycle(task_id, as_before):
+            put_back = None
+        drop = added if path is not None else []
+        undo_parent = pchain is not None
+
+        def fn(task: Task) -> Task | None:
+            gone = [d for d in drop if d in task.depends_on]
+            back = undo_parent and task.parent == parent
+            if not gone and not back:
+                return None
+            now = self.clock()
+            what = []
+            if gone:
+                task.depends_on = [d for d in task.depends_on if d not in gone]
+                for d in gone:
+                    task.dep_states.pop(d, None)
+                    task.dep_titles.pop(d, None)
+                what.append("dependencies " + ", ".join(gone) + " not added")
+                if task.status in (PENDING, ASSIGNED, BLOCKED):
+                    self._rederive(task, now)
+            if back:
+                task.parent = put_back
+                what.append(f"parent {parent} not set")
+            task.updated_at = now
+            leases.add_log(task, now, f"edit refused: {cycle}; " + "; ".join(what), MAX_LOG_LINES)
+            return task
+
+        try:
+            return self.store.update_task(task_id, fn), cycle
+        except NotFound:
+            return None, cycle
+
+    def _deps_of(self, task_id: str) -> Names:
+        try:
+            return self.store.get_task(task_id).depends_on
+        except NotFound:
+            return []
+
+    def _parent_of(self, task_id: str) -> str | None:
+        try:
+            return self.store.get_task(task_id).parent
+        except NotFound:
+            return None
 
     def _rederive(self, task: Task, now: float) -> None:
         """Blocked or not, from the dependencies' states now (inside the task's update)."""
@@ -1001,10 +1197,14 @@ class TaskBoard:
             claimed = self._claim_one(task_id, agent, lease_seconds, explicit=True)
             assert isinstance(claimed, Task)  # explicit claims raise instead of returning None
             return claimed
-        heads = self.store.list_task_heads(statuses=(PENDING, ASSIGNED, IN_PROGRESS))
+        # Every open head (blocked ones too: a blocked child still keeps its parent open).
+        heads = self.store.list_task_heads(statuses=OPEN_STATES)
         states = {h.id: h.status for h in heads}
         if any(h.depends_on for h in heads):  # finished dependencies are not among the open
             states = {h.id: h.status for h in self.store.list_task_heads()}
+        # A task with an open child is not ready (it could never complete): from the heads
+        # already read, so this costs no read per candidate.
+        parents = open_parents(heads)
         now = self.clock()
         # SPEC section 11: a task that requires capabilities is only for agents that have them
         # (the agent is read only when some task requires something).
@@ -1016,6 +1216,7 @@ class TaskBoard:
             for h in heads
             if (project is None or h.project == project)
             and (caps is None or set(h.requires) <= caps)
+            and h.id not in parents
             and deps.takeable(h, now, agent)
             # Ready ones, and those with a failed dependency: _claim_one marks these blocked
             # (repairing a missed propagation) and moves on. Waiting ones are not candidates.
@@ -1034,7 +1235,9 @@ class TaskBoard:
             while pending:
                 cand = pending.pop(_spread(pending) if contended else 0)
                 try:
-                    task = self._claim_one(cand.id, agent, lease_seconds, explicit=False, wait=wait)
+                    task = self._claim_one(
+                        cand.id, agent, lease_seconds, explicit=False, wait=wait, parents=parents
+                    )
                 except (Conflict, NotFound):
                     contended = True  # someone else got it first (or it is not ready)
                     continue
@@ -1043,10 +1246,30 @@ class TaskBoard:
                     busy.append(cand)
                 elif isinstance(task, Task):
                     return task
-        raise NothingToClaim(
-            f"no ready task to claim for {agent}" + (f" in project {project}" if project else ""),
-            agent=agent,
-        )
+        where = f" in project {project}" if project else ""
+        # Say why when ready tasks exist but need capabilities the agent lacks (a re-register
+        # that dropped one otherwise looks like an empty board).
+        lacking = [
+            h
+            for h in heads
+            if caps is not None
+            and not set(h.requires) <= caps
+            and (project is None or h.project == project)
+            and claimable_now(h, states, parents, now, agent)
+        ]
+        if lacking:
+            lacking.sort(key=order_key)
+            missing = sorted({c for h in lacking for c in h.requires if c not in (caps or ())})
+            n = len(lacking)
+            raise NothingToClaim(
+                f"no ready task for {agent}{where}: {n} ready task{'s' if n != 1 else ''} "
+                f"need{'s' if n == 1 else ''} capabilities it lacks ({', '.join(missing)}); "
+                f"'coord agent register {agent} --capability ...' sets them",
+                agent=agent,
+                lacking=missing,
+                tasks=[h.id for h in lacking],
+            )
+        raise NothingToClaim(f"no ready task to claim for {agent}{where}", agent=agent)
 
     def _dep_states(self, task: Task) -> dict[str, str]:
         states: dict[str, str] = {}
@@ -1065,9 +1288,14 @@ class TaskBoard:
         *,
         explicit: bool,
         wait: bool = True,
+        parents: set[str] | None = None,
     ) -> Any:
         """Claim one task; None when it turned out blocked or failed (claim-next moves on),
-        ``_SKIPPED`` when ``wait`` is False and another writer holds it."""
+        ``_SKIPPED`` when ``wait`` is False and another writer holds it.
+
+        ``parents``: the tasks with an open child, as the caller read them (next-ready claim);
+        None reads the open heads here, for an explicit claim. A child created after that read
+        can slip past, as in :meth:`_check_children`."""
         outcome: dict[str, Any] = {}
 
         def fn(task: Task) -> Task:
@@ -1131,6 +1359,10 @@ class TaskBoard:
                     task=task.id,
                     waiting=waiting,
                 )
+            if parents is None:
+                self._check_children(task, "is not ready: it has")
+            elif task.id in parents:
+                raise Conflict(f"task {task.id} is not ready: it has open children", task=task.id)
             leases.grant(task, agent, now, lease_seconds)
             leases.add_log(task, now, f"claimed by {agent} (epoch {task.epoch})", MAX_LOG_LINES)
             return task
@@ -1435,9 +1667,11 @@ class TaskBoard:
             leases.end(task)
             if status == COMPLETE:
                 task.result = body
+                # Complete is 100 %, whatever was last reported (a percent and a count may
+                # both be set: the percent wins when shown, so both end at the top).
                 if task.progress_total is not None:
                     task.progress_current = task.progress_total
-                elif task.percent is not None:
+                if task.percent is not None:
                     task.percent = 100.0
             else:
                 task.error = body
@@ -1451,7 +1685,7 @@ class TaskBoard:
             self._on_change(task, agent)
         return task
 
-    def _check_children(self, task: Task) -> None:
+    def _check_children(self, task: Task, verb: str = "has") -> None:
         """A parent cannot complete while a child is open (SPEC section 11):
         :class:`Conflict` (exit 4) naming the open children. Runs inside the parent's update;
         a child is another record, so one created at this very moment can slip past (as a
@@ -1464,7 +1698,7 @@ class TaskBoard:
             shown = ", ".join(f"{h.id} ({h.status})" for h in open_children[:10])
             more = f" and {len(open_children) - 10} more" if len(open_children) > 10 else ""
             raise Conflict(
-                f"task {task.id} has open children: {shown}{more}; finish or cancel them first",
+                f"task {task.id} {verb} open children: {shown}{more}; finish or cancel them first",
                 task=task.id,
                 children=[h.id for h in open_children],
             )

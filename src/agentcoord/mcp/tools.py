@@ -155,15 +155,20 @@ class Tools:
         agent: str | None = None,
     ) -> dict[str, Any]:
         who = self._agent(agent)
+        changed: dict[str, list[str]] = {}
         found = self.coord.agents.register(
             who,
             capabilities=capabilities,
             note=note,
             session=self.sessions.get(who),
             takeover=takeover,
+            changed=changed,
         )
         self.sessions[who] = found.session
-        return shapes.agent_summary(found)
+        data = shapes.agent_summary(found)
+        if changed:
+            data["capabilities_changed"] = changed
+        return data
 
     def heartbeat(
         self,
@@ -317,7 +322,7 @@ class Tools:
         return {"tasks": rows, "total": len(tasks)}
 
     def show_task(self, *, id: TaskId, fields: list[str] | None = None) -> dict[str, Any]:
-        task, archive = self.coord.tasks.find(id)
+        task, archive = self.coord.tasks.show(id)
         shown = shapes.Bounded(task, lines=shapes.SHOW_LOG_LINES, chars=shapes.SHOW_LOG_CHARS)
         data = shapes.task_shown(shown, self.coord.now())
         data["archived"] = archive is not None

@@ -18,6 +18,8 @@ epoch             granted tasks have epoch >= 1; logged grants never exceed it  
 attempts          0 <= attempts <= max_attempts                                  no
 dependency        every dependency is on the board or archived                  no
 cycle             dependencies form no cycle                                    no
+parent_cycle      parents form no cycle (else none of its tasks can complete)   no
+open_child        a complete parent has no open child (a documented race)       no
 blocked           a blocked task has a failed or cancelled (transitive) dep     yes (unblock)
 unblocked         a pending/assigned task with a failed/cancelled dep           yes (block)
 agent_view        an agent's active tasks = the in_progress tasks it holds       yes (rebuild)
@@ -57,9 +59,11 @@ from ..core.models import (
     ASSIGNED,
     BLOCKED,
     CANCELLED,
+    COMPLETE,
     FAILED,
     IN_PROGRESS,
     MAX_LOG_LINES,
+    OPEN_STATES,
     PENDING,
     TASK_STATES,
 )
@@ -253,6 +257,44 @@ def _check_graph(
                 colour[nxt] = 1
                 path.append(nxt)
                 iters.append(iter(deps.get(nxt, ())))
+    return out + _check_parents(tasks, statuses, file_of)
+
+
+def _check_parents(
+    tasks: dict[str, Task], statuses: dict[str, str], file_of: Callable[[str], str | None]
+) -> list[Violation]:
+    """Parent cycles (each reported once, by its smallest id) and complete parents with an open
+    child. Neither is repaired: which edge is wrong is the person's call."""
+    out: list[Violation] = []
+    reported: set[frozenset[str]] = set()
+    for start in sorted(tasks):
+        chain, node = [start], tasks[start].parent
+        while node is not None and node in tasks and node not in chain:
+            chain.append(node)
+            node = tasks[node].parent
+        if node is None or node not in chain or frozenset(chain[chain.index(node) :]) in reported:
+            continue
+        cycle = chain[chain.index(node) :]
+        reported.add(frozenset(cycle))
+        first = min(cycle)
+        turn = cycle.index(first)
+        shown = " -> ".join([*cycle[turn:], *cycle[:turn], first])
+        msg = (
+            f"parent cycle: {shown}; none of them can complete: clear one parent "
+            f"('task edit {first} --parent \"\"')"
+        )
+        out.append(Violation("parent_cycle", first, msg, file=file_of(first)))
+    children: dict[str, list[str]] = {}
+    for tid, task in tasks.items():
+        if task.parent and task.status in OPEN_STATES and statuses.get(task.parent) == COMPLETE:
+            children.setdefault(task.parent, []).append(tid)
+    for parent, kids in sorted(children.items()):
+        shown = ", ".join(f"{k} ({tasks[k].status})" for k in sorted(kids))
+        msg = (
+            f"task {parent} is complete but has open children: {shown}; reopen it "
+            f"('task reopen {parent}') or finish or cancel them"
+        )
+        out.append(Violation("open_child", parent, msg, file=file_of(parent)))
     return out
 
 

@@ -205,14 +205,14 @@ def render_task(task: Task, now: float) -> str:
 
 def _description_line(line: str) -> str:
     """A line of a description as written: verbatim markdown (check-list items, lists, code
-    spans, ``###`` headings) unless it could end the section, open a fence, look like a merge
-    conflict or a field line (``**Status**: x``, which the seeds' grep recipes would read), hold
-    a control character or a backslash; then escaped like any value
-    (:func:`escape_line`, which always leaves a backslash in the line). So a verbatim line
-    never holds a backslash, and the parser unescapes every line alike."""
+    spans, ``###`` headings) unless it could end the section or read as the title (``#``), open
+    a fence, look like a merge conflict or a field line (``**Status**: x``, which the seeds'
+    grep recipes would read), hold a control character or a backslash; then escaped like any
+    value (:func:`escape_line`, which always leaves a backslash in the line). So a verbatim
+    line never holds a backslash, and the parser unescapes every line alike."""
     if (
-        line.startswith("## ")
-        or line.rstrip() == "##"
+        line.startswith(("# ", "## "))  # a second title heading, or the section's end
+        or line.rstrip() in ("#", "##")
         or "```" in line
         or _FENCE_START.match(line)
         or line.startswith(_CONFLICTS)
