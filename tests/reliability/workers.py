@@ -284,7 +284,14 @@ def victim(root: str, role: str, agent: str, seed: int) -> None:
                 raise SystemExit(f"unknown role {role}")
         except errors.NothingToClaim:
             coord.tasks.create(f"for {agent}")
-        except (errors.Conflict, errors.NotFound, errors.InvalidInput):
+        except errors.NotFound:
+            # A cleaner's ``cleanup(stale_hours=0)`` archives every agent at once: register
+            # again, as a real agent told "unknown agent" would (strict identity, SPEC 11).
+            try:
+                coord.agents.register(agent)
+            except errors.Conflict:  # it was a task that was gone, and the name is live
+                pass
+        except (errors.Conflict, errors.InvalidInput):
             pass
         if not ready:
             sys.stdout.write("ready\n")

@@ -45,26 +45,14 @@ def check_acyclic(
 ) -> None:
     """Refuse ``new_id -> depends_on`` if it would close a cycle through existing tasks (which a
     person may have hand-edited into any shape). The error names the whole cycle."""
-    parent: dict[str, str] = {}  # node -> the node that depends on it (for the message)
-    stack: list[str] = []
-    for dep in depends_on:
-        if dep not in parent:
-            parent[dep] = new_id
-            stack.append(dep)
-    while stack:
-        tid = stack.pop()
-        if tid == new_id:
-            chain, node = [new_id], parent[new_id]
-            while node != new_id:
-                chain.append(node)
-                node = parent[node]
-            chain.append(new_id)
-            raise DependencyCycle("dependency cycle: " + " -> ".join(reversed(chain)), task=new_id)
+
+    def deps_of(tid: str) -> Iterable[str]:
         task = tasks.get(tid)
-        for nxt in task.depends_on if task is not None else ():
-            if nxt not in parent:
-                parent[nxt] = tid
-                stack.append(nxt)
+        return task.depends_on if task is not None else ()
+
+    chain = cycle_through(new_id, depends_on, deps_of)
+    if chain is not None:
+        raise DependencyCycle("dependency cycle: " + " -> ".join(chain), task=new_id)
 
 
 def unmet(task: Task | TaskHead, states: Mapping[str, str]) -> list[str]:
