@@ -19,7 +19,14 @@ import os
 import stat
 
 from .core.config import Config, ConfigProblem, check
-from .errors import BackendUnavailable, CoordError, CorruptData, InvalidInput, NotFound
+from .errors import (
+    BackendUnavailable,
+    Conflict,
+    CoordError,
+    CorruptData,
+    InvalidInput,
+    NotFound,
+)
 from .fs import atomic_write, forget_modes, private_mode, read_text, refuse_planted_link
 
 TYPE_CHECKING = False
@@ -173,15 +180,49 @@ def find_root(directory: str | None = None, *, env: Mapping[str, str] | None = N
         candidate = os.path.join(here, SUBDIR)
         if os.path.isdir(candidate):
             return candidate
+        main = worktree_main(here)  # a linked git worktree shares its main worktree's board
+        if main is not None and os.path.isdir(os.path.join(main, SUBDIR)):
+            return os.path.join(main, SUBDIR)
         parent = os.path.dirname(here)
         if parent == here:
             break
         here = parent
     raise NotFound(
         "no coordination workspace found (looked for .claude/coordination/ in this directory "
-        "and its parents); run 'coord init' or pass --dir",
+        "and its parents, and in the main worktree of a git worktree); run 'coord init' or "
+        "pass --dir",
         hint="coord init",
     )
+
+
+def worktree_main(directory: str) -> str | None:
+    """The top of the main worktree when ``directory`` is the top of a *linked* git worktree
+    (``git worktree add``), else None (SPEC section 2: worktrees share one board).
+
+    A linked worktree's ``.git`` is a file ``gitdir: <repo>/.git/worktrees/NAME`` whose
+    directory holds ``commondir`` (the repository's own ``.git``, relative to it): the answer
+    of ``git rev-parse --git-common-dir``, read without starting git (this runs on every
+    command's start-up). A submodule's ``.git`` file has no ``commondir``, and a bare
+    repository has no main worktree: both are None. Unreadable or odd files are None too
+    (discovery goes on as if there were no worktree)."""
+    dotgit = os.path.join(directory, ".git")
+    try:
+        if not stat.S_ISREG(os.lstat(dotgit).st_mode):
+            return None  # a directory: a main worktree (or no repository)
+        text = read_text(dotgit, limit=4096) or ""
+        first = text.strip().splitlines()[0] if text.strip() else ""
+        if not first.startswith("gitdir:"):
+            return None
+        gitdir = os.path.normpath(os.path.join(directory, first[len("gitdir:") :].strip()))
+        common = read_text(os.path.join(gitdir, "commondir"), limit=4096)
+    except (OSError, CoordError):
+        return None
+    if not common or not common.strip():
+        return None
+    common_dir = os.path.normpath(os.path.join(gitdir, common.strip()))
+    if os.path.basename(common_dir) != ".git":
+        return None
+    return os.path.dirname(common_dir)
 
 
 def _git_root(cwd: str) -> str | None:
@@ -207,11 +248,14 @@ def init_workspace(
     url: str | None = None,
     cwd: str | None = None,
     shared_group: str | None = None,
+    here: bool = False,
 ) -> tuple[Workspace, list[str]]:
     """Create (or complete) a workspace; idempotent. Returns it and the actions taken.
     ``shared_group`` (a group name or gid; :class:`InvalidInput` before anything is written
     when there is no such group) makes it, new or existing, one that group can share
-    (:func:`share_with_group`)."""
+    (:func:`share_with_group`). In a linked git worktree, without ``directory`` or ``here``,
+    :class:`Conflict` (exit 4): the worktrees of a repository share the main worktree's board
+    (SPEC section 2), and a second one would split the team silently."""
     gid = None if shared_group is None else resolve_group(shared_group)
     actions: list[str] = []
     base = cwd or os.getcwd()
@@ -220,6 +264,17 @@ def init_workspace(
         project = None
     else:
         project = _git_root(base) or base
+        main = None if here else worktree_main(project)
+        if main is not None:
+            board = os.path.join(main, SUBDIR)
+            state = "is" if os.path.isdir(board) else "would be"
+            raise Conflict(
+                f"{project} is a linked git worktree of {main}: the team's board {state} "
+                f"{board}, which coord finds from every worktree; run 'coord init' in {main}, "
+                "or pass --here for a separate board of this worktree's own",
+                worktree=project,
+                main=main,
+            )
         root = os.path.join(project, SUBDIR)
     check_links(root)  # before anything is written through a planted link
     from .store.markdown.directory import Directory

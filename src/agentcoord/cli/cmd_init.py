@@ -35,6 +35,12 @@ def _build(parser: Parser) -> None:
         "group-writable (2775), files 664, lock files 660, a config.json holding a password "
         "640, never world-writable; every later write keeps it. Converts an existing workspace",
     )
+    parser.add_argument(
+        "--here",
+        action="store_true",
+        help="in a linked git worktree, make a board of this worktree's own (by default "
+        "worktrees share the main worktree's board, and init there is refused: exit 4)",
+    )
     parser.set_defaults(handler=_init)
 
 
@@ -60,7 +66,7 @@ def _init(ctx: Context, ns: argparse.Namespace) -> int:
         from ..workspace import resolve_group
 
         resolve_group(group)  # exit 2 before anything is checked or written
-    ws, actions = init_workspace(ctx.g.dir, url=url, shared_group=group)
+    ws, actions = init_workspace(ctx.g.dir, url=url, shared_group=group, here=ns.here)
     data = {
         "root": ws.root,
         "backend": ws.config["backend"],
