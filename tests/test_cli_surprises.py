@@ -100,16 +100,16 @@ def _help(*argv: str) -> str:
 
 
 def _subcommands(text: str) -> list[str]:
-    names: list[str] = []
-    lines = text.splitlines()
-    for i, line in enumerate(lines):
-        if re.fullmatch(r"  (?:[A-Z]+|\{[a-z,-]+\})", line):
-            for sub in lines[i + 1 :]:
-                m = re.match(r"    ([a-z][a-z-]*)(?:\s{2,}|$)", sub)
-                if m is not None:
-                    names.append(m.group(1))
-                elif not sub.startswith("      "):
-                    break
+    """The subcommands a ``--help`` lists: the reference generator's own reading of it."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "scripts" / "gen_cli_docs.py"
+    spec = importlib.util.spec_from_file_location("gen_cli_docs", path)
+    assert spec is not None and spec.loader is not None
+    gen = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(gen)
+    names: list[str] = gen.subcommands(text)
     return names
 
 

@@ -409,6 +409,17 @@ def _check(ctx: Context, ns: argparse.Namespace) -> int:
     return 0
 
 
+def _row(
+    ctx: Context, task: Task, fields: list[str] | None, extra: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """A listing's row of ``task`` (``task list``, ``task search``): its summary, ``extra``,
+    and any ``--fields`` the summary lacks, taken from what ``task show`` has."""
+    row = {**_summary(ctx, task), **(extra or {})}
+    if fields and any(f not in row for f in fields):
+        _add_shown(row, task, fields, ctx.coord.now())
+    return row
+
+
 def _search(ctx: Context, ns: argparse.Namespace) -> int:
     found, total = ctx.coord.tasks.search(
         ns.text, label=ns.label, status=ns.status, archived=ns.archived, limit=ns.limit or None
@@ -416,13 +427,7 @@ def _search(ctx: Context, ns: argparse.Namespace) -> int:
     if len(found) < total:
         ctx.warn(f"showing {len(found)} of {total} matches; use --limit to see more")
     fields = parse_fields(ns.fields, _list_fields())
-    rows = []
-    for task in found:
-        row = _summary(ctx, task)
-        if fields and any(f not in row for f in fields):
-            _add_shown(row, task, fields, ctx.coord.now())
-        rows.append(row)
-    rows = select(rows, fields)
+    rows = select([_row(ctx, task, fields) for task in found], fields)
 
     def text() -> str:
         if not rows:
@@ -550,14 +555,10 @@ def _list(ctx: Context, ns: argparse.Namespace) -> int:
         ready = board.readiness(selected, agent=ns.agent)
     full = []
     for task in loaded:
-        row = _summary(ctx, task)
-        if ns.archived:
-            row["archived"] = True
+        extra: dict[str, Any] = {"archived": True} if ns.archived else {}
         if task.id in ready:
-            row["ready"] = ready[task.id]
-        if fields and any(f not in row for f in fields):
-            _add_shown(row, task, fields, ctx.coord.now())
-        full.append(row)
+            extra["ready"] = ready[task.id]
+        full.append(_row(ctx, task, fields, extra))
     rows = select(full, fields)
 
     def text() -> str:
