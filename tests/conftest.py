@@ -38,6 +38,16 @@ class FakeClock:
         return self.now
 
 
+@pytest.fixture(autouse=True)
+def _no_ambient_identity(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Every test starts with no agent named by the environment and a private directory for
+    session links (SPEC section 12): nothing a developer's shell or another test left leaks in."""
+    monkeypatch.delenv("COORD_AGENT", raising=False)
+    for variable in ("CLAUDE_ENV_FILE", "CLAUDE_CODE_SESSION_ID", "GEMINI_SESSION_ID"):
+        monkeypatch.delenv(variable, raising=False)
+    monkeypatch.setenv("COORD_SESSION_DIR", str(tmp_path / ".coord-sessions"))
+
+
 @pytest.fixture
 def clock() -> FakeClock:
     return FakeClock()

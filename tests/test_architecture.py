@@ -67,6 +67,7 @@ TOP_MODULES = {
     "fs.py",
     "httpaccess.py",
     "shapes.py",
+    "sessions.py",
     "workspace.py",
 }
 

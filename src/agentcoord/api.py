@@ -200,8 +200,8 @@ class Coordinator:
         def renew_leases(agent: str) -> Renewal:
             return self.tasks.renew_all(agent)
 
-        def release_all(agent: str) -> None:
-            self.tasks.release_all(agent, reason=f"{agent} retired")
+        def release_all(agent: str, reason: str) -> None:
+            self.tasks.release_all(agent, reason=reason)
 
         hooks = AgentHooks(renew_leases=renew_leases, release_all=release_all)
         return Agents(self.store, self.config, self.clock, hooks)

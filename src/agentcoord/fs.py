@@ -256,8 +256,15 @@ def read_bytes(path: str, *, limit: int = MAX_READ) -> bytes | None:
     and 16). Opened by :func:`open_stat`: a symlink, a FIFO, a device or a directory is
     :class:`CorruptData` (``path:1``), never followed and never waited on; so is a file
     larger than ``limit`` bytes. :class:`BackendUnavailable` when it cannot be read."""
+    got = read_with_mode(path, limit=limit)
+    return None if got is None else got[0]
+
+
+def read_with_mode(path: str, *, limit: int = MAX_READ, what: str = "") -> tuple[bytes, int] | None:
+    """:func:`read_bytes` and the file's permission bits (a rewrite keeps them), or None when
+    there is no file (``what`` starts the message of a :class:`CorruptData`)."""
     try:
-        fd, st = open_stat(path)
+        fd, st = open_stat(path, what=what)
     except FileNotFoundError:
         return None
     except NotADirectoryError:  # a FIFO or a file planted where ``.state/`` belongs
@@ -279,7 +286,7 @@ def read_bytes(path: str, *, limit: int = MAX_READ) -> bytes | None:
             if total > limit:
                 raise CorruptData(path, 1, f"is over {limit:,} bytes")
             chunks.append(chunk)
-        return b"".join(chunks)
+        return b"".join(chunks), stat.S_IMODE(st.st_mode)
     except OSError as exc:
         raise BackendUnavailable(f"cannot read {path}: {exc.strerror}", path=path) from exc
     finally:
@@ -343,6 +350,50 @@ def refuse_planted_link(path: str) -> None:
     raise CorruptData(
         path, 1, "is a symbolic link in a directory others can write; it is never followed"
     )
+
+
+def missing_dirs(root: str, rel: str) -> list[str]:
+    """The directories on the way from ``root`` to the file ``rel`` (``/``-separated, relative)
+    that do not exist yet, outermost first. A symbolic link among them is :class:`CorruptData`
+    (a write is never sent through one; :func:`refuse_planted_link`'s message when someone else
+    could have planted it); so is a file where a directory belongs."""
+    out: list[str] = []
+    parts = rel.split("/")[:-1]
+    for i in range(1, len(parts) + 1):
+        sub = "/".join(parts[:i])
+        path = os.path.join(root, sub)
+        try:
+            st = os.lstat(path)
+        except FileNotFoundError:
+            out.append(sub)
+            continue
+        if stat.S_ISLNK(st.st_mode):
+            refuse_planted_link(path)
+            raise CorruptData(path, 1, "is a symbolic link; a write is never sent through one")
+        if not stat.S_ISDIR(st.st_mode):
+            raise CorruptData(path, 1, f"is {file_kind(st.st_mode)}, not a directory")
+    return out
+
+
+def remove_file(path: str) -> None:
+    """Unlink ``path`` (gone already is fine); :class:`BackendUnavailable` when it cannot be."""
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+    except OSError as exc:
+        raise BackendUnavailable(f"cannot remove {path}: {exc.strerror}", path=path) from exc
+
+
+def remove_empty_dir(path: str) -> bool:
+    """Remove the directory ``path`` if it is empty (never a link); whether it was removed."""
+    try:
+        if stat.S_ISLNK(os.lstat(path).st_mode):
+            return False
+        os.rmdir(path)
+    except OSError:
+        return False
+    return True
 
 
 def ensure_dir(path: str) -> None:

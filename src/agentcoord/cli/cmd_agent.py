@@ -45,7 +45,7 @@ def _build(parser: Parser) -> None:
     p = sub.add_parser(
         "register", help="register a session of an agent (or bring a retired one back)"
     )
-    p.add_argument("name")
+    p.add_argument("name", nargs="?", help="default: coord whoami (with its session)")
     p.add_argument(
         "--capability",
         action="append",
@@ -70,7 +70,7 @@ def _build(parser: Parser) -> None:
     p.set_defaults(handler=_register)
 
     p = sub.add_parser("heartbeat", help="sign of life; renews the leases the agent holds")
-    p.add_argument("name")
+    p.add_argument("name", nargs="?", help="default: coord whoami (with its session)")
     p.add_argument("--status", help="idle, busy, blocked, offline")
     p.add_argument("--workload", metavar="PCT", help="0-100")
     p.add_argument("--note", metavar="TEXT", help="free text for the Notes section")
@@ -107,16 +107,31 @@ def _line(agent: Agent, verb: str) -> str:
     return f"{verb} agent {shown(agent.name)} ({shown(agent.status.upper())}, {agent.workload}%)"
 
 
+def _who(ns: argparse.Namespace) -> tuple[str, str | None, str | None]:
+    """(name, --session token, tool-session token) for register/heartbeat: the NAME given, else
+    ``coord whoami``'s agent with its tool session's token (exit 2 when nothing names one)."""
+    if ns.name is not None:
+        return ns.name, ns.session, None
+    from ..sessions import require
+
+    ident = require()
+    if ns.session is not None or ident.token is None:
+        return ident.name, ns.session, None
+    return ident.name, None, ident.token
+
+
 def _register(ctx: Context, ns: argparse.Namespace) -> int:
     changed: dict[str, list[str]] = {}
+    name, session, tool_session = _who(ns)
     agent = ctx.coord.agents.register(
-        ns.name,
+        name,
         capabilities=[c.strip() for item in ns.capability for c in item.split(",") if c.strip()],
         note=ns.note,
         workload=ns.workload,
-        session=ns.session,
+        session=session,
         takeover=ns.takeover,
         changed=changed,
+        as_session=tool_session,
     )
     data = agent_summary(agent)
     data["session"] = agent.session
@@ -131,8 +146,13 @@ def _register(ctx: Context, ns: argparse.Namespace) -> int:
 
 
 def _heartbeat(ctx: Context, ns: argparse.Namespace) -> int:
+    name, session, tool_session = _who(ns)
     agent, renewed = ctx.coord.agents.heartbeat(
-        ns.name, status=ns.status, workload=ns.workload, note=ns.note, session=ns.session
+        name,
+        status=ns.status,
+        workload=ns.workload,
+        note=ns.note,
+        session=session if session is not None else tool_session,
     )
     data = agent_summary(agent)
     data["renewed"] = [t.id for t in renewed]

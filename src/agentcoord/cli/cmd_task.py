@@ -101,7 +101,7 @@ def _build(parser: Parser) -> None:
 
     p = sub.add_parser("claim", help="claim a task (by id, or the next ready one)")
     p.add_argument("id", nargs="?")
-    p.add_argument("--agent", required=True, help="the claiming agent (registered)")
+    p.add_argument("--agent", help="the claiming agent (registered; default: coord whoami)")
     p.add_argument(
         "--lease",
         type=seconds("--lease", positive=True),
@@ -125,7 +125,7 @@ def _build(parser: Parser) -> None:
 
     p = sub.add_parser("progress", help="report progress (renews the lease)")
     p.add_argument("id")
-    p.add_argument("--agent", required=True, help="the lease holder")
+    p.add_argument("--agent", help="the lease holder (default: coord whoami)")
     p.add_argument("--current", type=real("--current"), help="steps done (with the total)")
     p.add_argument("--total", type=real("--total"), help="total steps (default: the task's)")
     p.add_argument("--percent", type=real("--percent"), help="0-100, instead of --current")
@@ -144,7 +144,7 @@ def _build(parser: Parser) -> None:
     p = sub.add_parser("log", help="append a line to the task's log")
     p.add_argument("id")
     p.add_argument("message")
-    p.add_argument("--agent", required=True, help="the lease holder")
+    p.add_argument("--agent", help="the lease holder (default: coord whoami)")
     p.add_argument("--epoch", type=count("--epoch"), help="refuse if the grant is not this epoch")
     p.set_defaults(handler=_log)
 
@@ -155,7 +155,7 @@ def _build(parser: Parser) -> None:
     ):
         p = sub.add_parser(name, help=text)
         p.add_argument("id")
-        p.add_argument("--agent", required=True, help="the lease holder")
+        p.add_argument("--agent", help="the lease holder (default: coord whoami)")
         p.add_argument(
             "--epoch", type=count("--epoch"), help="refuse if the grant is not this epoch"
         )
@@ -438,9 +438,17 @@ def _search(ctx: Context, ns: argparse.Namespace) -> int:
     return 0
 
 
+def _me(ns: argparse.Namespace) -> str:
+    """The acting agent: ``--agent``, else ``COORD_AGENT``, else the tool session's own name
+    (:mod:`agentcoord.sessions`); exit 2 when nothing names one."""
+    from ..sessions import agent_name
+
+    return agent_name(ns.agent)
+
+
 def _claim(ctx: Context, ns: argparse.Namespace) -> int:
     task = ctx.coord.tasks.claim(
-        ns.id, agent=ns.agent, lease_seconds=ns.lease, project=ns.project, register=ns.register
+        ns.id, agent=_me(ns), lease_seconds=ns.lease, project=ns.project, register=ns.register
     )
     ctx.emit(_summary(ctx, task), _line(task, "claimed"), brief=task.id)
     return 0
@@ -471,7 +479,7 @@ def _progress(ctx: Context, ns: argparse.Namespace) -> int:
     metrics = {k: scalar(v) for k, v in key_values(ns.metric, "--metric")}
     task = ctx.coord.tasks.progress(
         ns.id,
-        agent=ns.agent,
+        agent=_me(ns),
         current=ns.current,
         total=ns.total,
         percent=ns.percent,
@@ -487,19 +495,20 @@ def _progress(ctx: Context, ns: argparse.Namespace) -> int:
 
 
 def _log(ctx: Context, ns: argparse.Namespace) -> int:
-    task = ctx.coord.tasks.log(ns.id, ns.message, agent=ns.agent, epoch=ns.epoch)
+    task = ctx.coord.tasks.log(ns.id, ns.message, agent=_me(ns), epoch=ns.epoch)
     ctx.emit(_summary(ctx, task), f"task {shown(task.id)}: logged")
     return 0
 
 
 def _finish(ctx: Context, ns: argparse.Namespace) -> int:
     tasks = ctx.coord.tasks
+    me = _me(ns)
     if ns.action == "complete":
-        task = tasks.complete(ns.id, agent=ns.agent, result=ns.result, epoch=ns.epoch)
+        task = tasks.complete(ns.id, agent=me, result=ns.result, epoch=ns.epoch)
     elif ns.action == "fail":
-        task = tasks.fail(ns.id, agent=ns.agent, error=ns.error, epoch=ns.epoch)
+        task = tasks.fail(ns.id, agent=me, error=ns.error, epoch=ns.epoch)
     else:
-        task = tasks.release(ns.id, agent=ns.agent, reason=ns.reason, epoch=ns.epoch)
+        task = tasks.release(ns.id, agent=me, reason=ns.reason, epoch=ns.epoch)
     verb = {"complete": "completed", "fail": "failed", "release": "released"}[ns.action]
     ctx.emit(_summary(ctx, task), _line(task, verb))
     return 0

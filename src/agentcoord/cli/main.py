@@ -41,6 +41,13 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "dashboard": ("cmd_dashboard", "live terminal view of agents, tasks, events and the timer"),
     "demo": ("cmd_demo", "run a simulated team on a throw-away workspace"),
     "mcp": ("cmd_mcp", "run the MCP server (stdio) for agent tools"),
+    "setup": (
+        "cmd_setup",
+        "write an agent tool's project config: MCP entry, hooks, workflow notes",
+    ),
+    "session": ("cmd_session", "agent-tool session hooks: start (register, prime), beat, end"),
+    "whoami": ("cmd_session", "the agent name commands here act as, and where it comes from"),
+    "prime": ("cmd_session", "an agent's tasks, ready work and check-in, in ~2 KB"),
 }
 
 USAGE = "usage: coord [--dir D | --url U] [--json] [-q] COMMAND ..."

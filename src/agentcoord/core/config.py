@@ -39,6 +39,10 @@ DEFAULTS: dict[str, Any] = {
     # SPEC section 11: claim/assign by an agent that was never registered registers it instead
     # of being refused (exit 3).
     "auto_register": False,
+    # SPEC section 12: the PostToolUse hook renews an agent's leases at most this often (and at
+    # least every quarter of lease_seconds); a session's end gives back what its agent holds.
+    "session_beat_seconds": 30,
+    "release_on_session_end": True,
 }
 
 
@@ -66,6 +70,8 @@ _RULES: dict[str, tuple[str, float, bool]] = {
     "context_max_bytes": ("int", 1, True),
     "clock_skew": ("seconds", 0.0, True),
     "auto_register": ("bool", 0, True),
+    "session_beat_seconds": ("seconds", 0.0, True),
+    "release_on_session_end": ("bool", 0, True),
 }
 
 

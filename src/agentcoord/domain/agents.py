@@ -159,7 +159,7 @@ def _renew_nothing(name: str) -> Renewal:
     return Renewal()
 
 
-def _hold_nothing(name: str) -> None:
+def _hold_nothing(name: str, reason: str) -> None:
     return None
 
 
@@ -168,7 +168,8 @@ class AgentHooks:
 
     - ``renew_leases(agent)``: renew every live lease the agent holds (a heartbeat); returns a
       :class:`~agentcoord.core.leases.Renewal` (the tasks renewed, and the ids ``lost``);
-    - ``release_all(agent)``: give back every task the agent holds (it retired).
+    - ``release_all(agent, reason)``: give back every task the agent holds (it retired, or its
+      session ended).
     """
 
     __slots__ = ("release_all", "renew_leases")
@@ -177,7 +178,7 @@ class AgentHooks:
         self,
         *,
         renew_leases: Callable[[str], Renewal] = _renew_nothing,
-        release_all: Callable[[str], None] = _hold_nothing,
+        release_all: Callable[[str, str], None] = _hold_nothing,
     ) -> None:
         self.renew_leases = renew_leases
         self.release_all = release_all
@@ -238,6 +239,7 @@ class Agents:
         session: str | None = None,
         takeover: bool = False,
         changed: dict[str, Names] | None = None,
+        as_session: str | None = None,
     ) -> Agent:
         """Register ``name`` as a new session of the agent (or bring a retired one back) and
         return the agent; its ``session`` is the token of this registration (SPEC section 11).
@@ -251,14 +253,20 @@ class Agents:
         this raises :class:`Conflict` (exit 4) unless ``takeover`` is given. Passing the
         ``session`` token a previous registration returned makes a repeat by that session safe
         (same session, nothing bumped). A new session bumps ``generation``, so the replaced
-        one learns it at its next :meth:`heartbeat` with its token. :class:`InvalidInput`
-        (exit 2) for a bad name, capability, note, workload or token."""
+        one learns it at its next :meth:`heartbeat` with its token. ``as_session`` instead
+        names the token itself (an agent tool's session, :mod:`agentcoord.core.identity`): the
+        hooks and the MCP server of one tool session then register as one session of the name.
+        :class:`InvalidInput` (exit 2) for a bad name, capability, note, workload or token."""
         check_name(name, "agent name")
         caps = list(dict.fromkeys(check_name(c, "capability") for c in capabilities or []))
         load = _workload(workload) if workload is not None else None
         text = self._note(note)
-        own = _session(session) if session is not None else None
-        fresh = new_session()
+        own: str | None
+        if as_session is not None:
+            own = fresh = _session(as_session)
+        else:
+            own = _session(session) if session is not None else None
+            fresh = new_session()
         now = self.clock()
 
         diff: dict[str, Names] = {}
@@ -438,8 +446,34 @@ class Agents:
 
         agent = self.store.update_agent(name, fn)
         assert agent is not None
-        self.hooks.release_all(name)
+        self.hooks.release_all(name, f"{name} retired")
         return self.get(name)
+
+    def sign_off(self, name: str, *, session: str | None = None, release: bool = True) -> Agent:
+        """The end of an agent tool's session (SPEC section 12): the agent goes ``offline`` and,
+        with ``release``, gives back the tasks it holds (pending, no attempt used) and those
+        reserved for it; without, its leases run out as usual. Nothing happens, and
+        :class:`Conflict` (exit 4) is raised, when ``session`` was replaced by another
+        registration (that session now holds the name and its work)."""
+        check_name(name, "agent name")
+        own = _session(session) if session is not None else None
+        now = self.clock()
+
+        def fn(agent: Agent | None) -> Agent:
+            if agent is None:
+                raise NotFound(f"unknown agent {name!r}", agent=name)
+            _check_alive(agent, own)
+            agent.status = "offline"
+            agent.workload = 0
+            agent.last_seen = now
+            return agent
+
+        agent = self.store.update_agent(name, fn)
+        assert agent is not None
+        if release:
+            self.hooks.release_all(name, f"the session of {name} ended")
+            return self.get(name)
+        return agent
 
     # -- hooks called by the task board ----------------------------------------------------
     def before_claim(self, name: str, register: bool = False) -> None:

@@ -69,7 +69,7 @@ if TYPE_CHECKING:
     Names = list[str]
     TaskList = list[Task]
     ErrorList = list[CorruptData]
-    from collections.abc import Callable, Iterable
+    from collections.abc import Callable, Iterable, Mapping
     from typing import Any
 
     from ..core.config import Config
@@ -1428,6 +1428,28 @@ class TaskBoard:
             elif outcome == ["lost"]:
                 lost.append(task.id)
         return leases.Renewal(renewed, lost)
+
+    def taken_back(self, agent: str, grants: Mapping[str, int]) -> Names:
+        """Of ``grants`` (task id -> the epoch ``agent`` held it under, 0 when not known), the
+        ids taken from the agent rather than finished or released by it: granted again since
+        (the epoch moved on), or its lease expired and was taken back (the task's log says
+        so). For a session hook that tells the model it lost work (SPEC section 12). Tasks gone
+        from the board are skipped (only finished tasks are archived)."""
+        check_name(agent, "agent name")
+        expired = f"lease of {agent} expired"
+        lost: list[str] = []
+        for task_id, epoch in grants.items():
+            try:
+                task = self.store.get_task(check_name(task_id, "task id"))
+            except NotFound:
+                continue
+            if task.status == IN_PROGRESS and task.agent == agent:
+                continue  # held (again)
+            if (epoch and task.epoch != epoch) or any(
+                line.message.startswith(expired) for line in task.logs[-3:]
+            ):
+                lost.append(task.id)
+        return lost
 
     def release_all(self, agent: str, *, reason: str | None = None) -> TaskList:
         """Give back every task ``agent`` holds (pending, no attempt counted) and drop its

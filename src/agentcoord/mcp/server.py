@@ -63,6 +63,7 @@ if TYPE_CHECKING:
 
     from ..api import Coordinator
     from ..httpaccess import ASGIApp, Message, Receive, Scope, Send
+    from ..sessions import Identity
 
     Streams = tuple[
         MemoryObjectReceiveStream[SessionMessage | Exception],
@@ -160,7 +161,7 @@ class CoordMCP(FastMCP[Any]):
         self.coord_tools = tools
         self._call_lock = threading.Lock()
         self._by_name: dict[str, Tool] = {}
-        drop = ("agent",) if tools.default_agent is not None else ()
+        drop = ("agent",) if tools.has_default else ()
         for name, description in DESCRIPTIONS.items():
             tool = Tool.from_function(
                 self._threaded(getattr(tools, name)),
@@ -215,10 +216,17 @@ class CoordMCP(FastMCP[Any]):
             return error_result(exc)
 
 
-def build_server(coord: Coordinator, *, agent: str | None = None, **settings: Any) -> CoordMCP:
+def build_server(
+    coord: Coordinator,
+    *,
+    agent: str | None = None,
+    resolver: Callable[[], Identity] | None = None,
+    **settings: Any,
+) -> CoordMCP:
     """The MCP server for ``coord``; ``agent`` is the default for tools that act as an agent
-    (their ``agent`` argument is then not advertised)."""
-    return CoordMCP(Tools(coord, agent), **settings)
+    (their ``agent`` argument is then not advertised), else ``resolver`` finds it at the first
+    such call (:func:`agentcoord.mcp.tools.session_identity`)."""
+    return CoordMCP(Tools(coord, agent, resolver=resolver), **settings)
 
 
 def served_methods(server: CoordMCP) -> frozenset[str]:
@@ -257,12 +265,16 @@ def _protect_stdout() -> int:
 
 
 def serve_stdio(coord: Coordinator, *, agent: str | None = None) -> None:
-    """Serve MCP over stdin/stdout until the client closes stdin."""
+    """Serve MCP over stdin/stdout until the client closes stdin. Without ``agent`` the
+    tools act as this session's agent (:func:`agentcoord.mcp.tools.session_identity`: one
+    stdio server is one session of the agent tool, SPEC section 12)."""
     import os
     import sys
     from io import TextIOWrapper
 
-    server = build_server(coord, agent=agent)
+    from .tools import session_identity
+
+    server = build_server(coord, agent=agent, resolver=session_identity if agent is None else None)
     methods = served_methods(server)
     protocol_fd = _protect_stdout()
     with os.fdopen(protocol_fd, "wb") as raw:

@@ -85,8 +85,11 @@ ACTING = frozenset(
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from ..api import Coordinator
     from ..core.models import Task
+    from ..sessions import Identity
 
 
 def _limit(value: int) -> int:
@@ -116,9 +119,20 @@ def _select(row: dict[str, Any], fields: list[str] | None) -> dict[str, Any]:
 class Tools:
     """The tool implementations, bound to one workspace and an optional default agent."""
 
-    def __init__(self, coord: Coordinator, agent: str | None = None) -> None:
+    def __init__(
+        self,
+        coord: Coordinator,
+        agent: str | None = None,
+        *,
+        resolver: Callable[[], Identity] | None = None,
+    ) -> None:
         self.coord = coord
-        self.default_agent = check_name(agent, "agent name") if agent is not None else None
+        self._default = check_name(agent, "agent name") if agent is not None else None
+        #: With no ``agent``: who this server's session is, asked at the first tool call that
+        #: acts as an agent (by then the tool's session-start hook has left its session link:
+        #: :func:`session_identity`). None: tools need their ``agent`` argument.
+        self._resolver = resolver
+        self._identity: Identity | None = None
         #: Agent -> the session token its ``register`` through this server got (SPEC section
         #: 11): a repeat is the same session, and a heartbeat learns when it was replaced.
         self.sessions: dict[str, str] = {}
@@ -136,6 +150,25 @@ class Tools:
         self.epochs[(agent, task.id)] = task.epoch
 
     # -- helpers -------------------------------------------------------------------------------
+    @property
+    def has_default(self) -> bool:
+        """Whether tools may omit ``agent`` (then it is not advertised)."""
+        return self._default is not None or self._resolver is not None
+
+    @property
+    def default_agent(self) -> str | None:
+        """The agent tools act as when they are not given one: ``--agent``, else the session's
+        (resolved once; a tool-session identity is registered as that session on first use)."""
+        if self._default is not None or self._resolver is None:
+            return self._default
+        if self._identity is None:
+            ident = self._resolver()
+            if ident.token is not None:  # errors (a live other session) reach the tool call
+                self.coord.agents.register(ident.name, as_session=ident.token)
+                self.sessions[ident.name] = ident.token
+            self._identity = ident
+        return self._identity.name
+
     def _agent(self, agent: str | None) -> str:
         name = agent if agent is not None else self.default_agent
         if name is None:
@@ -460,6 +493,21 @@ class Tools:
         consumer = _timer_consumer(check_name(who, "agent name")) if who is not None else None
         result = check(TimerFiles(workspace.timer_dir, timer), consumer=consumer)
         return report_json(result, summarize(result, self.coord) if result.new else None)
+
+
+def session_identity() -> Identity:
+    """The agent of a stdio MCP server started by an agent tool without ``--agent``:
+    ``COORD_AGENT``, else the session link the tool's session-start hook left (so the server
+    and the hooks are one agent and one session), else a name of this server's own MCP session
+    (``mcp-`` and 8 random hex digits, with a random session token)."""
+    from ..domain.agents import new_session
+    from ..sessions import Identity, resolve
+
+    found = resolve(None)
+    if found is not None:
+        return found
+    token = new_session()
+    return Identity(f"mcp-{token[:8]}", "mcp-session", token=token)
 
 
 def _timer_consumer(agent: str) -> str:

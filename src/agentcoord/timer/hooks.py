@@ -26,8 +26,10 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any, TextIO
 
-#: Events whose JSON output carries ``hookSpecificOutput.additionalContext``.
-CONTEXT_EVENTS = ("UserPromptSubmit", "PostToolUse", "SessionStart")
+#: Events whose JSON output carries ``hookSpecificOutput.additionalContext``: Claude Code's and
+#: Codex's (the same names), and Gemini CLI's AfterTool and BeforeAgent (its PostToolUse and
+#: UserPromptSubmit; verified with Gemini CLI 0.61).
+CONTEXT_EVENTS = ("UserPromptSubmit", "PostToolUse", "SessionStart", "AfterTool", "BeforeAgent")
 #: Claude Code shows a short preview instead of context past ~10,000 characters; stay well below.
 MAX_CHARS = 4000
 STDIN_LIMIT = 1 << 20

@@ -1,0 +1,187 @@
+"""``coord prime``: what an agent needs to know at the start of a session (SPEC section 12).
+
+:func:`gather` reads the board once for heads (twice with the ready list) and the few tasks it
+names; :func:`render` turns that into a short text for the model's context, at most
+``max_chars`` characters (default :data:`MAX_CHARS`, ~2 KB), dropping list items rather than
+cutting a line. Agent-supplied text (titles) is escaped for one line (SPEC section 16).
+
+``gather`` shape: ``{"agent", "registered", "status", "counts": {state: n}, "total",
+"mine": [{"id", "status", "title", "percent", "lease_left"}], "ready": [{"id", "priority",
+"title"}], "ready_total", "checkin": [text]}`` (``lease_left`` in seconds or null).
+"""
+
+from __future__ import annotations
+
+from ..core.clock import duration
+from ..core.models import ASSIGNED, IN_PROGRESS, TASK_STATES
+from ..core.text import shown
+from ..errors import CoordError, NotFound
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+    from ..domain.agents import Agents
+    from ..domain.tasks import TaskBoard
+
+MAX_CHARS = 2048
+READY_SHOWN = 5
+MINE_SHOWN = 8
+WORKFLOW = (
+    "Workflow: 'coord task claim' takes the first ready task; 'coord task progress ID "
+    "--percent N -m TEXT' reports (and renews the lease); 'coord task complete ID --result "
+    "TEXT' or 'coord task fail ID --error TEXT' finishes; 'coord task release ID' gives it back."
+)
+
+
+def gather(
+    tasks: TaskBoard,
+    agents: Agents,
+    agent: str,
+    now: float,
+    *,
+    checkin: list[str] | None = None,
+    ready_limit: int = READY_SHOWN,
+) -> dict[str, Any]:
+    """The facts :func:`render` shows for ``agent`` at time ``now`` (POSIX seconds)."""
+    try:
+        record = agents.get(agent)
+        registered, status = True, record.status
+    except NotFound:
+        registered, status = False, None
+    every = tasks.heads()
+    counts = {state: 0 for state in TASK_STATES}
+    for head in every:
+        counts[head.status] = counts.get(head.status, 0) + 1
+    mine_heads = [h for h in every if h.agent == agent and h.status in (IN_PROGRESS, ASSIGNED)]
+    ready_heads = tasks.heads(ready=True, agent=agent)
+    ready_heads = [h for h in ready_heads if h.agent != agent or h.status != IN_PROGRESS]
+    loaded = {t.id: t for t in tasks.load([*mine_heads[:MINE_SHOWN], *ready_heads[:ready_limit]])}
+    mine = []
+    for head in mine_heads[:MINE_SHOWN]:
+        task = loaded.get(head.id)
+        left = head.lease_expires - now if head.lease_expires is not None else None
+        mine.append(
+            {
+                "id": head.id,
+                "status": head.status,
+                "title": task.title if task is not None else "",
+                "percent": task.progress_percent() if task is not None else None,
+                "lease_left": round(left) if left is not None else None,
+            }
+        )
+    ready = [
+        {
+            "id": h.id,
+            "priority": h.priority,
+            "title": loaded[h.id].title if h.id in loaded else "",
+        }
+        for h in ready_heads[:ready_limit]
+    ]
+    return {
+        "agent": agent,
+        "registered": registered,
+        "status": status,
+        "counts": {k: v for k, v in counts.items() if v},
+        "total": len(every),
+        "mine": mine,
+        "mine_total": len(mine_heads),
+        "ready": ready,
+        "ready_total": len(ready_heads),
+        "checkin": list(checkin or []),
+    }
+
+
+def render(data: dict[str, Any], *, max_chars: int = MAX_CHARS, source: str = "") -> str:
+    """The text of :func:`gather`'s ``data``, at most ``max_chars`` characters."""
+    name = shown(str(data["agent"]))
+    head = [f"# agentcoord: you are agent {name}{f' ({source})' if source else ''}"]
+    if not data["registered"]:
+        head.append(f"Not registered yet: 'coord agent register {name}' before claiming.")
+    counts = data["counts"]
+    board = ", ".join(f"{n} {state.replace('_', ' ')}" for state, n in counts.items())
+    head.append(f"Board: {data['total']} tasks" + (f" ({board})." if board else "."))
+    tail = [WORKFLOW]
+    sections: list[tuple[str, list[str], int]] = []
+    mine_lines = []
+    for row in data["mine"]:
+        bits = [row["status"].replace("_", " ")]
+        if row.get("percent") is not None:
+            bits.append(f"{row['percent']:g}%")
+        if row.get("lease_left") is not None:
+            left = row["lease_left"]
+            bits.append(f"lease {duration(left)} left" if left > 0 else "lease EXPIRED")
+        mine_lines.append(f"- {shown(row['id'])} [{', '.join(bits)}] {shown(row['title'])}")
+    sections.append(
+        (
+            f"Your tasks ({data['mine_total']}):" if data["mine_total"] else "Your tasks: none.",
+            mine_lines,
+            data["mine_total"],
+        )
+    )
+    ready_lines = [
+        f"- {shown(row['id'])} [p{row['priority']}] {shown(row['title'])}" for row in data["ready"]
+    ]
+    total = data["ready_total"]
+    sections.append(
+        (
+            f"Ready for you ({total}; 'coord task claim' takes the first):"
+            if total
+            else "Ready for you: none.",
+            ready_lines,
+            total,
+        )
+    )
+    if data["checkin"]:
+        sections.append(("Check-in:", [f"- {shown(c)}" for c in data["checkin"]], 0))
+    return _fit(head, sections, tail, max_chars)
+
+
+def _fit(
+    head: list[str], sections: list[tuple[str, list[str], int]], tail: list[str], limit: int
+) -> str:
+    """Join the parts; when over ``limit``, drop items from the end of each list (saying how
+    many more there are), then the tail, then cut."""
+    keep = [len(items) for _, items, _ in sections]
+
+    def build(with_tail: bool) -> str:
+        lines = list(head)
+        for (title, items, total), n in zip(sections, keep, strict=True):
+            lines.append(title)
+            lines.extend(items[:n])
+            more = max(total, len(items)) - n
+            if more > 0 and items:
+                lines.append(f"  ... {more} more")
+        if with_tail:
+            lines.extend(tail)
+        return "\n".join(lines)
+
+    text = build(True)
+    while len(text) > limit and any(keep):
+        biggest = max(range(len(keep)), key=lambda i: keep[i])
+        keep[biggest] -= 1
+        text = build(True)
+    if len(text) > limit:
+        text = build(False)
+    if len(text) > limit:
+        text = text[: max(0, limit - 4)] + " ..."
+    return text
+
+
+def checkin_lines(statuses: list[dict[str, Any]]) -> list[str]:
+    """One line per timer of ``timer status`` (:func:`agentcoord.timer.control.status_all`)."""
+    lines = []
+    for s in statuses:
+        try:
+            if s.get("running"):
+                nxt = s.get("next_in")
+                when = f", next in {duration(nxt)}" if isinstance(nxt, (int, float)) else ""
+                lines.append(
+                    f"timer {s.get('name')}: running, check-in #{s.get('count', 0)}{when}; "
+                    "'coord timer check' shows what is new"
+                )
+            else:
+                lines.append(f"timer {s.get('name')}: not running")
+        except (CoordError, TypeError, ValueError):
+            continue
+    return lines
