@@ -318,7 +318,8 @@ def test_a_lost_lease_is_told_to_the_model_on_the_next_beat(repo: Path) -> None:
         ],
     )
     task_id = res[1]["out"].strip()
-    assert res[2]["out"] == ""
+    assert res[2]["out"] == "", res
+    assert res[4]["out"], res
     out = json.loads(res[4]["out"])["hookSpecificOutput"]
     assert out["hookEventName"] == "PostToolUse"
     assert task_id in out["additionalContext"]
@@ -385,7 +386,28 @@ def test_a_name_held_by_another_live_session_is_a_warning_not_a_takeover(tmp_pat
     )
     assert done.returncode == 0
     context = json.loads(done.stdout)["hookSpecificOutput"]["additionalContext"]
-    assert context.startswith("WARNING:") and "shared" in context
+    assert context.startswith("WARNING from agentcoord:") and "shared" in context
+    assert "you are agent shared" not in context  # no briefing as another session's agent
+    # The session's own commands under that name are refused, not shared (exit 4).
+    claim = subprocess.run(
+        [*COORD, "task", "claim"],
+        cwd=tmp_path,
+        env=tool_env(COORD_AGENT="shared", CLAUDE_CODE_SESSION_ID="s-x"),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert claim.returncode == 4, claim.stderr
+    # Its end gives back nothing of the other session's.
+    end = run_coord(
+        tmp_path, ["session", "end"], json.dumps({"session_id": "s-x"}), COORD_AGENT="shared"
+    )
+    assert end.returncode == 0
+    assert (
+        json.loads(coord(tmp_path, "--json", "agent", "show", "shared").stdout)["status"]
+        != "offline"
+    )
     agent = json.loads(coord(tmp_path, "--json", "agent", "show", "shared").stdout)
     assert agent["generation"] == 1
 
@@ -436,3 +458,149 @@ def test_prime_is_bounded_and_escapes_titles(coord: Any, clock: FakeClock) -> No
     assert "more" in text  # the ready list was cut, and says so
     small = render(data, max_chars=300)
     assert len(small) <= 300
+
+
+def test_a_tool_inside_another_tools_session_acts_as_its_own(tmp_path: Path) -> None:
+    """Codex started from a Claude Code session inherits CLAUDE_CODE_SESSION_ID; its own
+    session link (nearer in the process tree) names its agent, not the outer session's id."""
+    assert coord(tmp_path, "init").returncode == 0
+    outer = "outer-claude"
+    steps = [
+        {"hook": "start", "args": ["--tool", "codex"], "input": {"session_id": "inner-codex"}},
+        {"run": ["--json", "whoami"]},
+    ]
+    res = session(tmp_path, steps, CLAUDE_CODE_SESSION_ID=outer)
+    who = json.loads(res[1]["out"])
+    assert who["agent"] == session_agent("codex", "inner-codex")
+    assert who["source"] == "linked"
+    # Without a link, the environment's id is the answer.
+    lone = coord(tmp_path, "--json", "whoami", CLAUDE_CODE_SESSION_ID=outer)
+    assert json.loads(lone.stdout)["agent"] == session_agent("claude-code", outer)
+
+
+def test_session_end_without_a_session_gives_back_nothing(tmp_path: Path) -> None:
+    assert coord(tmp_path, "init").returncode == 0
+    assert coord(tmp_path, "task", "create", "x").returncode == 0
+    # Session A's start runs in a tool process of its own (its session link is that process's).
+    session(tmp_path, [{"hook": "start", "input": {"session_id": "A-1"}}], COORD_AGENT="alice")
+    claim = coord(
+        tmp_path, "-q", "task", "claim", COORD_AGENT="alice", CLAUDE_CODE_SESSION_ID="A-1"
+    )
+    assert claim.returncode == 0, claim.stderr
+    for stdin in ("", json.dumps({"session_id": "x" * 300})):
+        end = run_coord(tmp_path, ["session", "end"], stdin, COORD_AGENT="alice")
+        assert (end.returncode, end.stdout, end.stderr) == (0, "", "")
+    task = task_json(tmp_path, claim.stdout.strip())
+    assert (task["status"], task["agent"]) == ("in_progress", "alice")
+    assert not list((tmp_path / ".claude" / "coordination" / ".locks").glob("agent-claude-*"))
+    # A throw-away session's end (what 'claude mcp list' runs) leaves no trace either.
+    run_coord(tmp_path, ["session", "end"], json.dumps({"session_id": "throwaway"}))
+    assert not list((tmp_path / ".claude" / "coordination").rglob("*claude-*"))
+
+
+@pytest.mark.parametrize("kind", ["fifo", "symlink", "repeat"])
+def test_claude_env_file_is_written_safely_once(tmp_path: Path, kind: str) -> None:
+    assert coord(tmp_path, "init").returncode == 0
+    env_file = tmp_path / "env.sh"
+    victim = tmp_path / "victim"
+    victim.write_text("# mine\n")
+    if kind == "fifo":
+        os.mkfifo(env_file)
+    elif kind == "symlink":
+        env_file.symlink_to(victim)
+    payload = json.dumps({"session_id": "s-env2"})
+    for _ in range(2 if kind == "repeat" else 1):
+        done = run_coord(tmp_path, ["session", "start"], payload, CLAUDE_ENV_FILE=str(env_file))
+        assert done.returncode == 0
+        assert "additionalContext" in done.stdout
+    assert victim.read_text() == "# mine\n"
+    if kind == "repeat":
+        name = session_agent("claude-code", "s-env2")
+        assert env_file.read_text() == f"export COORD_AGENT={name}\n"
+
+
+def test_a_hook_never_waits_long_for_a_trickling_writer(tmp_path: Path) -> None:
+    """One deadline for the whole input (hooks.TOTAL_WAIT, 2 s), however the writer paces it.
+    Checked by what was read, not by timing the process."""
+    from agentcoord.timer.hooks import TOTAL_WAIT
+
+    assert coord(tmp_path, "init").returncode == 0
+    writer = (
+        "import sys, time\n"
+        'sys.stdout.write(\'{"session_id": "trickle"\')\n'
+        "sys.stdout.flush()\n"
+        "for _ in range(40):\n"
+        "    time.sleep(0.25); sys.stdout.write(' '); sys.stdout.flush()\n"
+    )
+    feed = subprocess.Popen([sys.executable, "-c", writer], stdout=subprocess.PIPE)
+    try:
+        done = subprocess.run(
+            [*COORD, "session", "start"],
+            cwd=tmp_path,
+            stdin=feed.stdout,
+            env=tool_env(),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        # The hook gave up on the input while the writer was still writing (10 s in all).
+        assert feed.poll() is None
+    finally:
+        feed.kill()
+        feed.wait()
+        assert feed.stdout is not None
+        feed.stdout.close()
+    assert done.returncode == 0 and done.stdout == ""
+    assert TOTAL_WAIT <= 2.0
+
+
+def test_an_mcp_server_of_its_own_session_gives_back_its_work_when_the_client_leaves(
+    tmp_path: Path,
+) -> None:
+    """A tool without session hooks (Cursor): the stdio server is the session; when its client
+    closes stdin, its agent signs off like a session end."""
+    assert coord(tmp_path, "init").returncode == 0
+    assert coord(tmp_path, "task", "create", "x").returncode == 0
+    init = {
+        "protocolVersion": "2025-06-18",
+        "capabilities": {},
+        "clientInfo": {"name": "cursor", "version": "1"},
+    }
+    lines = [
+        {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": init},
+        {"jsonrpc": "2.0", "method": "notifications/initialized"},
+        {
+            "jsonrpc": "2.0",
+            "id": 2,
+            "method": "tools/call",
+            "params": {"name": "claim", "arguments": {}},
+        },
+    ]
+    proc = subprocess.Popen(
+        [*COORD, "mcp"],
+        cwd=tmp_path,
+        env=tool_env(),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdin is not None and proc.stdout is not None
+    answers = []
+    for message in lines:
+        proc.stdin.write(json.dumps(message) + "\n")
+        proc.stdin.flush()
+        if "id" in message:
+            answers.append(json.loads(proc.stdout.readline()))
+    claimed = json.loads(answers[1]["result"]["content"][0]["text"])
+    assert claimed["agent"].startswith("mcp-")
+    assert task_json(tmp_path, claimed["id"])["status"] == "in_progress"
+    proc.stdin.close()
+    proc.wait(timeout=60)
+    proc.stdout.close()
+    assert proc.stderr is not None
+    proc.stderr.close()
+    assert task_json(tmp_path, claimed["id"])["status"] == "pending"
+    agent = json.loads(coord(tmp_path, "--json", "agent", "show", claimed["agent"]).stdout)
+    assert agent["status"] == "offline"

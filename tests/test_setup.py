@@ -450,7 +450,7 @@ def test_a_corrupt_manifest_is_exit_6(cli: Any, tmp_path: Path) -> None:
     (tmp_path / MANIFEST).write_text('{"codex": {"../../etc/passwd": {"before": null}}}')
     before = snapshot(tmp_path)
     _, err = setup(cli, tmp_path, "codex", code=6)
-    assert ".agentcoord-setup.json" in err
+    assert ".coordination-setup.json" in err
     assert snapshot(tmp_path) == before
 
 
@@ -570,3 +570,70 @@ def test_setup_then_remove_restores_any_user_json(
             "zz!": 1,
         }
         assert not (root / MANIFEST).exists()
+
+
+# -- review findings (issue 17) ----------------------------------------------------------------
+def test_the_entry_claude_mcp_add_writes_is_ours_already(cli: Any, tmp_path: Path) -> None:
+    """``claude mcp add -s project coord -- coord mcp`` writes ``type`` and an empty ``env``:
+    the same server, left as it is (not exit 4)."""
+    added = {
+        "mcpServers": {"coord": {"type": "stdio", "command": "coord", "args": ["mcp"], "env": {}}}
+    }
+    (tmp_path / ".mcp.json").write_text(json.dumps(added))
+    before = (tmp_path / ".mcp.json").read_bytes()
+    setup(cli, tmp_path, "claude-code")
+    assert (tmp_path / ".mcp.json").read_bytes() == before
+    setup(cli, tmp_path, "claude-code", "--remove")
+    assert (tmp_path / ".mcp.json").read_bytes() == before  # it was not setup's to take out
+
+
+def test_files_too_big_to_keep_in_the_manifest_are_refused(cli: Any, tmp_path: Path) -> None:
+    (tmp_path / "CLAUDE.md").write_text("\x01" * (1 << 20) + "\n")
+    _, err = setup(cli, tmp_path, "claude-code", code=6)
+    assert "CLAUDE.md" in err
+    assert not (tmp_path / ".mcp.json").exists()
+    assert not (tmp_path / ".claude").exists()
+
+
+def test_a_tampered_manifest_cannot_remove_other_directories(cli: Any, tmp_path: Path) -> None:
+    setup(cli, tmp_path, "claude-code")
+    manifest = tmp_path / ".claude" / ".coordination-setup.json"
+    data = json.loads(manifest.read_text())
+    data["claude-code"]["CLAUDE.md"]["created_dirs"] = ["src", ".git/refs"]
+    manifest.write_text(json.dumps(data))
+    (tmp_path / "src").mkdir()
+    _, err = setup(cli, tmp_path, "claude-code", "--remove", code=6)
+    assert "setup writes" in err
+    assert (tmp_path / "src").is_dir()
+
+
+def test_two_setups_at_once_keep_both_records(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    for round_ in range(4):
+        root = tmp_path / f"r{round_}"
+        root.mkdir()
+        procs = [
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "agentcoord",
+                    "setup",
+                    tool,
+                    "--root",
+                    str(root),
+                    "--coord",
+                    "coord",
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+            )
+            for tool in ("claude-code", "codex", "gemini-cli")
+        ]
+        for p in procs:
+            _, err = p.communicate(timeout=120)
+            assert p.returncode == 0, err
+        manifest = json.loads((root / ".claude" / ".coordination-setup.json").read_text())
+        assert set(manifest) == {"claude-code", "codex", "gemini-cli"}

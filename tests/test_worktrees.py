@@ -108,3 +108,22 @@ def test_a_submodule_git_file_is_not_a_worktree(tmp_path: Path) -> None:
     assert worktree_main(str(sub)) is None
     (sub / ".git").write_text("not a gitdir line\n")
     assert worktree_main(str(sub)) is None
+
+
+def test_a_committed_board_directory_does_not_split_the_board(repo: Path) -> None:
+    """``coord init`` un-ignores the board's README.md and .gitkeep, so once committed every
+    checkout of the branch has a ``.claude/coordination/``: a new worktree still uses the main
+    worktree's board (the new-user review of issue 17 found it silently empty)."""
+    assert coord(repo, "init").returncode == 0
+    assert coord(repo, "task", "create", "shared", "--id", "t1").returncode == 0
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "board")
+    late = repo.parent / "proj-late"
+    git(repo, "worktree", "add", "-q", str(late), "-b", "late")
+    assert (late / SUBDIR / "README.md").exists()  # checked out with the branch
+    listed = json.loads(coord(late, "--json", "task", "list").stdout)
+    assert [t["id"] for t in listed] == ["t1"]
+    # Until 'init --here' makes it a board of the worktree's own.
+    assert coord(late, "init", "--here").returncode == 0
+    assert json.loads(coord(late, "--json", "task", "list").stdout) == []
+    assert [t["id"] for t in json.loads(coord(repo, "--json", "task", "list").stdout)] == ["t1"]

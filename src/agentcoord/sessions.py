@@ -4,14 +4,17 @@ Resolution order (first that applies):
 
 1. an explicit name (``--agent NAME``, an MCP tool's ``agent`` argument);
 2. ``COORD_AGENT`` from the environment;
-3. the agent tool's session id, when the caller has it (a hook's JSON input carries
-   ``session_id``; Claude Code puts ``CLAUDE_CODE_SESSION_ID`` in the environment of its hooks,
-   commands and MCP servers): the derived name of :mod:`agentcoord.core.identity`;
+3. the agent tool's session id given to this process (a hook's JSON input carries
+   ``session_id``): the derived name of :mod:`agentcoord.core.identity`;
 4. the *session link* a session-start hook left for the agent tool's process: ``coord session
    start`` records ``{agent, tool, session_id, token}`` under the tool's pid (and its start
    time, so a reused pid never matches), and any process below it (the tool's Bash commands, its
-   MCP server) finds it by walking up its own parents. This is how ``coord task claim`` in a
-   Claude Code session and the session's MCP server act as the same agent as its hooks.
+   MCP server) finds the nearest one by walking up its own parents. This is how ``coord task
+   claim`` in a Claude Code session and the session's MCP server act as the same agent as its
+   hooks, and a tool started inside another tool's session acts as its own;
+5. a session id in the environment (:data:`ENV_SESSIONS`: Claude Code gives its hooks, commands
+   and MCP servers ``CLAUDE_CODE_SESSION_ID``) where no link is found (no ``/proc``, or before
+   the session-start hook ran). It comes after the links because children inherit it.
 
 Links are files ``<pid>-<start ticks>.json`` (0600) in a private (0700) directory of the user:
 ``$COORD_SESSION_DIR``, else ``$XDG_RUNTIME_DIR/agentcoord/sessions``, else
@@ -53,7 +56,7 @@ MAX_LINK_BYTES = 4096
 
 NO_AGENT = (
     "no agent name: pass --agent NAME, set COORD_AGENT, or run inside an agent-tool session "
-    "set up by 'coord setup' ('coord whoami' shows what was found)"
+    "set up by 'coord setup' (docs/agent-tools.md)"
 )
 
 
@@ -115,10 +118,12 @@ def resolve(
         return Identity(check_name(explicit, "agent name"), "--agent")
     named = env.get(ENV_AGENT, "").strip()
     link = None
-    if session_id is None:
-        session_id, tool = _env_session(env, tool)
     if session_id is None and linked:
+        # The nearest tool process's link first: an environment session id may be inherited
+        # from an outer tool (Codex started inside a Claude Code session has Claude's).
         link = find_link()
+    if session_id is None and link is None:
+        session_id, tool = _env_session(env, tool)
     if session_id is not None:
         derived = Identity(
             session_agent(tool, session_id),
@@ -267,10 +272,19 @@ def _private_dir(directory: str) -> bool:
 
     try:
         os.makedirs(directory, 0o700, exist_ok=True)
-        st = os.lstat(directory)
+        own, parent = os.lstat(directory), os.lstat(os.path.dirname(directory))
     except OSError:
         return False
-    return stat.S_ISDIR(st.st_mode) and st.st_uid == os.geteuid() and not st.st_mode & 0o022
+    me = os.geteuid()
+    # The parent too (``agentcoord`` under the runtime or cache directory): one that someone
+    # else can write could have the links moved away or swapped in between. A sticky directory
+    # of root's or ours (``/tmp``) is fine: nobody else can rename what is ours in it.
+    parent_ok = (
+        stat.S_ISDIR(parent.st_mode)
+        and parent.st_uid in (0, me)
+        and (not parent.st_mode & 0o022 or bool(parent.st_mode & stat.S_ISVTX))
+    )
+    return parent_ok and stat.S_ISDIR(own.st_mode) and own.st_uid == me and not own.st_mode & 0o022
 
 
 def read_held(token: str) -> dict[str, int]:

@@ -37,6 +37,10 @@ if TYPE_CHECKING:
     from .store.base import Violation
 
 SUBDIR = os.path.join(".claude", "coordination")
+#: In a linked git worktree's board directory: ``coord init --here`` made it a board of the
+#: worktree's own (:func:`find_root`). Not tracked: the directory's .gitignore lines keep only
+#: README.md and .gitkeep.
+WORKTREE_BOARD = ".worktree-board"
 CONFIG_FILE = "config.json"
 
 # The seed's ignore lines, with one fix: git cannot re-include a file whose parent directory is
@@ -167,22 +171,44 @@ def _line_of(text: str, key: str) -> int:
     return text.count("\n", 0, pos) + 1
 
 
-def find_root(directory: str | None = None, *, env: Mapping[str, str] | None = None) -> str:
-    """The coordination directory to use, or :class:`NotFound` with a hint to run ``coord init``."""
+def find_root(
+    directory: str | None = None,
+    *,
+    env: Mapping[str, str] | None = None,
+    start: str | None = None,
+) -> str:
+    """The coordination directory to use, or :class:`NotFound` with a hint to run ``coord init``.
+
+    ``--dir``, else ``$COORD_DIR``, else the nearest ``.claude/coordination/`` at or above the
+    current directory, except that in a linked git worktree the main worktree's board wins over
+    the worktree's own directory unless ``coord init --here`` made that one (it holds
+    :data:`WORKTREE_BOARD`): the directory's README.md and .gitkeep are committed, so every
+    checkout of the branch has one (SPEC section 2). ``start``: look from there instead of the
+    current directory (a hook's ``cwd``)."""
     if directory:
         return os.path.abspath(directory)
     environ = os.environ if env is None else env
     from_env = environ.get("COORD_DIR")
     if from_env:
         return os.path.abspath(from_env)
-    here = os.getcwd()
+    here = os.path.abspath(start) if start is not None else os.getcwd()
     while True:
         candidate = os.path.join(here, SUBDIR)
-        if os.path.isdir(candidate):
-            return candidate
+        found = os.path.isdir(candidate)
+        if found and os.path.isdir(os.path.join(here, ".git")):
+            return candidate  # the usual case: a main worktree's board, no more to read
         main = worktree_main(here)  # a linked git worktree shares its main worktree's board
-        if main is not None and os.path.isdir(os.path.join(main, SUBDIR)):
-            return os.path.join(main, SUBDIR)
+        shared = os.path.join(main, SUBDIR) if main is not None else None
+        if found and (
+            shared is None
+            or not os.path.isdir(shared)
+            or os.path.exists(os.path.join(candidate, WORKTREE_BOARD))
+        ):
+            return candidate
+        if shared is not None and os.path.isdir(shared):
+            # A board directory checked out with the branch (its README.md and .gitkeep are
+            # committed) is not a board of this worktree's own: that takes 'init --here'.
+            return shared
         parent = os.path.dirname(here)
         if parent == here:
             break
@@ -280,6 +306,11 @@ def init_workspace(
     from .store.markdown.directory import Directory
 
     actions += Directory(root).prepare()  # the layout: README.md, .gitkeep, archive/
+    if here and project is not None and worktree_main(project) is not None:
+        marker = os.path.join(root, WORKTREE_BOARD)
+        if not os.path.exists(marker):
+            atomic_write(marker, "made by 'coord init --here': this worktree's own board\n")
+            actions.append(f"wrote {marker} (this worktree has a board of its own)")
     if url is None:
         config = load_config(root)
     else:  # may repair a backend/url mismatch; any other bad setting is still reported

@@ -56,7 +56,8 @@ def run(command: str, argv: Sequence[str], g: Globals) -> int:
 _SESSION_HELP = (
     "Agent-tool session hooks (installed by 'coord setup'): start registers the session's agent\n"
     "and prints 'coord prime'; beat renews its leases after tool calls; end releases its work.\n"
-    "They read the hook's JSON input from stdin and always exit 0. See docs/agent-tools.md."
+    "They read the hook's JSON input from stdin and, once their options parse, exit 0 whatever\n"
+    "happens. See docs/agent-tools.md."
 )
 _WHOAMI_HELP = (
     "Show the agent name commands here act as: --agent, else COORD_AGENT, else the agent tool\n"
@@ -135,8 +136,8 @@ def _describe(ident: Identity) -> str:
     if ident.tool and ident.source in ("session", "linked"):
         what = f"the {ident.tool} session's own name"
     if ident.source == "linked" and ident.tool_pid:
-        what += f" (linked to process {ident.tool_pid})"
-    return f"{shown(ident.name)} ({what})"
+        what += f", linked to process {ident.tool_pid}"
+    return f"{shown(ident.name)}: {what}"
 
 
 def _whoami(ctx: Context, ns: argparse.Namespace) -> int:
@@ -156,7 +157,7 @@ def _whoami(ctx: Context, ns: argparse.Namespace) -> int:
     except CoordError as exc:  # no workspace here: the name is still the answer
         data["workspace_error"] = exc.message
     state = f"registered, {data['status']}" if data["registered"] else "not registered"
-    ctx.emit(data, f"{_describe(ident)}; {state}", brief=ident.name)
+    ctx.emit(data, f"{_describe(ident)} ({state})", brief=ident.name)
     return 0
 
 
@@ -208,7 +209,15 @@ def _hook(ctx: Context, ns: argparse.Namespace) -> int:
             event = ns.event_name or {"start": "SessionStart", "beat": "PostToolUse"}[ns.action]
             sys.stdout.write(json_safe(hooks.render(event, text, ns.format)) + "\n")
     except Exception as exc:  # never block the agent's tool
-        sys.stderr.write(scrub(f"coord session {ns.action}: {type(exc).__name__}: {exc}") + "\n")
+        message = scrub(f"coord session {ns.action}: {type(exc).__name__}: {exc}")
+        sys.stderr.write(message + "\n")
+        if ns.action == "start":  # the model should know it has no agent in this session
+            from ..core.text import json_safe
+            from ..timer import hooks
+
+            text = f"agentcoord: the session could not be set up ({message})."
+            event = ns.event_name or "SessionStart"
+            sys.stdout.write(json_safe(hooks.render(event, text, ns.format)) + "\n")
     return 0
 
 
@@ -232,7 +241,7 @@ def _run_hook(ctx: Context, ns: argparse.Namespace) -> str | None:
         return None  # no board here: nothing to do, and nothing to say
     ident = resolve(None, session_id=session_id, tool=ns.tool)
     if ident is None:
-        raise InvalidInput("no session id in the hook input and no COORD_AGENT: nothing to do")
+        return None  # no session and no COORD_AGENT: nobody to act for, nothing to say
     coord = ctx.coord
     if ns.action == "start":
         return _start(ctx, ns, coord, ident)
@@ -247,7 +256,8 @@ def _run_hook(ctx: Context, ns: argparse.Namespace) -> str | None:
 
 def _register(coord: Coordinator, ident: Identity) -> str | None:
     """Register ``ident`` (its tool session's token when known); a problem is returned as a
-    line for the model instead of raised."""
+    text for the model instead of raised."""
+    from ..core.identity import session_agent
     from ..errors import Conflict
 
     try:
@@ -256,9 +266,14 @@ def _register(coord: Coordinator, ident: Identity) -> str | None:
         else:
             coord.agents.register(ident.name)
     except Conflict as exc:
+        own = ""
+        if ident.session_id is not None and ident.tool is not None:
+            mine = session_agent(ident.tool, ident.session_id)
+            own = f" (unset it to use this session's own, {mine})"
         return (
-            f"WARNING: {exc.message}. Another live session uses the name {ident.name}: set "
-            "COORD_AGENT to a name of this session's own."
+            f"WARNING from agentcoord: {exc.message}. This session has no agent: the name "
+            f"{ident.name} belongs to another live session, and coord commands here that act "
+            f"as it are refused (exit 4). Set COORD_AGENT to a name of this session's own{own}."
         )
     return None
 
@@ -269,6 +284,8 @@ def _start(ctx: Context, ns: argparse.Namespace, coord: Coordinator, ident: Iden
     from ..sessions import tool_process, write_link
 
     problem = _register(coord, ident)
+    if problem is not None:
+        return problem
     pid = tool_process()
     if pid is not None:
         ident.tool_pid = pid
@@ -277,13 +294,30 @@ def _start(ctx: Context, ns: argparse.Namespace, coord: Coordinator, ident: Iden
     if env_file and ident.source == "session":
         # Claude Code sources this file before each Bash command: the agent's own commands then
         # act as the session's agent even where no session link can be read.
-        try:
-            with open(env_file, "a", encoding="utf-8") as fh:
-                fh.write(f"export COORD_AGENT={ident.name}\n")
-        except OSError:
-            pass
+        _export(env_file, f"export COORD_AGENT={ident.name}\n")
     _, text = _prime_text(ctx, coord, ident, ns.max_chars)
-    return f"{problem}\n{text}" if problem else text
+    return text
+
+
+def _export(path: str, line: str) -> None:
+    """Append ``line`` to the tool's environment file unless it is there already: a regular
+    file only, never through a symbolic link, never blocking on a FIFO (SPEC section 16)."""
+    import os
+
+    from ..fs import open_regular
+
+    try:
+        fd = open_regular(
+            path, os.O_RDWR | os.O_APPEND | os.O_CREAT, what="CLAUDE_ENV_FILE", mode=0o600
+        )
+    except Exception:
+        return
+    try:
+        with os.fdopen(fd, "r+", encoding="utf-8", errors="replace") as fh:
+            if line.strip() not in (x.strip() for x in fh.read(1 << 20).splitlines()):
+                fh.write(line)
+    except OSError:
+        pass
 
 
 def _beat(coord: Coordinator, ident: Identity) -> str | None:
@@ -334,7 +368,10 @@ def _end(coord: Coordinator, ident: Identity) -> None:
     from ..errors import Conflict, NotFound
     from ..sessions import remove_link, tool_process
 
+    if ident.token is None:
+        return  # no session to end: never give back what some session holds
     try:
+        coord.agents.get(ident.name)  # a read first: nothing is written for an unknown name
         coord.agents.sign_off(
             ident.name,
             session=ident.token,

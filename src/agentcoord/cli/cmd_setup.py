@@ -10,6 +10,7 @@ written)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 
 from ..errors import InvalidInput
@@ -17,14 +18,14 @@ from .base import new_parser, parse
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Iterator, Sequence
 
     from .main import Globals
 
 DESCRIPTION = """\
 Write an agent tool's project config (MCP server entry, hooks, workflow notes), merging into
 what is there, never clobbering. A second run changes nothing. What was there before is kept
-in .claude/.agentcoord-setup.json (0600): --remove restores a file byte for byte when it did
+in .claude/.coordination-setup.json (0600): --remove restores a file byte for byte when it did
 not change since, and otherwise takes out only coord's entries.
 
 tools and the files they get:
@@ -105,9 +106,21 @@ def _setup(
         command, message = default_command(sys.argv[0], sys.executable)
         if message is not None:
             notice("command", message, {"command": command}, g.json)
-    plan = setup.plan(tool, root, command, remove=remove, force=force)
-    if not dry_run:
-        setup.apply(plan)
+    from ..workspace import worktree_main
+
+    main = worktree_main(root)
+    if main is not None and not remove:
+        notice(
+            "worktree",
+            f"{root} is a linked git worktree of {main}: these files are this branch's; commit "
+            "them on the branch every worktree merges from (or run setup in each worktree)",
+            {"worktree": root, "main": main},
+            g.json,
+        )
+    with _locked(root, dry_run):  # two setups at once would lose each other's manifest entries
+        plan = setup.plan(tool, root, command, remove=remove, force=force)
+        if not dry_run:
+            setup.apply(plan)
     data = plan.to_dict(dry_run)
 
     def text() -> str:
@@ -131,6 +144,23 @@ def _setup(
 
     emit(data, text, as_json=g.json, quiet=g.quiet)
     return 0
+
+
+@contextlib.contextmanager
+def _locked(root: str, dry_run: bool) -> Iterator[None]:
+    """An exclusive ``flock`` on the project directory itself for a run that writes (no lock
+    file is left behind; a run waits for another to finish)."""
+    if dry_run:
+        yield
+        return
+    import fcntl
+
+    fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
 
 
 def find_root(cwd: str | None = None) -> str:

@@ -438,17 +438,24 @@ def _search(ctx: Context, ns: argparse.Namespace) -> int:
     return 0
 
 
-def _me(ns: argparse.Namespace) -> str:
+def _me(ctx: Context, ns: argparse.Namespace) -> str:
     """The acting agent: ``--agent``, else ``COORD_AGENT``, else the tool session's own name
-    (:mod:`agentcoord.sessions`); exit 2 when nothing names one."""
-    from ..sessions import agent_name
+    (:mod:`agentcoord.sessions`); exit 2 when nothing names one. Inside an agent tool's session
+    (its token known) a name another live session holds is exit 4, not shared."""
+    from ..core.validate import check_name
+    from ..sessions import require
 
-    return agent_name(ns.agent)
+    if ns.agent is not None:
+        return check_name(ns.agent, "agent name")
+    ident = require()
+    if ident.token is not None:
+        ctx.coord.agents.check_session(ident.name, ident.token)
+    return ident.name
 
 
 def _claim(ctx: Context, ns: argparse.Namespace) -> int:
     task = ctx.coord.tasks.claim(
-        ns.id, agent=_me(ns), lease_seconds=ns.lease, project=ns.project, register=ns.register
+        ns.id, agent=_me(ctx, ns), lease_seconds=ns.lease, project=ns.project, register=ns.register
     )
     ctx.emit(_summary(ctx, task), _line(task, "claimed"), brief=task.id)
     return 0
@@ -479,7 +486,7 @@ def _progress(ctx: Context, ns: argparse.Namespace) -> int:
     metrics = {k: scalar(v) for k, v in key_values(ns.metric, "--metric")}
     task = ctx.coord.tasks.progress(
         ns.id,
-        agent=_me(ns),
+        agent=_me(ctx, ns),
         current=ns.current,
         total=ns.total,
         percent=ns.percent,
@@ -495,14 +502,14 @@ def _progress(ctx: Context, ns: argparse.Namespace) -> int:
 
 
 def _log(ctx: Context, ns: argparse.Namespace) -> int:
-    task = ctx.coord.tasks.log(ns.id, ns.message, agent=_me(ns), epoch=ns.epoch)
+    task = ctx.coord.tasks.log(ns.id, ns.message, agent=_me(ctx, ns), epoch=ns.epoch)
     ctx.emit(_summary(ctx, task), f"task {shown(task.id)}: logged")
     return 0
 
 
 def _finish(ctx: Context, ns: argparse.Namespace) -> int:
     tasks = ctx.coord.tasks
-    me = _me(ns)
+    me = _me(ctx, ns)
     if ns.action == "complete":
         task = tasks.complete(ns.id, agent=me, result=ns.result, epoch=ns.epoch)
     elif ns.action == "fail":

@@ -449,6 +449,20 @@ class Agents:
         self.hooks.release_all(name, f"{name} retired")
         return self.get(name)
 
+    def check_session(self, name: str, token: str) -> None:
+        """:class:`Conflict` (exit 4) when another live session holds ``name`` (its registration
+        token is not ``token``): an agent tool's session acting under a name that another
+        session uses (the same ``COORD_AGENT`` in two sessions) is refused rather than sharing
+        it (SPEC sections 11 and 12). An unknown agent, or one whose session is gone (offline,
+        retired or silent past the ``stuck`` bound), passes."""
+        own = _session(token)
+        try:
+            agent = self.store.get_agent(check_name(name, "agent name"))
+        except NotFound:
+            return
+        if agent.session and agent.session != own:
+            self._refuse_live(agent, self.clock())
+
     def sign_off(self, name: str, *, session: str | None = None, release: bool = True) -> Agent:
         """The end of an agent tool's session (SPEC section 12): the agent goes ``offline`` and,
         with ``release``, gives back the tasks it holds (pending, no attempt used) and those

@@ -300,6 +300,7 @@ def serve_stdio(coord: Coordinator, *, agent: str | None = None) -> None:
                 out.detach()
             except (OSError, ValueError):
                 pass
+            server.coord_tools.end_own_session()
 
 
 @contextlib.asynccontextmanager

@@ -27,6 +27,8 @@ DEFAULT_LIMIT = 20
 MAX_LIMIT = 100
 #: How many grants a server remembers the epoch of (see :attr:`Tools.epochs`).
 MAX_EPOCHS = 1024
+#: The identity source of an agent that is this server's own MCP session (no tool session).
+OWN_SESSION = "mcp-session"
 
 Outcome = Literal["complete", "fail", "release"]
 AgentStatus = Literal["idle", "busy", "blocked", "offline"]
@@ -168,6 +170,25 @@ class Tools:
                 self.sessions[ident.name] = ident.token
             self._identity = ident
         return self._identity.name
+
+    def end_own_session(self) -> None:
+        """When the client is gone: an agent of this server's own MCP session (no tool
+        session behind it: ``mcp-...``) signs off like a session-end hook (offline; its tasks
+        given back unless ``release_on_session_end`` is false). A tool session's agent is left
+        to that tool's hooks. Never raises (the server is stopping)."""
+        ident = self._identity
+        if ident is None or ident.source != OWN_SESSION or ident.token is None:
+            return
+        try:
+            self.coord.agents.sign_off(
+                ident.name,
+                session=ident.token,
+                release=bool(self.coord.config["release_on_session_end"]),
+            )
+        except Exception as exc:  # shutting down: report, never raise
+            import logging
+
+            logging.getLogger("agentcoord.mcp").warning("sign-off of %s: %s", ident.name, exc)
 
     def _agent(self, agent: str | None) -> str:
         name = agent if agent is not None else self.default_agent
@@ -507,7 +528,7 @@ def session_identity() -> Identity:
     if found is not None:
         return found
     token = new_session()
-    return Identity(f"mcp-{token[:8]}", "mcp-session", token=token)
+    return Identity(f"mcp-{token[:8]}", OWN_SESSION, token=token)
 
 
 def _timer_consumer(agent: str) -> str:

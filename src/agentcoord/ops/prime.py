@@ -140,11 +140,14 @@ def render(data: dict[str, Any], *, max_chars: int = MAX_CHARS, source: str = ""
 def _fit(
     head: list[str], sections: list[tuple[str, list[str], int]], tail: list[str], limit: int
 ) -> str:
-    """Join the parts; when over ``limit``, drop items from the end of each list (saying how
-    many more there are), then the tail, then cut."""
-    keep = [len(items) for _, items, _ in sections]
+    """Join the parts within ``limit`` characters. What goes first when space is short: the
+    head and the section titles, then each section's first item, the workflow line, and the
+    remaining items in order; a list that was cut says how many more there are. A text whose
+    head alone is too long is cut at the limit."""
+    keep = [0] * len(sections)
+    with_tail = False
 
-    def build(with_tail: bool) -> str:
+    def build() -> str:
         lines = list(head)
         for (title, items, total), n in zip(sections, keep, strict=True):
             lines.append(title)
@@ -156,15 +159,25 @@ def _fit(
             lines.extend(tail)
         return "\n".join(lines)
 
-    text = build(True)
-    while len(text) > limit and any(keep):
-        biggest = max(range(len(keep)), key=lambda i: keep[i])
-        keep[biggest] -= 1
-        text = build(True)
+    text = build()
     if len(text) > limit:
-        text = build(False)
-    if len(text) > limit:
-        text = text[: max(0, limit - 4)] + " ..."
+        return text[: max(0, limit - 4)] + " ..."
+    # Grow greedily in priority order; a step that does not fit is skipped, not the rest.
+    steps: list[int | None] = [i for i, (_, items, _) in enumerate(sections) if items]
+    steps.append(None)  # the workflow line
+    steps += [i for i, (_, items, _) in enumerate(sections) for _ in items[1:]]
+    for step in steps:
+        if step is None:
+            with_tail = True
+        else:
+            keep[step] += 1
+        candidate = build()
+        if len(candidate) <= limit:
+            text = candidate
+        elif step is None:
+            with_tail = False
+        else:
+            keep[step] -= 1
     return text
 
 

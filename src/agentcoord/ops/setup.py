@@ -14,7 +14,7 @@ The rules, in the order a run applies them:
   unless ``force``.
 - **Merge, never clobber.** Only our entries are added; everything else in a file stays as it
   is. A file that needs no change is not written (a second run is a no-op).
-- **Remember what was there.** The manifest ``.claude/.agentcoord-setup.json`` (0600) records,
+- **Remember what was there.** The manifest ``.claude/.coordination-setup.json`` (0600) records,
   per tool and file, the text before the first change (``before``; null when there was no
   file) and the SHA-256 of what setup last wrote (``after_sha256``). ``remove`` restores
   ``before`` byte for byte when the file is still what setup wrote; otherwise it takes out only
@@ -169,7 +169,9 @@ MCP server's tools). Other agents may be working here right now.
 """
 
 #: Where the manifest lives, relative to the root.
-MANIFEST = ".claude/.agentcoord-setup.json"
+MANIFEST = ".claude/.coordination-setup.json"  # ignored by the lines 'coord init' adds
+#: The largest file setup edits (its text goes into the manifest too).
+MAX_TARGET = 1 << 20
 MANIFEST_MODE = 0o600
 
 CREATE, UPDATE, DELETE, UNCHANGED = "create", "update", "delete", "unchanged"
@@ -268,6 +270,8 @@ def plan(tool: str, root: str, command: str, *, remove: bool = False, force: boo
         if remove:
             if entry is not None:
                 rmdirs.extend(entry.get("created_dirs", []))
+            if text is None:
+                fp.note = "not there"
             entries.pop(part.path, None)
             if part.path in shared:
                 _edit(Job(part, path, command, [command], remove=True), text)  # validate
@@ -345,6 +349,8 @@ def _plan_remove(fp: FilePlan, part: Part, entry: dict[str, Any] | None, command
     fp.new = _edit(Job(part, fp.path, command, commands, remove=True, before=before), text)
     if fp.new != text and entry is not None:
         fp.note = "changed since setup wrote it: took out only coord's entries"
+    elif fp.new != text:
+        fp.note = "no record of an earlier setup here: took out coord's entries, nothing to restore"
 
 
 def _join(root: str, rel: str) -> str:
@@ -355,7 +361,8 @@ def _read(root: str, rel: str) -> tuple[str | None, int | None]:
     """The text of ``root/rel`` (a byte order mark kept as U+FEFF) and its permission bits, or
     (None, None). A symbolic link, a FIFO or a directory there is :class:`CorruptData`."""
     path = _join(root, rel)
-    got = fs.read_with_mode(path, what="setup target")
+    limit = fs.MAX_READ if rel == MANIFEST else MAX_TARGET
+    got = fs.read_with_mode(path, what="setup target", limit=limit)
     if got is None:
         return None, None
     raw, mode = got
@@ -384,11 +391,23 @@ def _load_manifest(text: str | None, path: str) -> dict[str, Any]:
                 and isinstance(entry.get("before"), (str, type(None)))
                 and isinstance(entry.get("after_sha256"), (str, type(None)))
                 and isinstance(entry.get("created_dirs", []), list)
-                and all(_safe_rel(d) for d in entry.get("created_dirs", []))
+                and all(d in _CREATED_DIRS for d in entry.get("created_dirs", []))
             )
             if not ok or not _safe_rel(rel):
                 raise CorruptData(path, 1, f"the entry {tool} / {rel} is not what setup writes")
     return data
+
+
+def _parents(rel: str) -> list[str]:
+    parts = rel.split("/")[:-1]
+    return ["/".join(parts[: i + 1]) for i in range(len(parts))]
+
+
+#: The only directories setup ever creates (so the only ones a remove may take away): those of
+#: the files it writes.
+_CREATED_DIRS = frozenset(
+    d for tool in TOOLS.values() for part in tool.parts for d in _parents(part.path)
+) | frozenset(_parents(MANIFEST))
 
 
 def _safe_rel(rel: object) -> bool:
@@ -548,6 +567,15 @@ def _server(command: str) -> dict[str, Any]:
     return {"command": command, "args": list(SERVER_ARGS)}
 
 
+def _equivalent(current: object, ours: dict[str, Any]) -> bool:
+    """Whether an existing server entry starts the same server as ours: what ``claude mcp add
+    coord -- coord mcp`` writes (``"type": "stdio"``, ``"env": {}``) is left as it is."""
+    if not isinstance(current, dict):
+        return False
+    rest = {k: v for k, v in current.items() if (k, v) not in (("type", "stdio"), ("env", {}))}
+    return rest == ours
+
+
 def _hook_command(command: str, hook: Hook) -> str:
     import shlex
 
@@ -584,7 +612,7 @@ def _add_json(doc: dict[str, Any], job: Job) -> bool:
         servers = doc.setdefault(part.servers, {})
         ours = _server(command)
         current = servers.get(SERVER)
-        if current != ours:
+        if current != ours and not _equivalent(current, ours):
             if SERVER in servers and not job.force and current not in map(_server, commands):
                 raise Conflict(
                     f"{path}: {part.servers}.{SERVER} already exists with different content "

@@ -33,10 +33,14 @@ CONTEXT_EVENTS = ("UserPromptSubmit", "PostToolUse", "SessionStart", "AfterTool"
 #: Claude Code shows a short preview instead of context past ~10,000 characters; stay well below.
 MAX_CHARS = 4000
 STDIN_LIMIT = 1 << 20
+#: The longest a hook waits for its input in all (seconds), however the writer paces it.
+TOTAL_WAIT = 2.0
 
 
 def read_payload(stream: TextIO | None = None, *, timeout: float = 0.5) -> dict[str, Any]:
-    """The hook's JSON input from stdin, if any arrives promptly (never blocks on a terminal)."""
+    """The hook's JSON input from stdin, if any arrives promptly: ``timeout`` seconds between
+    reads and :data:`TOTAL_WAIT` in all; never blocks on a terminal. {} for anything that is
+    not a JSON object."""
     import select
 
     stream = sys.stdin if stream is None else stream
@@ -46,11 +50,17 @@ def read_payload(stream: TextIO | None = None, *, timeout: float = 0.5) -> dict[
         return {}
     if os.isatty(fd):
         return {}
+    import time
+
     chunks: list[bytes] = []
     size = 0
+    deadline = time.monotonic() + max(timeout, TOTAL_WAIT)
     while size < STDIN_LIMIT:
+        left = min(timeout, deadline - time.monotonic())
+        if left <= 0:
+            break  # a writer that trickles: the hook never waits longer than TOTAL_WAIT
         try:
-            readable, _, _ = select.select([fd], [], [], timeout)
+            readable, _, _ = select.select([fd], [], [], left)
         except (OSError, ValueError):
             break
         if not readable:
@@ -81,20 +91,17 @@ def session_consumer(session_id: object) -> str | None:
 
 
 def find_workspace_from(start: str | None) -> str | None:
-    """The nearest ``.claude/coordination`` at or above ``start`` (the hook's ``cwd``)."""
-    from ..workspace import SUBDIR
+    """The board for the hook's ``cwd``, found as from that directory (linked git worktrees
+    included: :func:`agentcoord.workspace.find_root`), or None."""
+    from ..errors import NotFound
+    from ..workspace import find_root
 
-    if not start or not os.path.isdir(start):
+    if not start or not isinstance(start, str) or not os.path.isdir(start):
         return None
-    here = os.path.abspath(start)
-    while True:
-        candidate = os.path.join(here, SUBDIR)
-        if os.path.isdir(candidate):
-            return candidate
-        parent = os.path.dirname(here)
-        if parent == here:
-            return None
-        here = parent
+    try:
+        return find_root(env={}, start=start)
+    except NotFound:
+        return None
 
 
 def clip(text: str, limit: int = MAX_CHARS) -> str:
