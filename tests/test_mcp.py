@@ -46,6 +46,9 @@ TOOLS = {
     "context",
     "status",
     "check_in",
+    "send_message",
+    "inbox",
+    "ack",
 }
 #: Text that tries to forge fields, headings, fences, comments and events in the markdown files.
 HOSTILE = (
@@ -416,6 +419,36 @@ async def test_events_with_a_cursor(coord: Coordinator) -> None:
             assert (await ok(s1, "read_events", channel="build", peek=True, limit=1))["events"][0][
                 "seq"
             ] == 3
+    finally:
+        other.close()
+
+
+async def test_messages_send_inbox_ack(coord: Coordinator) -> None:
+    other = twin(coord)
+    try:
+        async with connect(coord, "a1") as s1, connect(other, "a2") as s2:
+            sent = await ok(
+                s1, "send_message", to="a2", subject="review", body="x" * 600, ack_required=True
+            )
+            assert (sent["id"], sent["from"], sent["to"]) == (1, "a1", ["a2"])
+            assert "body" not in sent
+            box = await ok(s2, "inbox")
+            assert (box["unread"], box["ack_required"]) == (1, 1)
+            [row] = box["messages"]
+            assert row["truncated"] == 100 and row["read"] is False
+            full = await ok(s2, "inbox", id=1)  # one in full, marked read
+            assert full["body"] == "x" * 600 and full["read"] is True
+            assert (await ok(s2, "inbox"))["messages"] == []  # unread only by default
+            assert len((await ok(s2, "inbox", unread=False))["messages"]) == 1
+            acked = await ok(s2, "ack", id=1)
+            assert acked["acked"] is True and "body" not in acked
+            assert (await ok(s2, "inbox", unread=False))["ack_required"] == 0
+            assert (await err(s1, "ack", id=1))["code"] == "conflict"  # not addressed to a1
+            assert (await err(s1, "send_message", to=["nobody"], subject="x"))[
+                "code"
+            ] == "not_found"
+            everyone = await ok(s2, "send_message", to="@all", subject="hi", thread="1")
+            assert everyone["to"] == ["a1"] and everyone["thread"] == "1"
     finally:
         other.close()
 

@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from .domain.contexts import Contexts
     from .domain.events import Events
     from .domain.housekeeping import Maintenance
+    from .domain.messages import Messages
     from .domain.monitor import Monitor
     from .domain.reports import Metrics, Reports
     from .domain.tasks import TaskBoard
@@ -211,6 +212,13 @@ class Coordinator:
         from .domain.events import Events
 
         return Events(self.store, self.config, self.clock)
+
+    @cached_property
+    def messages(self) -> Messages:
+        """Messages between agents (SPEC 14): send, inbox, read, ack, thread, counts."""
+        from .domain.messages import Messages
+
+        return Messages(self.store, self.config, self.clock)
 
     @cached_property
     def contexts(self) -> Contexts:

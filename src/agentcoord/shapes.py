@@ -1,7 +1,8 @@
 """The ``--json`` and MCP shapes of the records: what every interface prints for a task, an agent,
-an event or a context document. One definition each, so the CLI, the MCP server, the dashboard
-and the web page agree (SPEC section 6: "a task is an object with at least ``id``, ``status``,
-``agent``, ``epoch``; event streams are objects with at least ``seq``, ``type``, ``time``").
+an event, a context document or a message between agents. One definition each, so the CLI, the
+MCP server, the dashboard and the web page agree (SPEC section 6: "a task is an object with at
+least ``id``, ``status``, ``agent``, ``epoch``; event streams are objects with at least ``seq``,
+``type``, ``time``").
 
 Pure functions of the models (and ``now`` for what counts down); no I/O. Times are ISO 8601 UTC
 strings; durations are seconds. The results of the domain's own reports (``coord status``,
@@ -21,6 +22,7 @@ if TYPE_CHECKING:
     from typing import Any
 
     from .core.models import Agent, ContextDoc, Event, Task
+    from .domain.messages import Delivered, Inbox, Message
 
 
 #: Every key :func:`task_summary` can have (the optional ones only when they apply).
@@ -220,3 +222,69 @@ def context_full(doc: ContextDoc) -> dict[str, Any]:
     out = doc.to_dict()
     out["updated_at"] = iso(doc.updated_at) if doc.updated_at else None
     return out
+
+
+#: How many characters of a body an inbox or thread listing shows (``--full``: all of it).
+BODY_PREVIEW = 500
+
+
+def truncated_body(message: Message, chars: int | None) -> tuple[str, int]:
+    """The body cut to ``chars`` characters (None: whole) with the marker ``... [truncated, N
+    more characters: coord msg read ID]``, and N (0 when nothing was cut)."""
+    body = message.body
+    if chars is None or len(body) <= chars:
+        return body, 0
+    more = len(body) - chars
+    return (
+        f"{body[:chars]}... [truncated, {more} more characters: coord msg read {message.id}]",
+        more,
+    )
+
+
+def message_row(
+    message: Message,
+    *,
+    delivered: Delivered | None = None,
+    chars: int | None = None,
+    body: bool = True,
+) -> dict[str, Any]:
+    """A message (``coord msg send|read|ack|thread --json``, each ``inbox`` item, MCP):
+    ``{"id", "from", "to" (names), "subject", "thread" (its thread: the ``--thread`` given, else
+    the id as text), "importance" (low | normal | high), "ack_required", "sent" (ISO 8601 UTC,
+    milliseconds), "body"}``; ``body`` is cut to ``chars`` characters with a marker (see
+    :func:`truncated_body`), and then ``"truncated": N`` says how many characters were left out.
+    For one recipient (``delivered``) also ``"read"`` and ``"acked"`` (true, false when an ack
+    is required and missing, null when none is required). ``body=False`` (MCP replies to a
+    send or an ack): no ``body`` at all."""
+    text, more = truncated_body(message, chars)
+    out: dict[str, Any] = {
+        "id": message.id,
+        "from": message.sender,
+        "to": list(message.to),
+        "subject": message.subject,
+        "thread": message.thread_id,
+        "importance": message.importance,
+        "ack_required": message.ack_required,
+        "sent": iso_ms(message.sent),
+    }
+    if body:
+        out["body"] = text
+        if more:
+            out["truncated"] = more
+    if delivered is not None:
+        out["read"] = delivered.read
+        out["acked"] = delivered.acked
+    return out
+
+
+def inbox_view(inbox: Inbox, chars: int | None = BODY_PREVIEW) -> dict[str, Any]:
+    """``coord msg inbox --json`` and the MCP ``inbox`` tool: ``{"agent", "unread",
+    "ack_required" (counts of the whole inbox), "messages" (:func:`message_row` items, oldest
+    first), "more" (matching messages left out by the limit; null when not counted)}``."""
+    return {
+        "agent": inbox.agent,
+        "unread": inbox.unread,
+        "ack_required": inbox.ack_required,
+        "messages": [message_row(d.message, delivered=d, chars=chars) for d in inbox.items],
+        "more": inbox.more,
+    }

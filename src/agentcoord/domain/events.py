@@ -50,6 +50,8 @@ AGENT_KEY = "Agent"
 #: Field names an event's own lines use (``**Seq**``, ``**Time**``, ``**Agent**``): a field of
 #: one of these names (any case) could pass for them, so it is refused.
 RESERVED_KEYS = frozenset({"agent", "seq", "time"})
+#: Channels written only by :mod:`agentcoord.domain.messages` (``msg.log``, ``msg.receipts.*``).
+RESERVED_PREFIX = "msg."
 
 
 def check_fields(fields: Iterable[tuple[str, str]] | Mapping[str, object]) -> list[tuple[str, str]]:
@@ -145,8 +147,16 @@ class Events:
         *,
         agent: str | None = None,
     ) -> Event:
-        """Append one event; returns it with its ``seq`` and ``time``."""
+        """Append one event; returns it with its ``seq`` and ``time``. Channels starting with
+        ``msg.`` hold messages and their receipts (:mod:`agentcoord.domain.messages`) and are
+        written only by it: :class:`InvalidInput` (exit 2) here, so no event forges a message."""
         check_name(channel, "channel")
+        if channel.startswith(RESERVED_PREFIX):
+            raise InvalidInput(
+                f"channel {channel!r}: channels starting with {RESERVED_PREFIX!r} hold messages "
+                "between agents; send one with 'coord msg send'",
+                field="channel",
+            )
         check_name(type, "event type")
         pairs = check_fields(fields)
         if agent is not None:

@@ -33,6 +33,7 @@ OWN_SESSION = "mcp-session"
 Outcome = Literal["complete", "fail", "release"]
 AgentStatus = Literal["idle", "busy", "blocked", "offline"]
 Action = Literal["retry", "reopen", "cancel"]
+Importance = Literal["low", "normal", "high"]
 
 
 def _id_text(value: object) -> object:
@@ -45,6 +46,15 @@ def _id_text(value: object) -> object:
 
 #: A task id: text, or a whole number (advertised as a string, so it costs no tokens).
 TaskId = Annotated[str, BeforeValidator(_id_text)]
+
+
+def _names(value: object) -> object:
+    """Recipients: a list of names, or one text of comma-separated names (``"@all"``)."""
+    return [value] if isinstance(value, str) else value
+
+
+#: Message recipients: a list of names; one text is taken as a list of one.
+Names = Annotated[list[str], BeforeValidator(_names)]
 
 #: Tool name -> description. Order is the order of ``tools/list``. Keep them to one short line:
 #: the parameter names and the output say the rest.
@@ -66,6 +76,9 @@ DESCRIPTIONS: dict[str, str] = {
     "read_events": "Events on a channel you have not read yet (advances your cursor); "
     "peek=true: the latest ones, no cursor.",
     "context": "Get a shared context document; with data or text, replace it.",
+    "send_message": "Message agents (to: names or '@all'); thread groups replies.",
+    "inbox": "Your messages, bodies cut (unread only by default); id=N: one in full, marked read.",
+    "ack": "Acknowledge message id (marks it read).",
     "status": "Workspace summary: task counts, agents by health, alerts.",
     "check_in": "Timer check-in: whether a new checkpoint arrived since your last check-in.",
 }
@@ -82,6 +95,9 @@ ACTING = frozenset(
         "emit_event",
         "read_events",
         "check_in",
+        "send_message",
+        "inbox",
+        "ack",
     }
 )
 
@@ -457,6 +473,48 @@ class Tools:
         if batch:  # delivered as this tool's result: acknowledge at once
             events.ack(channel, consumer, batch[-1].seq)
         return {"events": [shapes.event_brief(e) for e in batch]}
+
+    # -- messages ------------------------------------------------------------------------------
+    def send_message(
+        self,
+        *,
+        to: Names,
+        subject: str,
+        body: str = "",
+        thread: str | None = None,
+        ack_required: bool = False,
+        importance: Importance = "normal",
+        agent: str | None = None,
+    ) -> dict[str, Any]:
+        message = self.coord.messages.send(
+            self._agent(agent),
+            to,
+            subject,
+            body,
+            thread=thread,
+            ack_required=ack_required,
+            importance=importance,
+        )
+        return shapes.message_row(message, body=False)
+
+    def inbox(
+        self,
+        *,
+        id: int | None = None,
+        unread: bool = True,
+        limit: int = DEFAULT_LIMIT,
+        agent: str | None = None,
+    ) -> dict[str, Any]:
+        me = self._agent(agent)
+        messages = self.coord.messages
+        if id is not None:
+            item = messages.read(id, me)
+            return shapes.message_row(item.message, delivered=item)
+        return shapes.inbox_view(messages.inbox(me, unread=unread, limit=_limit(limit)))
+
+    def ack(self, *, id: int, agent: str | None = None) -> dict[str, Any]:
+        item = self.coord.messages.ack(id, self._agent(agent))
+        return shapes.message_row(item.message, delivered=item, body=False)
 
     # -- context -------------------------------------------------------------------------------
     def context(
