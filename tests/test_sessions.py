@@ -133,7 +133,7 @@ def set_config(root: Path, **settings: Any) -> None:
 
 @pytest.fixture
 def repo(tmp_path: Path) -> Path:
-    """A repository with a board (lease 4 s) and two linked worktrees."""
+    """A repository with a board (lease 6 s) and two linked worktrees."""
     main = tmp_path / "proj"
     main.mkdir()
     git(main, "init", "-q", "-b", "main")
@@ -143,7 +143,7 @@ def repo(tmp_path: Path) -> Path:
     for name in ("frontend", "backend"):
         git(main, "worktree", "add", "-q", str(tmp_path / f"proj-{name}"), "-b", name)
     assert coord(main, "init").returncode == 0
-    set_config(main, lease_seconds=4)
+    set_config(main, lease_seconds=6)
     for title in ("login form", "api docs", "db schema"):
         assert coord(main, "task", "create", title).returncode == 0
     return main
@@ -232,9 +232,10 @@ def test_two_sessions_in_two_worktrees_claim_different_tasks_and_beats_keep_leas
         {"run": ["--json", "whoami"]},
         {"run": ["-q", "task", "claim"]},
     ]
-    # Session A beats after every "tool call" for 7 s (the lease is 4 s); B never beats.
+    # Session A beats after every "tool call" for 11 s and more (the lease is 6 s; a beat
+    # renews at most every 1.5 s, a quarter of it); B never beats.
     for _ in range(14):
-        steps_a += [{"sleep": 0.5}, hook("beat", "session-A", front)]
+        steps_a += [{"sleep": 0.8}, hook("beat", "session-A", front)]
     steps_a.append({"run": ["-q", "reap"]})
     steps_b = [
         hook("start", "session-B", back),
@@ -264,7 +265,7 @@ def test_two_sessions_in_two_worktrees_claim_different_tasks_and_beats_keep_leas
     context = json.loads(res_a[0]["out"])["hookSpecificOutput"]["additionalContext"]
     assert who_a["agent"] in context
     assert len(context) <= 2048
-    # After 7 s, A's 4 s lease is still A's (the reap at the end took nothing of it) ...
+    # After 11 s, A's 6 s lease is still A's (the reap at the end took nothing of it) ...
     held = task_json(repo, task_a)
     assert (held["status"], held["agent"]) == ("in_progress", who_a["agent"])
     # ... while B's, never renewed, has expired and the reap took it back.
@@ -312,7 +313,7 @@ def test_a_lost_lease_is_told_to_the_model_on_the_next_beat(repo: Path) -> None:
             hook("start", "s-lost", front),
             {"run": ["-q", "task", "claim"]},
             hook("beat", "s-lost", front),  # the claim's own PostToolUse (throttled)
-            {"sleep": 4.5},
+            {"sleep": 6.5},
             {"run": ["-q", "reap"]},
             hook("beat", "s-lost", front),
         ],
@@ -604,3 +605,20 @@ def test_an_mcp_server_of_its_own_session_gives_back_its_work_when_the_client_le
     assert task_json(tmp_path, claimed["id"])["status"] == "pending"
     agent = json.loads(coord(tmp_path, "--json", "agent", "show", claimed["agent"]).stdout)
     assert agent["status"] == "offline"
+
+
+def test_prime_and_the_check_in_count_the_agents_messages(coord: Any, clock: FakeClock) -> None:
+    """SPEC 14: ``coord prime`` and the check-in show unread and ack-required counts."""
+    from agentcoord.timer.check import summary_lines
+
+    coord.agents.register("ada")
+    coord.agents.register("lead")
+    coord.messages.send("lead", "ada", "review please", "the diff", ack_required=True)
+    coord.messages.send("lead", "ada", "fyi", "nothing to do")
+    data = gather(coord.tasks, coord.agents, "ada", clock(), messages=coord.messages)
+    assert data["messages"] == {"unread": 2, "ack_required": 1}
+    assert "Messages: 2 unread, 1 waiting for your ack" in render(data)
+    quiet = gather(coord.tasks, coord.agents, "lead", clock(), messages=coord.messages)
+    assert "Messages:" not in render(quiet)
+    lines = summary_lines({"messages": {"agent": "ada", "unread": 2, "ack_required": 1}})
+    assert any(line.startswith("Messages for ada: 2 unread, 1 waiting") for line in lines)

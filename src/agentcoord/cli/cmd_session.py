@@ -177,7 +177,14 @@ def _prime_text(
 ) -> tuple[dict[str, Any], str]:
     from ..ops.prime import gather, render
 
-    data = gather(coord.tasks, coord.agents, ident.name, coord.now(), checkin=_checkin(ctx))
+    data = gather(
+        coord.tasks,
+        coord.agents,
+        ident.name,
+        coord.now(),
+        checkin=_checkin(ctx),
+        messages=coord.messages,
+    )
     source = SOURCES.get(ident.source, ident.source)
     return data, render(data, max_chars=max_chars, source=source)
 

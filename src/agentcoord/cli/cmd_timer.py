@@ -291,7 +291,15 @@ def _hook(ctx: Context, ns: argparse.Namespace) -> int:
             return 0
         # Agent-supplied text (titles, event values) may reach the tool's transcript: escaped
         # like every human-facing output (SPEC 16).
-        text = scrub(report_text(result, summarize(result, *_open(ctx))))
+        from ..sessions import resolve
+
+        sid = payload.get("session_id")
+        try:
+            who = resolve(None, session_id=sid if isinstance(sid, str) and sid else None)
+        except Exception:
+            who = None
+        agent = who.name if who is not None else None
+        text = scrub(report_text(result, summarize(result, *_open(ctx), agent=agent)))
         sys.stdout.write(
             json_safe(hooks.render(event, hooks.clip(text, ns.max_chars), ns.format)) + "\n"
         )

@@ -571,7 +571,8 @@ class Tools:
         who = agent if agent is not None else self.default_agent
         consumer = _timer_consumer(check_name(who, "agent name")) if who is not None else None
         result = check(TimerFiles(workspace.timer_dir, timer), consumer=consumer)
-        return report_json(result, summarize(result, self.coord) if result.new else None)
+        summary = summarize(result, self.coord, agent=who) if result.new else None
+        return report_json(result, summary)
 
 
 def session_identity() -> Identity:

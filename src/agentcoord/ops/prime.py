@@ -5,7 +5,8 @@ names; :func:`render` turns that into a short text for the model's context, at m
 ``max_chars`` characters (default :data:`MAX_CHARS`, ~2 KB), dropping list items rather than
 cutting a line. Agent-supplied text (titles) is escaped for one line (SPEC section 16).
 
-``gather`` shape: ``{"agent", "registered", "status", "counts": {state: n}, "total",
+``gather`` shape: ``{"agent", "registered", "status", "messages": {"unread", "ack_required"},
+"counts": {state: n}, "total",
 "mine": [{"id", "status", "title", "percent", "lease_left"}], "ready": [{"id", "priority",
 "title"}], "ready_total", "checkin": [text]}`` (``lease_left`` in seconds or null).
 """
@@ -22,6 +23,7 @@ if TYPE_CHECKING:
     from typing import Any
 
     from ..domain.agents import Agents
+    from ..domain.messages import Messages
     from ..domain.tasks import TaskBoard
 
 MAX_CHARS = 2048
@@ -42,8 +44,10 @@ def gather(
     *,
     checkin: list[str] | None = None,
     ready_limit: int = READY_SHOWN,
+    messages: Messages | None = None,
 ) -> dict[str, Any]:
-    """The facts :func:`render` shows for ``agent`` at time ``now`` (POSIX seconds)."""
+    """The facts :func:`render` shows for ``agent`` at time ``now`` (POSIX seconds); with
+    ``messages``, the agent's unread and ack-required counts (SPEC section 14)."""
     try:
         record = agents.get(agent)
         registered, status = True, record.status
@@ -78,9 +82,11 @@ def gather(
         }
         for h in ready_heads[:ready_limit]
     ]
+    inbox = messages.counts(agent) if messages is not None else {"unread": 0, "ack_required": 0}
     return {
         "agent": agent,
         "registered": registered,
+        "messages": inbox,
         "status": status,
         "counts": {k: v for k, v in counts.items() if v},
         "total": len(every),
@@ -101,6 +107,12 @@ def render(data: dict[str, Any], *, max_chars: int = MAX_CHARS, source: str = ""
     counts = data["counts"]
     board = ", ".join(f"{n} {state.replace('_', ' ')}" for state, n in counts.items())
     head.append(f"Board: {data['total']} tasks" + (f" ({board})." if board else "."))
+    inbox = data.get("messages") or {}
+    if inbox.get("unread") or inbox.get("ack_required"):
+        head.append(
+            f"Messages: {inbox.get('unread', 0)} unread, {inbox.get('ack_required', 0)} "
+            "waiting for your ack ('coord msg inbox --unread')."
+        )
     tail = [WORKFLOW]
     sections: list[tuple[str, list[str], int]] = []
     mine_lines = []

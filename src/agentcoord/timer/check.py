@@ -165,10 +165,15 @@ def timer_line(side: dict[str, Any]) -> str:
 
 
 def summarize(
-    result: CheckResult, coord: Coordinator | None, error: str | None = None
+    result: CheckResult,
+    coord: Coordinator | None,
+    error: str | None = None,
+    *,
+    agent: str | None = None,
 ) -> dict[str, Any]:
     """The bounded summary after the banner: workspace health since the last check (``coord``
-    None: the store could not be opened, ``error`` says why)."""
+    None: the store could not be opened, ``error`` says why); with ``agent``, also its
+    messages: ``"messages": {"agent", "unread", "ack_required"}`` (SPEC section 14)."""
     data: dict[str, Any]
     if coord is None:
         data = {"since": iso(result.since) if result.since else None}
@@ -179,6 +184,11 @@ def summarize(
         except Exception as exc:  # the check fired; a read problem must not hide the banner
             data = {"since": iso(result.since) if result.since else None}
             data["errors"] = [f"{type(exc).__name__}: {exc}"]
+    if coord is not None and agent is not None:
+        try:
+            data["messages"] = {"agent": agent, **coord.messages.counts(agent)}
+        except Exception:  # an unknown agent, an unreadable mailbox: the check-in goes on
+            pass
     data["missed"] = result.missed
     data["timer"] = {
         k: result.side.get(k)
@@ -249,6 +259,12 @@ def summary_lines(data: dict[str, Any]) -> list[str]:
         lines.append(f"Tasks reclaimed: {reclaimed['count']} ({_more(items, reclaimed['count'])})")
     else:
         lines.append("Tasks reclaimed: none")
+    inbox = data.get("messages")
+    if inbox and (inbox.get("unread") or inbox.get("ack_required")):
+        lines.append(
+            f"Messages for {inbox['agent']}: {inbox['unread']} unread, "
+            f"{inbox['ack_required']} waiting for an ack (coord msg inbox --unread)"
+        )
     tasks = data.get("tasks") or {}
     by_status = tasks.get("by_status") or {}
     if by_status:
