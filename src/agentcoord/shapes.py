@@ -20,7 +20,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-    from .core.models import Agent, ContextDoc, Event, Task
+    from .core.models import Agent, ContextDoc, Event, Reservation, Task
 
 
 #: Every key :func:`task_summary` can have (the optional ones only when they apply).
@@ -220,3 +220,21 @@ def context_full(doc: ContextDoc) -> dict[str, Any]:
     out = doc.to_dict()
     out["updated_at"] = iso(doc.updated_at) if doc.updated_at else None
     return out
+
+
+def reservation_row(r: Reservation, now: float) -> dict[str, Any]:
+    """A file reservation (SPEC section 13): ``{"id", "agent", "patterns", "mode", "task",
+    "epoch", "reason", "created", "expires", "expires_in"}``; times ISO 8601 UTC with
+    milliseconds (``expires`` None: no TTL), ``expires_in`` seconds left (None: no TTL)."""
+    return {
+        "id": r.id,
+        "agent": r.agent,
+        "patterns": list(r.patterns),
+        "mode": r.mode,
+        "task": r.task,
+        "epoch": r.epoch,
+        "reason": r.reason,
+        "created": iso_ms(r.created),
+        "expires": None if r.expires is None else iso_ms(r.expires),
+        "expires_in": None if r.expires is None else round(max(0.0, r.expires - now), 3),
+    }
