@@ -44,6 +44,9 @@ TOOLS = {
     "emit_event",
     "read_events",
     "context",
+    "reserve",
+    "release_files",
+    "check_paths",
     "status",
     "check_in",
     "send_message",
@@ -764,3 +767,27 @@ def test_other_commands_never_import_the_sdk(workspace: Workspace) -> None:
         cwd=os.getcwd(),
     )
     assert out.stderr.strip().endswith("[]")
+
+
+# -- file reservations (SPEC section 13) -------------------------------------------------------
+async def test_reservation_tools(
+    coord: Coordinator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)  # no git here: paths are relative to the workspace's project
+    coord.agents.register("b2")
+    async with connect(coord) as s:
+        row = await ok(s, "reserve", paths=["src/**"], reason="API", ttl=60)
+        assert (row["agent"], row["patterns"], row["mode"]) == ("a1", ["src/**"], "exclusive")
+        assert (await ok(s, "check_paths", paths=["src/a.py"]))["ok"] is True  # its own
+        e = await err(s, "reserve", paths=["../x"])
+        assert e["code"] == "invalid_input"
+    async with connect(coord, agent="b2", register=False) as s:
+        e = await err(s, "reserve", paths=["src/api/x.py"])
+        assert e["code"] == "conflict" and "a1" in e["message"] and "API" in e["message"]
+        found = await ok(s, "check_paths", paths=["src/api/x.py", "docs/a.md"])
+        assert found["ok"] is False
+        assert [(c["path"], c["holder"]) for c in found["conflicts"]] == [("src/api/x.py", "a1")]
+    async with connect(coord, register=False) as s:
+        gone = await ok(s, "release_files", all=True)
+        assert [r["patterns"] for r in gone["released"]] == [["src/**"]]
+        assert (await ok(s, "release_files", paths=["src/**"]))["released"] == []

@@ -41,6 +41,7 @@ if TYPE_CHECKING:
     from .domain.messages import Messages
     from .domain.monitor import Monitor
     from .domain.reports import Metrics, Reports
+    from .domain.reservations import Reservations
     from .domain.tasks import TaskBoard
     from .ops.doctor import Doctor
     from .store.base import Store
@@ -173,6 +174,12 @@ class Coordinator:
 
         def on_change(task: Task, previous: str | None, progress_only: bool) -> None:
             self.agents.on_task_change(task, previous, progress_only=progress_only)
+            # A task its holder no longer holds (ended, released, reaped, reclaimed): drop the
+            # reservations tied to it. A fresh claim (no previous holder), the claim path's
+            # common case, costs no read of the table; liveness on read covers the rest.
+            moved = task.status != "in_progress" or previous != task.agent
+            if not progress_only and previous is not None and moved:
+                self.reservations.on_task_change(task)
 
         def pick_agent(capability: str | list[str] | None) -> str:
             from .domain.routing import pick_agent
@@ -203,9 +210,22 @@ class Coordinator:
 
         def release_all(agent: str, reason: str) -> None:
             self.tasks.release_all(agent, reason=reason)
+            self.reservations.release(agent, all=True)
 
         hooks = AgentHooks(renew_leases=renew_leases, release_all=release_all)
         return Agents(self.store, self.config, self.clock, hooks)
+
+    @cached_property
+    def reservations(self) -> Reservations:
+        """File reservations (SPEC section 13): ``reserve``, ``release``, ``list``,
+        ``conflicts_for`` (the pre-commit guard's and the edit hook's question)."""
+        from .domain.reservations import ReservationHooks, Reservations
+
+        def identify(agent: str) -> None:
+            self.agents.require(agent, purpose="act")
+
+        hooks = ReservationHooks(identify=identify)
+        return Reservations(self.store, self.config, self.clock, hooks)
 
     @cached_property
     def events(self) -> Events:

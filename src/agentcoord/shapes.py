@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 
     from .core.models import Agent, ContextDoc, Event, Task
     from .domain.messages import Delivered, Inbox, Message
+    from .core.models import Agent, ContextDoc, Event, Reservation, Task
 
 
 #: Every key :func:`task_summary` can have (the optional ones only when they apply).
@@ -287,4 +288,19 @@ def inbox_view(inbox: Inbox, chars: int | None = BODY_PREVIEW) -> dict[str, Any]
         "ack_required": inbox.ack_required,
         "messages": [message_row(d.message, delivered=d, chars=chars) for d in inbox.items],
         "more": inbox.more,
+def reservation_row(r: Reservation, now: float) -> dict[str, Any]:
+    """A file reservation (SPEC section 13): ``{"id", "agent", "patterns", "mode", "task",
+    "epoch", "reason", "created", "expires", "expires_in"}``; times ISO 8601 UTC with
+    milliseconds (``expires`` None: no TTL), ``expires_in`` seconds left (None: no TTL)."""
+    return {
+        "id": r.id,
+        "agent": r.agent,
+        "patterns": list(r.patterns),
+        "mode": r.mode,
+        "task": r.task,
+        "epoch": r.epoch,
+        "reason": r.reason,
+        "created": iso_ms(r.created),
+        "expires": None if r.expires is None else iso_ms(r.expires),
+        "expires_in": None if r.expires is None else round(max(0.0, r.expires - now), 3),
     }

@@ -670,3 +670,68 @@ def ensure_gitignore(path: str) -> list[str]:
         prefix += "\n"
     atomic_write(path, text + prefix + "\n".join(missing) + "\n")
     return [f"added {len(missing)} line(s) to {path}"]
+
+
+# -- repository paths of file reservations (SPEC section 13) --------------------------------
+class RepoPaths:
+    """Where the caller stands in its git repository: ``root`` (the top of the worktree it is
+    in: a linked worktree's own top, so ``src/x.py`` names the same logical path in every
+    worktree of one repository) and ``cwd`` (the current directory relative to it, ``""`` at
+    the top). Outside a repository both come from ``fallback`` (the workspace's project)."""
+
+    __slots__ = ("cwd", "root")
+
+    def __init__(self, root: str, cwd: str) -> None:
+        self.root = root
+        self.cwd = cwd
+
+    @classmethod
+    def here(cls, directory: str | None = None, *, fallback: str | None = None) -> RepoPaths:
+        here = os.path.realpath(directory or os.getcwd())
+        top = _git_root(here)
+        root = os.path.realpath(top) if top else os.path.realpath(fallback or here)
+        rel = os.path.relpath(here, root)
+        if rel == "." or rel.startswith(".."):
+            rel = ""  # the top, or (without git) a directory outside the project
+        return cls(root, rel.replace(os.sep, "/"))
+
+    def patterns(self, values: Sequence[str], *, glob: bool = True) -> list[str]:
+        """``values`` (paths or globs as a user typed them) as canonical repo-relative patterns
+        (:func:`agentcoord.core.paths.normalize_all`), an existing directory written as
+        ``dir/**`` (it stands for its files). :class:`InvalidInput` (exit 2) for a bad one."""
+        from .core.paths import is_glob, normalize_all
+
+        out: list[str] = []
+        for given in values:
+            value = given
+            if value.startswith("/") and not is_glob(value) and os.path.lexists(value):
+                value = os.path.realpath(value)  # the repository's own spelling of the path
+            (pattern,) = normalize_all([value], root=self.root, cwd=self.cwd, glob=glob)
+            literal = pattern != "**" and not any(is_glob(s) for s in pattern.split("/"))
+            if literal and os.path.isdir(os.path.join(self.root, pattern)):
+                pattern += "/**"
+            out.append(pattern)
+        return list(dict.fromkeys(out))
+
+    def staged(self) -> list[str]:
+        """The paths of ``git diff --cached --name-only`` (the files a commit would touch),
+        repo-relative; :class:`InvalidInput` outside a git repository."""
+        import subprocess
+
+        from .errors import InvalidInput
+
+        try:
+            out = subprocess.run(
+                ["git", "diff", "--cached", "--name-only", "-z"],
+                cwd=self.root,
+                capture_output=True,
+                timeout=30,
+                check=False,
+            )
+        except (OSError, subprocess.SubprocessError) as exc:
+            raise InvalidInput(f"cannot run git: {exc}") from None
+        if out.returncode != 0:
+            why = out.stderr.decode("utf-8", "replace").strip() or "not a git repository"
+            raise InvalidInput(f"cannot list the staged files: {why}")
+        names = out.stdout.decode("utf-8", "surrogateescape").split("\0")
+        return [n for n in names if n]

@@ -32,6 +32,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "event": ("cmd_event", "emit and tail events (cursors, --follow)"),
     "context": ("cmd_context", "put, get, list shared context documents"),
     "msg": ("cmd_msg", "messages between agents: send, inbox, read, ack, thread"),
+    "files": ("cmd_files", "reserve, release, list, check file reservations (exit 4: taken)"),
     "watch": ("cmd_event", "NDJSON feed of changes in the workspace"),
     "stale": ("cmd_maint", "list files not updated for a while"),
     "cleanup": ("cmd_maint", "archive finished tasks and silent agents, rotate events"),

@@ -533,3 +533,64 @@ class ContextDoc(_Record):
         kwargs = {k: v for k, v in data.items() if k in cls.__slots__}
         project, domain = kwargs.pop("project"), kwargs.pop("domain")
         return cls(project, domain, **kwargs)
+
+
+EXCLUSIVE = "exclusive"
+SHARED = "shared"
+RESERVATION_MODES = (EXCLUSIVE, SHARED)
+
+
+class Reservation(_Record):
+    """A file reservation (SPEC section 13): ``agent`` holds ``patterns`` (canonical repo-relative
+    globs, :func:`agentcoord.core.paths.normalize`) in ``mode`` exclusive or shared.
+
+    It ends at ``expires`` (POSIX seconds; None: no TTL), when the task it is tied to (``task``,
+    held at ``epoch``) is no longer in progress by ``agent`` at that epoch, or when the agent is
+    retired, offline or Gone; liveness is decided on read (:mod:`agentcoord.domain.reservations`).
+    Times keep milliseconds on every backend."""
+
+    __slots__ = ("agent", "created", "epoch", "expires", "id", "mode", "patterns", "reason", "task")
+
+    def __init__(
+        self,
+        id: str,
+        agent: str,
+        patterns: list[str],
+        *,
+        mode: str = EXCLUSIVE,
+        task: str | None = None,
+        epoch: int | None = None,
+        reason: str | None = None,
+        created: float = 0.0,
+        expires: float | None = None,
+    ) -> None:
+        self.id = id
+        self.agent = agent
+        self.patterns = patterns
+        self.mode = mode
+        self.task = task
+        self.epoch = epoch
+        self.reason = reason
+        self.created = created
+        self.expires = expires
+
+    @property
+    def exclusive(self) -> bool:
+        return self.mode == EXCLUSIVE
+
+    def to_dict(self) -> dict[str, Any]:
+        return {name: _clone(getattr(self, name)) for name in self.__slots__}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Reservation:
+        kwargs = {k: v for k, v in data.items() if k in cls.__slots__}
+        rid, agent, patterns = kwargs.pop("id"), kwargs.pop("agent"), kwargs.pop("patterns")
+        return cls(rid, agent, list(patterns), **kwargs)
+
+
+class ReservationTable(list[Reservation]):
+    """The reservation table as a list whose :meth:`copy` copies every reservation (stores keep
+    decoded records in caches and hand out copies: a shallow one would share them)."""
+
+    def copy(self) -> ReservationTable:
+        return ReservationTable(r.copy() for r in self)

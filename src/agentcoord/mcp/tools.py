@@ -79,6 +79,11 @@ DESCRIPTIONS: dict[str, str] = {
     "send_message": "Message agents (to: names or '@all'); thread groups replies.",
     "inbox": "Your messages, bodies cut (unread only by default); id=N: one in full, marked read.",
     "ack": "Acknowledge message id (marks it read).",
+    "reserve": "Reserve repo paths/globs before editing (exclusive unless shared; ttl seconds, "
+    "or until task's lease ends).",
+    "release_files": "Release your file reservations: paths as reserved, or all=true.",
+    "check_paths": "Whether another agent's exclusive reservation covers these paths "
+    "(ok=false lists holders).",
     "status": "Workspace summary: task counts, agents by health, alerts.",
     "check_in": "Timer check-in: whether a new checkpoint arrived since your last check-in.",
 }
@@ -98,6 +103,9 @@ ACTING = frozenset(
         "send_message",
         "inbox",
         "ack",
+        "reserve",
+        "release_files",
+        "check_paths",
     }
 )
 
@@ -108,6 +116,7 @@ if TYPE_CHECKING:
     from ..api import Coordinator
     from ..core.models import Task
     from ..sessions import Identity
+    from ..workspace import RepoPaths
 
 
 def _limit(value: int) -> int:
@@ -541,6 +550,44 @@ class Tools:
         if title is not None:
             raise InvalidInput("title is only used with data or text (a put)")
         return shapes.context_full(contexts.get(project, domain))
+
+    # -- file reservations (SPEC section 13) ---------------------------------------------------
+    def _repo(self) -> RepoPaths:
+        from ..workspace import RepoPaths
+
+        ws = self.coord.workspace
+        return RepoPaths.here(fallback=ws.project_root if ws is not None else None)
+
+    def reserve(
+        self,
+        *,
+        paths: list[str],
+        shared: bool = False,
+        ttl: float | None = None,
+        task: TaskId | None = None,
+        reason: str | None = None,
+        agent: str | None = None,
+    ) -> dict[str, Any]:
+        who = self._agent(agent)
+        patterns = self._repo().patterns(paths)
+        r = self.coord.reservations.reserve(
+            who, patterns, shared=shared, ttl=ttl, task=task, reason=reason
+        )
+        return shapes.reservation_row(r, self.coord.now())
+
+    def release_files(
+        self, *, paths: list[str] | None = None, all: bool = False, agent: str | None = None
+    ) -> dict[str, Any]:
+        who = self._agent(agent)
+        patterns = self._repo().patterns(paths) if paths else None
+        gone = self.coord.reservations.release(who, patterns, all=all)
+        now = self.coord.now()
+        return {"released": [shapes.reservation_row(r, now) for r in gone]}
+
+    def check_paths(self, *, paths: list[str], agent: str | None = None) -> dict[str, Any]:
+        who = agent if agent is not None else self.default_agent
+        found = self.coord.reservations.conflicts_for(self._repo().patterns(paths), who)
+        return {"ok": not found, "conflicts": [c.to_dict() for c in found]}
 
     # -- overview ------------------------------------------------------------------------------
     def status(self, *, limit: int = DEFAULT_LIMIT) -> dict[str, Any]:

@@ -2,7 +2,8 @@
 
 Copied with every field: live and archived tasks and agents (under the same archive names),
 every event channel with its seqs and its live/archived split, consumer cursors, contexts,
-documents (``metrics-performance``) and the id counters (see ``docs/redis.md``).
+documents (``metrics-performance``), the id counters and the file reservation table (see
+``docs/redis.md``).
 
 Everything goes through the :class:`~agentcoord.store.base.Store` interface (which enumerates
 archives, cursors, counters and documents and imports events with their seqs), so any two
@@ -22,7 +23,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import Any
 
-    from ..core.models import Agent, ContextDoc, Event, Task
+    from ..core.models import Agent, ContextDoc, Event, Reservation, Task
     from ..store.base import Store
 
 #: Events per import call: bounds the size of one Redis script call or one file rewrite.
@@ -49,6 +50,7 @@ class Snapshot:
         self.contexts: list[ContextDoc] = []
         self.documents: dict[str, dict[str, Any]] = {}
         self.counters: dict[str, int] = {}
+        self.reservations: list[Reservation] = []
 
     def names(self) -> dict[str, list[str]]:
         """What would be copied, by kind (for ``--dry-run`` and the report)."""
@@ -62,6 +64,7 @@ class Snapshot:
             "contexts": [f"{d.project}-{d.domain}" for d in self.contexts],
             "documents": list(self.documents),
             "counters": [f"{k}={v}" for k, v in self.counters.items()],
+            "reservations": [r.id for r in self.reservations],
         }
 
     def counts(self) -> dict[str, int]:
@@ -82,6 +85,10 @@ def read_snapshot(store: Store) -> Snapshot:
     snap.archived["agent"] = list(store.list_archived_agents(errors=errors))
     snap.contexts = store.list_contexts(errors=errors)
     snap.cursors = store.list_cursors(errors=errors)
+    try:
+        snap.reservations = store.get_reservations()
+    except CorruptData as exc:
+        errors.append(exc)
     if errors:
         more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
         first = errors[0]
@@ -148,6 +155,9 @@ def write_snapshot(snap: Snapshot, target: Store) -> None:
             target.advance_cursor(name, consumer, seq)
     for kind, value in snap.counters.items():
         target.set_counter(kind, value)
+    if snap.reservations:
+        table = snap.reservations
+        target.update_reservations(lambda _current: [r.copy() for r in table])
 
 
 def verify(snap: Snapshot, target: Store) -> None:
@@ -157,6 +167,7 @@ def verify(snap: Snapshot, target: Store) -> None:
         ("tasks", len(target.list_task_heads()), len(snap.tasks)),
         ("agents", len(target.list_agents()), len(snap.agents)),
         ("contexts", len(target.list_contexts()), len(snap.contexts)),
+        ("reservations", len(target.get_reservations()), len(snap.reservations)),
     ]
     checks += [(f"{n} last seq", target.last_seq(n), c.last_seq) for n, c in snap.channels.items()]
     wrong = [f"{what} {got}, not {want}" for what, got, want in checks if got != want]

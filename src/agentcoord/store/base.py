@@ -49,11 +49,12 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Generator, Iterable, Sequence
     from typing import Any, TypeVar
 
-    from ..core.models import Agent, ContextDoc, Event, Task, TaskHead
+    from ..core.models import Agent, ContextDoc, Event, Reservation, Task, TaskHead
     from ..errors import CorruptData
 
     TaskFn = Callable[[Task], "Task | None"]
     AgentFn = Callable[["Agent | None"], "Agent | None"]
+    ReservationFn = Callable[[list[Reservation]], "list[Reservation] | None"]
     R = TypeVar("R")
 
 #: Kinds of archived records (``archive/{kind}-{name}.md``).
@@ -69,8 +70,9 @@ _KEY_WHAT = {"task": "task id", "agent": "agent name", "counter": "counter"}
 class Change:
     """A hint that something in the store changed: re-read the state, do not trust the hint.
 
-    ``kind``: task | agent | event | context | metrics | store; ``key``: task id, agent name,
-    channel, "project-domain", document name without ``metrics-``, or ``*``; ``action``:
+    ``kind``: task | agent | event | context | metrics | reservation | store; ``key``: task id,
+    agent name, channel, "project-domain", document name without ``metrics-``, or ``*``
+    (reservations: the table as a whole); ``action``:
     created | changed | archived | removed | reconnected."""
 
     __slots__ = ("action", "key", "kind")
@@ -405,6 +407,21 @@ class Store(ABC):
         """Where a person can look at a record (a file path), if the store has one."""
         return None
 
+    # == file reservations (SPEC section 13) ==================================================
+    @abstractmethod
+    def get_reservations(self) -> list[Reservation]:
+        """The reservation table as stored (live or not: liveness is the domain's to decide),
+        in the order it was written; empty when there is none. :class:`CorruptData` if it
+        cannot be read."""
+
+    @abstractmethod
+    def update_reservations(self, fn: ReservationFn) -> list[Reservation]:
+        """Atomically apply ``fn`` to the whole table (it is small) and store the result
+        (:meth:`check_reservations`); return the stored table, or the table as stored when
+        ``fn`` returns None (nothing written). The same discipline as :meth:`update_agent`:
+        ``fn`` may run more than once and may raise a :class:`CoordError` to abort. An empty
+        table is no record at all (:meth:`record_names` does not list it)."""
+
     # == change feed ==========================================================================
     @abstractmethod
     def watch(self, *, timeout: float | None = None) -> Generator[list[Change], None, None]:
@@ -645,6 +662,54 @@ class Store(ABC):
         cls.context_name(doc.project, doc.domain)
         doc.data = cls.json_object(doc.data, f"context {doc.project}/{doc.domain}")
         return doc
+
+    @staticmethod
+    def check_reservations(table: object) -> list[Reservation]:
+        """``table`` as every backend stores it (a new list); :class:`InvalidInput` (exit 2)
+        unless it is a list of :class:`~agentcoord.core.models.Reservation` with unique valid
+        ids, valid agent and task names, at least one canonical pattern each
+        (:func:`~agentcoord.core.paths.normalize` leaves it as it is), a known mode, an epoch
+        that is a whole number (or None), a one-line reason (or None) and finite times (kept to the
+        millisecond)."""
+        from ..core.clock import round_ms
+        from ..core.models import RESERVATION_MODES, Reservation
+        from ..core.paths import normalize
+        from ..core.validate import one_line, timestamp, whole
+
+        if not isinstance(table, list):
+            raise InvalidInput(f"expected a list of reservations, not {type(table).__name__}")
+        seen: set[str] = set()
+        out: list[Reservation] = []
+        for r in table:
+            if not isinstance(r, Reservation):
+                raise InvalidInput(f"expected a reservation, not {type(r).__name__}")
+            check_name(r.id, "reservation id")
+            if r.id in seen:
+                raise InvalidInput(f"reservation id {r.id!r} is given twice")
+            seen.add(r.id)
+            check_name(r.agent, "agent name")
+            if not isinstance(r.patterns, list) or not r.patterns:
+                raise InvalidInput(f"reservation {r.id}: patterns must be a non-empty list")
+            for pattern in r.patterns:
+                if normalize(pattern) != pattern:
+                    raise InvalidInput(f"reservation {r.id}: {pattern!r} is not a canonical path")
+            if r.mode not in RESERVATION_MODES:
+                modes = ", ".join(RESERVATION_MODES)
+                raise InvalidInput(f"reservation {r.id}: mode {r.mode!r} is not one of {modes}")
+            if r.task is not None:
+                check_name(r.task, "task id")
+            if r.epoch is not None:
+                whole(r.epoch, "epoch")
+            timestamp(r.created, "created")
+            if r.expires is not None:
+                timestamp(r.expires, "expires")
+            new = r.copy()
+            new.patterns = list(dict.fromkeys(r.patterns))
+            new.created = round_ms(float(r.created))  # every backend keeps milliseconds
+            new.expires = None if r.expires is None else round_ms(float(r.expires))
+            new.reason = None if r.reason is None else one_line(r.reason, "reason")
+            out.append(new)
+        return out
 
     @classmethod
     def updated_task(cls, task_id: str, new: object) -> Task:

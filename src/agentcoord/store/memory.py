@@ -22,9 +22,9 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Generator, Iterable
     from typing import Any
 
-    from ..core.models import Agent, ContextDoc, Event, Task, TaskHead
+    from ..core.models import Agent, ContextDoc, Event, Reservation, Task, TaskHead
     from ..errors import CorruptData
-    from .base import AgentFn, TaskFn
+    from .base import AgentFn, ReservationFn, TaskFn
 
 
 class _Channel:
@@ -52,6 +52,7 @@ class MemoryStore(Store):
         self._channels: dict[str, _Channel] = {}
         self._contexts: dict[str, ContextDoc] = {}
         self._documents: dict[str, dict[str, Any]] = {}
+        self._reservations: list[Reservation] = []
         #: Every change hint ever published, in order; watchers keep a position in it.
         self._feed: list[Change] = []
 
@@ -380,6 +381,21 @@ class MemoryStore(Store):
         with self._lock:
             return sorted(self._documents)
 
+    # == file reservations ====================================================================
+    def get_reservations(self) -> list[Reservation]:
+        with self._lock:
+            return [r.copy() for r in self._reservations]
+
+    def update_reservations(self, fn: ReservationFn) -> list[Reservation]:
+        with self._lock:
+            got = fn([r.copy() for r in self._reservations])
+            if got is None:  # "no change": the table as stored
+                return [r.copy() for r in self._reservations]
+            new = self.check_reservations(got)
+            self._reservations = [r.copy() for r in new]
+            self._publish("reservation", "*", "changed")
+            return new
+
     # == the workspace as a whole =============================================================
     def identity(self) -> tuple[str, ...]:
         return ("memory", str(id(self)))
@@ -399,6 +415,8 @@ class MemoryStore(Store):
                     out.append(f"cursors-{channel}")
             out += [f"context-{n}" for n in self._contexts]
             out += list(self._documents) + [f"counter-{k}" for k in self._counters]
+            if self._reservations:
+                out.append("reservations")
             return sorted(out)
 
     def clear(self) -> int:
@@ -412,6 +430,7 @@ class MemoryStore(Store):
             self._channels.clear()
             self._contexts.clear()
             self._documents.clear()
+            self._reservations = []
             self._publish("store", "*", "removed")
             return count
 

@@ -27,15 +27,17 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Generator, Iterable, Sequence
     from typing import Any
 
-    from ...core.models import Agent, ContextDoc, Event, Task, TaskHead
-    from ..base import AgentFn, Change, TaskFn, Violation
+    from ...core.models import Agent, ContextDoc, Event, Reservation, Task, TaskHead
+    from ..base import AgentFn, Change, ReservationFn, TaskFn, Violation
     from .events import EventLogs
     from .index import TaskIndex
 
 _BUSY = object()  # _update's answer when wait=False and the record is locked
 INDEX = os.path.join(STATE, "index-task.json")
 #: Files of a workspace that hold records (``clear`` removes these, nothing else).
-_RECORD_PREFIXES = ("task-", "agent-", "events-", "context-", "metrics-")
+_RECORD_PREFIXES = ("task-", "agent-", "events-", "context-", "metrics-", "reservations")
+#: The file reservation table (SPEC section 13), one file: :mod:`.codec.reservation`.
+RESERVATIONS = "reservations.md"
 _ARCHIVED_EVENTS = re.compile(r"events-(.+)-\d{4}-\d{2}-\d{2}\.md")
 _RECORD_FILES = {
     "task": "task-{}.md",
@@ -559,6 +561,47 @@ class MarkdownStore(Store):
                 errors.append(CorruptData(self.d.path(file), 1, "document file name is not valid"))
         return out
 
+    # -- file reservations ------------------------------------------------------------------
+    def _parse_reservations(self, text: str, path: str) -> list[Reservation]:
+        from .codec.reservation import parse_reservations
+
+        return parse_reservations(text, path)
+
+    def get_reservations(self) -> list[Reservation]:
+        table: list[Reservation] | None = self._load(RESERVATIONS, self._parse_reservations)
+        return [] if table is None else table
+
+    def update_reservations(self, fn: ReservationFn) -> list[Reservation]:
+        """Under the table's lock: read, ``fn``, then write (or remove the file when the table
+        becomes empty)."""
+        from .codec.reservation import render_reservations
+
+        with self.d.lock("reservations"):
+            before = self.d.read_bytes(RESERVATIONS)
+            current: list[Reservation] | None = self._parsed(
+                RESERVATIONS, before, self._parse_reservations
+            )
+            got = fn([] if current is None else current)
+            if got is None:  # "no change": the table as stored (a copy from the cache)
+                again: list[Reservation] | None = self._parsed(
+                    RESERVATIONS, before, self._parse_reservations
+                )
+                return [] if again is None else again
+            new = self.check_reservations(got)
+            self.d.cache.drop(RESERVATIONS)
+            if new:
+                self.d.write(RESERVATIONS, render_reservations(new, self.clock()))
+            elif before is not None:
+                try:
+                    os.unlink(self.d.path(RESERVATIONS))
+                except FileNotFoundError:
+                    pass
+                except OSError as exc:
+                    raise BackendUnavailable(
+                        f"cannot remove {RESERVATIONS}: {exc.strerror}"
+                    ) from exc
+            return new
+
     # -- the workspace as a whole -----------------------------------------------------------
     def identity(self) -> tuple[str, ...]:
         return ("dir", os.path.realpath(self.root))
@@ -613,9 +656,17 @@ class MarkdownStore(Store):
         return count
 
     def check_storage(self) -> list[Violation]:
+        """The files' own checks (:mod:`.checks`), and the reservation table, which no other
+        check of the doctor reads."""
+        from ..base import Violation as Found
         from . import checks
 
-        return checks.check_files(self.d)
+        found = checks.check_files(self.d)
+        try:
+            self.get_reservations()
+        except CorruptData as exc:
+            found.append(Found("corrupt", RESERVATIONS, exc.message, file=exc.path))
+        return found
 
     def repair_storage(self, found: Sequence[Violation]) -> list[str]:
         from . import checks

@@ -48,6 +48,8 @@ def classify(name: str) -> tuple[str, str] | None:
     if not name.endswith(".md") or name.startswith("."):
         return None
     stem = name[:-3]
+    if stem == "reservations":
+        return "reservation", "*"
     for prefix, kind in _KINDS:
         if stem.startswith(prefix) and len(stem) > len(prefix):
             return kind, stem[len(prefix) :]

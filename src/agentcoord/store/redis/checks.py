@@ -50,7 +50,12 @@ if TYPE_CHECKING:
     from .connection import Connection
 
 #: Keys that are one per workspace, and the Redis type each must have.
-RECORD_SINGLES = {"counters": "hash", "tasks:archive": "hash", "agents:archive": "hash"}
+RECORD_SINGLES = {
+    "counters": "hash",
+    "tasks:archive": "hash",
+    "agents:archive": "hash",
+    "reservations": "string",
+}
 DERIVED_SINGLES = {"tasks:all": "set", "agents:all": "set", "contexts": "set", "channels": "set"}
 #: Per-channel keys (``events:{channel}:{part}``) and their types.
 EVENT_PARTS = {"seq": "string", "live": "stream", "archive": "stream", "cursors": "hash"}
@@ -196,7 +201,11 @@ def record_names(c: Connection, space: KeySpace | None = None) -> list[str]:
             out.append(single)
         else:
             out += [hashes[single] + _text(f) for f in fields]
-    out += [s for s, kind in space.singles.items() if s in RECORD_SINGLES and kind != "hash"]
+    out += [
+        s
+        for s, kind in space.singles.items()
+        if (s in RECORD_SINGLES and kind != RECORD_SINGLES[s]) or s == "reservations"
+    ]
     for channel, parts in space.events.items():
         if space.channel_has_data(channel):
             out.append(f"events-{channel}")
@@ -234,6 +243,7 @@ class Snapshot:
         self.counters: dict[str, str] = {}
         self.agent_archive: dict[str, str] = {}
         self.seqs: dict[str, str] = {}
+        self.reservations: str | None = None
 
 
 def _view(snap: Snapshot, task_id: str) -> TaskView:
@@ -294,7 +304,11 @@ def read_snapshot(c: Connection, space: KeySpace) -> Snapshot:
             def fill_archive(entries: Any) -> None:
                 snap.agent_archive = {_text(k): _text(v) for k, v in entries.items()}
 
+            def fill_reservations(raw: Any) -> None:
+                snap.reservations = None if raw is None else _text(raw)
+
             add(fill_counters, "hgetall", c.key("counters"))
+            add(fill_reservations, "get", c.key("reservations"))
             add(fill_archive, "hgetall", c.key("agents:archive"))
             for kind, names in scanned.items():
                 for i in range(0, len(names), _CHUNK):
@@ -568,6 +582,13 @@ class Audit:
         for name, raw in sorted(self.snap.raw["doc"].items()):
             try:
                 c.decode(c.key("doc", name), raw, dict)
+            except CorruptData as exc:
+                self._corrupt(exc)
+        if self.snap.reservations is not None:
+            from .store import reservations_from_json
+
+            try:
+                c.decode(c.key("reservations"), self.snap.reservations, reservations_from_json)
             except CorruptData as exc:
                 self._corrupt(exc)
         archive = c.key("agents:archive")

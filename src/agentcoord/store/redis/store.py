@@ -12,6 +12,7 @@ Key layout (``B`` = ``{prefix}:{{workspace}}``, one hash tag, so one cluster slo
 ``B:agents:archive``              HASH archive name -> JSON
 ``B:context:{project}-{domain}``  JSON of :meth:`ContextDoc.to_dict`; ``B:contexts`` SET
 ``B:doc:{name}``                  JSON of a document (``metrics-performance``)
+``B:reservations``                JSON list of the file reservations (absent when there is none)
 ``B:counters``                    HASH kind -> last number handed out by :meth:`next_id`
 ``B:events:{channel}:...``        streams, counter and cursors (:mod:`.events`); ``B:channels``
 ``B:op:{token}``                  short-lived marker of a committed write (:mod:`.connection`)
@@ -57,8 +58,8 @@ if TYPE_CHECKING:
 
     import redis
 
-    from ...core.models import Event, TaskHead
-    from ..base import AgentFn, Change, TaskFn, Violation
+    from ...core.models import Event, Reservation, TaskHead
+    from ..base import AgentFn, Change, ReservationFn, TaskFn, Violation
     from .connection import Pipeline, Writes
 
     T = TypeVar("T")
@@ -107,7 +108,29 @@ return 1
 """
 )
 
+# KEYS: the reservation table, op, turn.  ARGV: (compare), new json ('' = delete), op ttl (ms),
+# pub/sub channel, hint.  Returns 1 if written.
+_UPDATE_RESERVATIONS = (
+    COMPARE
+    + """
+if ARGV[3] == '' then redis.call('DEL', KEYS[1]) else redis.call('SET', KEYS[1], ARGV[3]) end
+redis.call('SET', KEYS[2], '1', 'PX', ARGV[4])
+redis.pcall('PUBLISH', ARGV[5], ARGV[6])
+return 1
+"""
+)
+
 _MGET_CHUNK = 500
+
+
+def reservations_from_json(data: dict[str, Any]) -> list[Reservation]:
+    """The table stored as ``{"reservations": [...]}``."""
+    from ...core.models import Reservation, ReservationTable
+
+    rows = data["reservations"]
+    if not isinstance(rows, list):
+        raise ValueError("reservations must be a list")
+    return ReservationTable(Reservation.from_dict(r) for r in rows)
 
 
 class RedisStore(Store):
@@ -570,6 +593,45 @@ class RedisStore(Store):
             elif errors is not None:
                 errors.append(CorruptData(key, 1, "document key name is not valid"))
         return out
+
+    # -- file reservations ------------------------------------------------------------------
+    def get_reservations(self) -> list[Reservation]:
+        table = self._get(self.c.key("reservations"), reservations_from_json)
+        return [] if table is None else table
+
+    def update_reservations(self, fn: ReservationFn) -> list[Reservation]:
+        """A Lua compare-and-set of the one key, as :meth:`update_agent` (``fn`` runs again
+        after a lost race); an empty table deletes the key."""
+        key = self.c.key("reservations")
+        op_key = self.c.key("op", self.c.token())
+        script = self.c.script("update_reservations", _UPDATE_RESERVATIONS)
+
+        def decode(raw: str | None) -> list[Reservation]:
+            return [] if not raw else self._decode(key, raw, reservations_from_json)
+
+        def plan(raw: str | None) -> tuple[list[str] | None, list[Any], list[Reservation]]:
+            got = fn(decode(raw))
+            if got is None:  # "no change": the table as stored
+                return None, [], decode(raw)
+            new = self.check_reservations(got)
+            data = self.c.dumps({"reservations": [r.to_dict() for r in new]}) if new else ""
+            if data:
+                from ...core.models import ReservationTable
+
+                table = ReservationTable(new)
+                self._decoded.put(key, data.encode("utf-8", "surrogatepass"), table)
+            hint = self.c.hint("reservation", "changed", "*")
+            args: list[Any] = [data, self.c.op_ttl_ms, self.c.changes, hint]
+            return [key, op_key], args, new
+
+        def stored() -> list[Reservation]:
+            return decode(self.c.client.get(key))
+
+        result: list[Reservation] = self.c.call(
+            lambda: self.c.watched([key], Cas(key, plan, script)),
+            self.c.committed(op_key, stored),
+        )
+        return [r.copy() for r in result]
 
     # -- the workspace as a whole -----------------------------------------------------------
     def identity(self) -> tuple[str, ...]:
