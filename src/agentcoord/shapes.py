@@ -21,9 +21,8 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-    from .core.models import Agent, ContextDoc, Event, Task
-    from .domain.messages import Delivered, Inbox, Message
     from .core.models import Agent, ContextDoc, Event, Reservation, Task
+    from .domain.messages import Delivered, Inbox, Message
 
 
 #: Every key :func:`task_summary` can have (the optional ones only when they apply).
@@ -288,6 +287,9 @@ def inbox_view(inbox: Inbox, chars: int | None = BODY_PREVIEW) -> dict[str, Any]
         "ack_required": inbox.ack_required,
         "messages": [message_row(d.message, delivered=d, chars=chars) for d in inbox.items],
         "more": inbox.more,
+    }
+
+
 def reservation_row(r: Reservation, now: float) -> dict[str, Any]:
     """A file reservation (SPEC section 13): ``{"id", "agent", "patterns", "mode", "task",
     "epoch", "reason", "created", "expires", "expires_in"}``; times ISO 8601 UTC with
