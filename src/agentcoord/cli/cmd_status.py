@@ -57,7 +57,7 @@ def render(data: dict[str, Any]) -> str:
         cols = ["agent", "class", "silence", "status", "workload", "breaker", "tasks"]
         out.extend("  " + line for line in table(rows, cols).splitlines())
     else:
-        out.append("  none registered")
+        out.append("  none live (coord agent list --all shows every agent)")
     if data.get("more_agents"):
         out.append(f"  ... {data['more_agents']} more (coord monitor)")
     out.append("")
