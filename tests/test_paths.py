@@ -13,10 +13,10 @@ from agentcoord.errors import InvalidInput
 
 
 def reference(pattern: str) -> re.Pattern[str]:
-    """An independent regex for a pattern: gitignore's reading of ``*``, ``?``, classes, ``**``
-    and slashless patterns."""
+    """An independent regex for a pattern: gitignore's reading of ``*``, ``?``, classes, ``**``,
+    slashless globs (any depth), and everything below what a pattern matches."""
     parts = pattern.split("/")
-    if len(parts) == 1 and parts[0] != "**":
+    if len(parts) == 1 and parts[0] != "**" and any(c in parts[0] for c in "*?["):
         parts = ["**", *parts]
     out = ""
     for i, seg in enumerate(parts):
@@ -54,7 +54,9 @@ def reference(pattern: str) -> re.Pattern[str]:
         out += body + ("" if last else "/")
     # "a/**" matches "a" too (zero segments)
     out = out.replace("/(?:.*)", "(?:/.*)?")
-    return re.compile(out)
+    last = parts[-1]
+    below = last == "*"
+    return re.compile(out + ("(?:/.*)?" if below else ""))  # and what is below a match
 
 
 SEGMENT = st.sampled_from(["a", "b", "x.py", "a.md", "src", "docs", "ab", "ba", "b.md"])
@@ -74,11 +76,19 @@ def test_examples() -> None:
     assert not overlaps("x.py", "y.py")
     assert not overlaps("a/*.py", "a/b/c.py")
     assert not overlaps("docs/[a-c].md", "docs/d.md")
-    assert matches("README.md", "docs/README.md")  # slashless: any depth
+    assert matches("*.md", "docs/README.md")  # a slashless glob: any depth
+    assert not matches("README.md", "docs/README.md")  # a plain name: the one at the top
+    assert not overlaps("Makefile", "sub/**")
+    assert overlaps("src/*", "src/a/x.py")  # below what it matches (gitignore)
+    assert matches(normalize("newpkg/"), "newpkg/x.py")
+    assert not matches("newpkg", "newpkg/x.py")  # a plain name is a file
     assert not matches("docs/README.md", "README.md")
     assert matches("src/**", "src/x.py")
     assert matches("s*c/[!b]?.py", "src/ax.py")
-    assert not matches("src/*", "src/a/b")
+    assert matches("src/*", "src/a/b")
+    assert not overlaps("x.py", "y.py/x.py")
+    assert not overlaps("*.md", "tests/*.py")  # globs naming files cover nothing below
+    assert not matches("tests/*.py", "tests/a.py/b")
 
 
 def test_normalize() -> None:

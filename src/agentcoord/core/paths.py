@@ -9,11 +9,13 @@ A *pattern* is a repo-relative POSIX path that may hold globs, with gitignore's 
   ``[a-z]``, ``[!a]`` / ``[^a]`` one character of (not of) a class; ``\\`` is refused (use ``/``);
 - ``**`` as a whole segment: zero or more segments (``src/**`` is ``src`` and all below it);
   ``**`` inside a segment (``a**b``) is a plain ``*``;
-- a pattern without ``/`` matches a basename at any depth (``*.md`` is ``docs/a.md`` too);
-- a trailing ``/`` means the directory and everything below it (``src/`` is ``src/**``). A
-  pattern matches the paths it matches and nothing below them: whether ``src`` is a directory
-  is the file system's to say, so the interfaces write an existing directory as ``src/**``
-  (:func:`agentcoord.workspace.repo_patterns`) before the domain sees it.
+- a glob without ``/`` matches a basename at any depth (``*.md`` is ``docs/a.md`` too); a plain
+  name without ``/`` is the one at the top (``Makefile`` is not ``sub/Makefile``);
+- a pattern ending in ``*`` also covers everything below what it matches, as gitignore does
+  for a directory it matches (``src/*`` covers ``src/a/x.py``); a trailing ``/`` means the
+  directory and everything below it (``newpkg/`` is ``newpkg/**``, also before it exists),
+  and the interfaces write an existing directory as ``dir/**``
+  (:func:`agentcoord.workspace.repo_patterns`). Other patterns name files.
 
 :func:`overlaps` decides whether two patterns can match a common path (exactly for these
 globs, and conservatively, answering "overlap", where a character class is involved and an
@@ -203,11 +205,12 @@ def _parse_class(seg: str, start: int) -> tuple[Class, int] | None:
 
 
 def _compile(pattern: str, *, literal: bool) -> tuple[tuple[Token, ...] | None, ...]:
-    """The segments of a pattern (None for ``**``); a pattern without ``/`` is ``**/`` it (any
-    depth). A ``literal`` one is a concrete path: every character stands for itself."""
+    """The segments of a pattern (None for ``**``): a glob without ``/`` is ``**/`` it (any
+    depth), and a pattern that covers below (:func:`_covers_below`) ends in ``**``. A
+    ``literal`` one is a concrete path: every character stands for itself."""
     segs: list[tuple[Token, ...] | None] = []
     parts = [] if pattern in (".", "") else pattern.split("/")
-    if not literal and len(parts) == 1 and parts[0] != _DEEP:
+    if not literal and len(parts) == 1 and parts[0] != _DEEP and is_glob(parts[0]):
         segs.append(None)
     for seg in parts:
         if not literal and seg == _DEEP:
@@ -215,7 +218,18 @@ def _compile(pattern: str, *, literal: bool) -> tuple[tuple[Token, ...] | None, 
                 segs.append(None)
         else:
             segs.append(_segment(seg, literal))
+    if not literal and parts and _covers_below(parts[-1]) and segs[-1] is not None:
+        segs.append(None)
     return tuple(segs)
+
+
+def _covers_below(last: str) -> bool:
+    """Whether a pattern ending in segment ``last`` covers what is below what it matches: one
+    ending in ``*`` (``src/*`` is all of ``src``, as in gitignore). A plain name is a file
+    unless it is an existing directory (the interfaces write those as ``dir/**``), and a glob
+    such as ``*.md`` names files: if either covered what is below it, every such pattern would
+    overlap every slashless glob (``docs/x.rst`` with ``*.md``, through ``docs/x.rst/a.md``)."""
+    return last == "*"
 
 
 # -- overlap -------------------------------------------------------------------------------
@@ -309,11 +323,13 @@ def _meet(a: tuple[tuple[Token, ...] | None, ...], b: tuple[tuple[Token, ...] | 
 
 def overlaps(a: str, b: str) -> bool:
     """Whether patterns ``a`` and ``b`` (canonical, :func:`normalize`) can match a common path
-    (``src/**`` overlaps ``src/api/x.py`` and ``src``; ``*.md`` overlaps ``docs/a.md``).
+    (``src/**`` overlaps ``src/api/x.py`` and ``src``; ``*.md`` overlaps ``docs/a.md``;
+    ``src/*`` overlaps ``src/a/x.py``).
     Symmetric and reflexive; when unsure (two character classes, one negated), True."""
     return _meet(_compile(a, literal=False), _compile(b, literal=False))
 
 
 def matches(pattern: str, path: str) -> bool:
-    """Whether the concrete repo-relative ``path`` (taken literally) matches ``pattern``."""
+    """Whether the concrete repo-relative ``path`` (taken literally) is covered by ``pattern``:
+    matched by it, or below a path it matches."""
     return _meet(_compile(pattern, literal=False), _compile(path, literal=True))
