@@ -64,6 +64,8 @@ out["claim_schema"] = [t["inputSchema"] for t in listed["result"]["tools"]
                        if t["name"] == "claim"][0]
 out["claim"] = rpc({"jsonrpc": "2.0", "id": 3, "method": "tools/call",
                     "params": {"name": "claim", "arguments": {}}})
+out["guard"] = hooks("PreToolUse", tool_name="Edit",
+                     tool_input={"file_path": "notes.txt", "old_string": "a", "new_string": "b"})
 out["beat"] = hooks("PostToolUse", tool_name="mcp__coord__claim")
 out["prompt"] = hooks("UserPromptSubmit", prompt="go on")
 mcp.stdin.close()
@@ -105,10 +107,11 @@ def test_a_session_set_up_by_coord_setup_is_one_agent_from_hooks_to_mcp(project:
     )
     out: dict[str, Any] = json.loads(tool.stdout)
     name = session_agent("claude-code", "sess-42")
-    for event in ("start", "beat", "prompt", "end"):
+    for event in ("start", "guard", "beat", "prompt", "end"):
         for hook in out[event]:
             assert hook["rc"] == 0, hook
             assert hook["err"] == "", hook
+    assert [h["out"] for h in out["guard"]] == [""]  # nothing reserved: the edit goes ahead
     context = json.loads(out["start"][0]["out"])["hookSpecificOutput"]["additionalContext"]
     assert f"you are agent {name}" in context
     # The MCP server acts as the session's agent: no agent argument is advertised or needed.
@@ -142,7 +145,7 @@ def test_the_docs_show_every_file_setup_writes() -> None:
         (tool, part.path)
         for tool, spec in TOOLS.items()
         for part in spec.parts
-        if part.kind != "markdown"
+        if part.kind in ("json", "toml")
     }
     assert shown == wanted
 
@@ -166,3 +169,9 @@ def test_the_docs_workflow_section_is_the_one_setup_writes() -> None:
     from agentcoord.ops.setup import WORKFLOW
 
     assert WORKFLOW.strip() in DOC.read_text()
+
+
+def test_the_docs_pre_commit_block_is_the_one_setup_writes() -> None:
+    from agentcoord.ops.setup import git_block
+
+    assert "#!/bin/sh\n" + git_block("coord") + "\n" in DOC.read_text()

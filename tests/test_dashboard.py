@@ -311,3 +311,38 @@ def test_cli_bad_input_is_exit_2(run, args: list[str]) -> None:  # type: ignore[
     code, _, err = run("dashboard", *args)
     assert code == 2
     assert err
+
+
+def test_reservations_pane_and_unread_messages(coord: Coordinator, clock: FakeClock) -> None:
+    """SPEC 13 and 14: the reservations pane (agent, patterns, mode, until) and each agent's
+    unread messages, on a narrow and a wide screen, and in --json."""
+    for name in ("ada", "bob", "cy"):
+        coord.agents.register(name)
+    task = coord.tasks.create("api work", id="api")
+    coord.tasks.claim("api", agent="bob", lease_seconds=600)
+    coord.reservations.reserve("ada", ["src/ui/**"], ttl=900, reason="new screen")
+    coord.reservations.reserve("bob", ["src/api/**", "docs/api.md"], task=task.id)
+    coord.reservations.reserve("cy", ["notes/todo.md"], shared=True)
+    coord.messages.send("ada", "bob", "hello", "body")
+    coord.messages.send("ada", "bob", "again", "body")
+    snap = gather(coord)
+    assert {a["agent"]: a["unread"] for a in snap.agents} == {"ada": 0, "bob": 2, "cy": 0}
+    assert snap.reservations_total == 3
+    assert [r["agent"] for r in snap.reservations] == ["ada", "bob", "cy"]
+    narrow = "\n".join(screen(snap, 80, 24))
+    assert "Reservations (3) · 2 exclusive" in narrow
+    assert "src/ui/**" in narrow and "15m" in narrow and "task api" in narrow
+    assert "bob ✉" in narrow  # no MAIL column at 80: a mark after the name
+    wide = "\n".join(screen(snap, 160, 40))
+    assert "MAIL" in wide and "✉2" in wide
+    assert "src/api/** docs/api.md" in wide and "excl" in wide and "shared" in wide
+    later = "\n".join(screen(snap, 160, 40, now=snap.now + 60))
+    assert "14m" in later  # the TTL counts down between reads
+    data = snapshot_json(snap)
+    assert data["reservations_total"] == 3
+    assert data["reservations"][1]["patterns"] == ["src/api/**", "docs/api.md"]
+    coord.reservations.release("ada", all=True)
+    coord.reservations.release("bob", all=True)
+    coord.reservations.release("cy", all=True)
+    empty = gather(coord)
+    assert "Reservations" not in "\n".join(screen(empty, 80, 24))

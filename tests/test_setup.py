@@ -19,7 +19,8 @@ from hypothesis import strategies as st
 from agentcoord.cli.main import main
 from agentcoord.ops.setup import BEGIN, END, MANIFEST, TOOLS
 
-ALL = list(TOOLS)
+#: The agent tools (``git`` writes into a repository's hooks directory: tests/test_setup_git.py).
+ALL = [tool for tool in TOOLS if tool != "git"]
 
 
 @pytest.fixture
@@ -88,6 +89,12 @@ def test_claude_code_gets_server_hooks_and_notes(cli: Any, tmp_path: Path) -> No
     assert settings_["enabledMcpjsonServers"] == ["coord"]
     assert settings_["hooks"] == {
         "SessionStart": [{"hooks": [{"type": "command", "command": "coord session start"}]}],
+        "PreToolUse": [
+            {
+                "matcher": "Edit|Write|MultiEdit|NotebookEdit",
+                "hooks": [{"type": "command", "command": "coord session guard"}],
+            }
+        ],
         "PostToolUse": [
             {"matcher": "*", "hooks": [{"type": "command", "command": "coord session beat"}]}
         ],
@@ -164,7 +171,8 @@ def test_a_second_run_writes_nothing(cli: Any, tmp_path: Path, tool: str) -> Non
 def test_unknown_tool_is_exit_2_listing_the_tools(cli: Any, tmp_path: Path) -> None:
     _, err = setup(cli, tmp_path, "vim", code=2)
     assert "claude-code, codex, gemini-cli, cursor" in err
-    _, err = setup(cli, tmp_path, "git", code=2)
+    _, err = setup(cli, tmp_path, "git", code=2)  # not a git repository
+    assert "not a git repository" in err
     assert list(tmp_path.iterdir()) == []
 
 

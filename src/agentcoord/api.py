@@ -278,7 +278,14 @@ class Coordinator:
         """``coord doctor``: ``check()`` the workspace's invariants, ``fix()`` what is safe."""
         from .ops.doctor import Doctor
 
-        return Doctor(self.store, self.clock, self.tasks, self.agents, files=self.workspace)
+        return Doctor(
+            self.store,
+            self.clock,
+            self.tasks,
+            self.agents,
+            files=self.workspace,
+            reservations=self.reservations,
+        )
 
     def close(self) -> None:
         self.store.close()

@@ -1,10 +1,12 @@
-"""``coord dashboard``: the live terminal view (agents, tasks, events, timer, alerts).
+"""``coord dashboard``: the live terminal view (agents with their unread messages, tasks, file
+reservations, events, timer, alerts).
 
 On a terminal it takes the screen and refreshes on change until ``q`` (or Ctrl-C). Otherwise,
 or with ``--once``, it prints one frame (``--width``/``--height``, default the terminal's or
 100x30) and exits; ``--svg FILE`` also saves that frame as an SVG image; ``--json`` prints the
 snapshot behind the frame (``time``, ``location``, ``agents``, ``tasks``, ``counts``,
-``total_tasks``, ``events``, ``timers``, ``alerts``, ``notes``, ``error``). Exit 0.
+``total_tasks``, ``events``, ``timers``, ``alerts``, ``notes``, ``error``, ``reservations``,
+``reservations_total``; each agent with ``unread``). Exit 0.
 """
 
 from __future__ import annotations
@@ -86,6 +88,7 @@ def snapshot_json(snap: Snapshot) -> dict[str, Any]:
         "tasks": tasks, "counts": snap.counts, "total_tasks": snap.total_tasks,
         "events": [event_row(e) for e in snap.events], "timers": snap.timers,
         "alerts": snap.alerts, "notes": snap.notes, "error": snap.error,
+        "reservations": snap.reservations, "reservations_total": snap.reservations_total,
     }  # fmt: skip
 
 

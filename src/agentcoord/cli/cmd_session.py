@@ -12,7 +12,19 @@ hook's JSON input from stdin (``session_id``, ``cwd``, ``hook_event_name``) and:
   at most every ``session_beat_seconds`` (30) and at least every quarter of ``lease_seconds``;
   between those it reads one agent record and returns. A lease found lost is told to the model;
 - ``end`` (``SessionEnd``): the agent goes offline and, unless ``release_on_session_end`` is
-  false, gives back the tasks it holds.
+  false, gives back the tasks it holds;
+- ``guard`` (``PreToolUse`` on ``Edit|Write|MultiEdit|NotebookEdit``): the edit's file
+  (``tool_input.file_path``, or ``notebook_path``), taken relative to the repository root of
+  the hook's ``cwd`` (a linked worktree's own root), is checked against the other agents' live
+  exclusive reservations (SPEC section 13). On a conflict it prints Claude Code's deny
+  decision, exit 0::
+
+      {"hookSpecificOutput": {"hookEventName": "PreToolUse", "permissionDecision": "deny",
+       "permissionDecisionReason": "src/a.py is reserved by B (pattern 'src/**', ...): ..."}}
+
+  Otherwise it prints nothing. It runs before every edit, so it is cheap: the root is found by
+  walking up for ``.git`` (no git process), and with no other agent's exclusive reservation
+  the check is one read of the reservation table.
 
 Hooks never get in the agent's way: any failure is one line on stderr and exit 0 (Claude Code
 treats exit 2 as "block"). ``whoami`` and ``prime`` are ordinary commands.
@@ -33,6 +45,7 @@ if TYPE_CHECKING:
     from typing import Any
 
     from ..api import Coordinator
+    from ..domain.reservations import PathConflict
     from ..sessions import Identity
     from .base import Context, Parser
     from .main import Globals
@@ -55,7 +68,8 @@ def run(command: str, argv: Sequence[str], g: Globals) -> int:
 
 _SESSION_HELP = (
     "Agent-tool session hooks (installed by 'coord setup'): start registers the session's agent\n"
-    "and prints 'coord prime'; beat renews its leases after tool calls; end releases its work.\n"
+    "and prints 'coord prime'; beat renews its leases after tool calls; end releases its work;\n"
+    "guard denies an edit of a file another agent has reserved (Claude Code's PreToolUse).\n"
     "They read the hook's JSON input from stdin and, once their options parse, exit 0 whatever\n"
     "happens. See docs/agent-tools.md."
 )
@@ -108,6 +122,14 @@ def _build(parser: Parser) -> None:
                 help="bound on the prime text (default 2048)",
             )
         p.set_defaults(handler=_hook, action=name)
+    p = sub.add_parser(
+        "guard", help="PreToolUse: deny an edit of a file another agent has reserved"
+    )
+    _tool_option(p)
+    p.add_argument(
+        "--session-id", metavar="ID", help="the tool's session id (default: from the input)"
+    )
+    p.set_defaults(handler=_guard, action="guard")
 
 
 def _build_whoami(parser: Parser) -> None:
@@ -184,6 +206,7 @@ def _prime_text(
         coord.now(),
         checkin=_checkin(ctx),
         messages=coord.messages,
+        reservations=coord.reservations,
     )
     source = SOURCES.get(ident.source, ident.source)
     return data, render(data, max_chars=max_chars, source=source)
@@ -389,3 +412,163 @@ def _end(coord: Coordinator, ident: Identity) -> None:
     pid = tool_process()
     if pid is not None:
         remove_link(pid)
+
+
+# -- the edit guard --------------------------------------------------------------------------
+#: The tools whose input names a file they change, and the key that names it.
+EDIT_TOOLS = {
+    "Edit": "file_path",
+    "Write": "file_path",
+    "MultiEdit": "file_path",
+    "NotebookEdit": "notebook_path",
+}
+#: Longest deny reason (characters): Claude Code shows it to the model.
+MAX_REASON = 1000
+
+
+def _guard(ctx: Context, ns: argparse.Namespace) -> int:
+    """``coord session guard``: Claude Code's ``PreToolUse`` hook. Prints the deny decision
+    (:func:`deny_output`) when another agent's live exclusive reservation covers the edited
+    file; otherwise nothing. Exit 0 whatever happens: an error is one line on stderr and the
+    edit goes ahead (a broken board must not stop an agent from working)."""
+    import sys
+
+    from ..core.text import scrub
+
+    try:
+        reason = _guard_reason(ctx, ns)
+        if reason is not None:
+            from ..core.text import json_safe
+
+            sys.stdout.write(json_safe(deny_output(reason)) + "\n")
+    except Exception as exc:  # never block the agent's tool on our failure
+        sys.stderr.write(scrub(f"coord session guard: {type(exc).__name__}: {exc}") + "\n")
+    return 0
+
+
+def deny_output(reason: str) -> str:
+    """Claude Code's documented ``PreToolUse`` deny decision for ``reason`` (one JSON line)."""
+    import json
+
+    decision = {
+        "hookEventName": "PreToolUse",
+        "permissionDecision": "deny",
+        "permissionDecisionReason": reason,
+    }
+    return json.dumps({"hookSpecificOutput": decision}, ensure_ascii=False)
+
+
+def _guard_reason(ctx: Context, ns: argparse.Namespace) -> str | None:
+    """Why the edit in the hook's input must not happen, or None (go ahead). Raises whatever
+    goes wrong (the caller lets the edit through)."""
+    import os
+
+    from ..timer import hooks
+
+    payload = hooks.read_payload()
+    key = EDIT_TOOLS.get(str(payload.get("tool_name")))
+    tool_input = payload.get("tool_input")
+    if key is None or not isinstance(tool_input, dict):
+        return None  # not an edit: nothing to check
+    target = tool_input.get(key)
+    if not isinstance(target, str) or not target or "\0" in target:
+        return None
+    cwd = payload.get("cwd")
+    if not isinstance(cwd, str) or not os.path.isabs(cwd) or not os.path.isdir(cwd):
+        cwd = os.getcwd()
+    from .cmd_timer import _hook_workspace
+
+    ws = _hook_workspace(ctx, {**payload, "cwd": cwd})
+    if ws is None:
+        return None  # no board here: nothing is reserved
+    rel = repo_relative(os.path.join(cwd, target), cwd, fallback=ws.project_root)
+    if rel is None:
+        return None  # outside the repository: no reservation covers it
+    agent = _guard_agent(ns, payload)
+    found = ctx.coord.reservations.conflicts_for([rel], agent)
+    if not found:
+        return None
+    return _deny_reason(found, agent)
+
+
+def _guard_agent(ns: argparse.Namespace, payload: dict[str, Any]) -> str | None:
+    """The session's agent (None: nobody is named, and every exclusive reservation counts)."""
+    from ..core.identity import check_session_id
+    from ..errors import InvalidInput
+    from ..sessions import resolve
+
+    session_id = ns.session_id if ns.session_id is not None else payload.get("session_id")
+    if session_id is not None:
+        try:
+            session_id = check_session_id(session_id)
+        except InvalidInput:
+            session_id = None
+    ident = resolve(None, session_id=session_id, tool=ns.tool)
+    return None if ident is None else ident.name
+
+
+def _deny_reason(found: list[PathConflict], agent: str | None) -> str:
+    from ..core.text import scrub
+
+    first = found[0]
+    holder = first.holder
+    more = f" (and {len(found) - 1} more reservation(s))" if len(found) > 1 else ""
+    text = (
+        f"{first.describe()}{more}: another agent is working on it. Do not edit it now; work on "
+        f"something else, or ask {holder} to release it (coord msg send --to {holder} "
+        f"--subject ...). 'coord files list' shows every reservation."
+    )
+    if agent is None:
+        text += " (No agent is named for this session: every exclusive reservation counts.)"
+    text = scrub(text)
+    return text if len(text) <= MAX_REASON else text[: MAX_REASON - 3] + "..."
+
+
+def find_git_root(directory: str) -> str | None:
+    """The nearest directory at or above ``directory`` holding a ``.git`` (a directory, or a
+    linked worktree's or submodule's ``.git`` file): the top of its worktree, found without
+    starting git. None outside any repository."""
+    import os
+
+    here = os.path.abspath(directory)
+    while True:
+        if os.path.lexists(os.path.join(here, ".git")):
+            return here
+        parent = os.path.dirname(here)
+        if parent == here:
+            return None
+        here = parent
+
+
+def repo_relative(path: str, cwd: str, *, fallback: str | None = None) -> str | None:
+    """``path`` (absolute) as a repo-relative POSIX path: relative to the worktree top of
+    ``cwd`` (:func:`find_git_root`; without one, ``fallback``, the board's project), or to the
+    top of another worktree of the same repository that holds it. None when it lies outside
+    (nothing there can be reserved), or is the root itself."""
+    import os
+
+    from ..workspace import worktree_main
+
+    root = find_git_root(cwd) or fallback
+    if root is None:
+        return None
+    path = os.path.normpath(path)
+    rel = _inside(path, root)
+    if rel is None:  # the spelling may differ (a symbolic link on the way): compare real paths
+        real = os.path.realpath(path)
+        rel = _inside(real, os.path.realpath(root))
+        if rel is None:
+            other = find_git_root(os.path.dirname(real))
+            mine = worktree_main(root) or root
+            if other is not None and (worktree_main(other) or other) == mine:
+                rel = _inside(real, other)  # another worktree of this repository
+    return rel
+
+
+def _inside(path: str, root: str) -> str | None:
+    import os
+
+    root = os.path.normpath(root)
+    if path == root or not path.startswith(root.rstrip(os.sep) + os.sep):
+        return None
+    return path[len(root.rstrip(os.sep)) + 1 :].replace(os.sep, "/")

@@ -3,10 +3,15 @@
 
 ``--json``: ``{"tool", "root", "dry_run", "remove", "files": [{"path", "action", "diff",
 "note"}]}`` where ``action`` is ``create``, ``update``, ``delete`` or ``unchanged`` and ``diff``
-a unified diff (empty when unchanged). Exit codes: 2 an unknown tool or bad option, 4 an
-existing ``coord`` MCP server with different content (``--force`` replaces it), 5 a file that
-cannot be written, 6 a config that does not parse or a symbolic link at a target (nothing is
-written)."""
+a unified diff (empty when unchanged). Exit codes: 2 an unknown tool or bad option (``git``:
+not in a git repository, or git's hooks directory outside it), 4 an existing ``coord`` MCP
+server with different content (``--force`` replaces it), or a pre-commit hook that is not a
+shell script, 5 a file that cannot be written, 6 a config that does not parse or a symbolic link
+at a target (nothing is written).
+
+``coord setup git`` writes into the hooks directory git names (``git rev-parse --git-path
+hooks``: ``core.hooksPath`` honoured, shared by every linked worktree), relative to the main
+worktree's top, where its manifest is kept too."""
 
 from __future__ import annotations
 
@@ -26,7 +31,10 @@ DESCRIPTION = """\
 Write an agent tool's project config (MCP server entry, hooks, workflow notes), merging into
 what is there, never clobbering. A second run changes nothing. What was there before is kept
 in .claude/.coordination-setup.json (0600): --remove restores a file byte for byte when it did
-not change since, and otherwise takes out only coord's entries.
+not change since, and otherwise takes out only coord's entries. 'coord setup git' installs the
+pre-commit guard (a commit touching another agent's exclusive reservation is refused) into the
+hooks directory git names (core.hooksPath honoured; shared by linked worktrees), keeping an
+existing pre-commit script.
 
 tools and the files they get:
 """
@@ -102,6 +110,10 @@ def _setup(
     root = os.path.abspath(root)
     if not os.path.isdir(root):
         raise InvalidInput(f"--root {root}: not a directory", field="--root")
+    paths: dict[str, str] = {}
+    if tool == "git":
+        root, hook = git_hook_path(root)
+        paths[setup.GIT_HOOK] = hook
     if command is None:
         command, message = default_command(sys.argv[0], sys.executable)
         if message is not None:
@@ -109,7 +121,7 @@ def _setup(
     from ..workspace import worktree_main
 
     main = worktree_main(root)
-    if main is not None and not remove:
+    if main is not None and not remove and tool != "git":
         notice(
             "worktree",
             f"{root} is a linked git worktree of {main}: these files are this branch's; commit "
@@ -118,7 +130,7 @@ def _setup(
             g.json,
         )
     with _locked(root, dry_run):  # two setups at once would lose each other's manifest entries
-        plan = setup.plan(tool, root, command, remove=remove, force=force)
+        plan = setup.plan(tool, root, command, remove=remove, force=force, paths=paths)
         if not dry_run:
             setup.apply(plan)
     data = plan.to_dict(dry_run)
@@ -161,6 +173,53 @@ def _locked(root: str, dry_run: bool) -> Iterator[None]:
         yield
     finally:
         os.close(fd)
+
+
+def _git(cwd: str, *args: str) -> str:
+    """``git args`` in ``cwd``: its output, stripped; :class:`InvalidInput` when it fails."""
+    import subprocess
+
+    try:
+        proc = subprocess.run(
+            ["git", *args],
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            stdin=subprocess.DEVNULL,
+            timeout=30,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError) as exc:
+        raise InvalidInput(f"coord setup git: cannot run git: {exc}") from None
+    if proc.returncode != 0:
+        why = proc.stderr.strip().splitlines()[-1:] or ["not a git repository"]
+        raise InvalidInput(f"coord setup git: {cwd}: {why[0]}", path=cwd)
+    return proc.stdout.strip()
+
+
+def git_hook_path(directory: str) -> tuple[str, str]:
+    """(the main worktree's top, the pre-commit hook's path relative to it) for the repository
+    of ``directory``: the hooks directory ``git rev-parse --git-path hooks`` names (it honours
+    ``core.hooksPath``, and is the same for every linked worktree). :class:`InvalidInput`
+    (exit 2) outside a work tree, and when the hooks directory lies outside the repository (a
+    hooks directory shared by several repositories is not setup's to edit)."""
+    from ..workspace import worktree_main
+
+    top = os.path.realpath(_git(directory, "rev-parse", "--show-toplevel"))
+    main = os.path.realpath(worktree_main(top) or top)
+    hooks = os.path.realpath(
+        os.path.join(directory, _git(directory, "rev-parse", "--git-path", "hooks"))
+    )
+    rel = os.path.relpath(hooks, main)
+    if rel == ".." or rel.startswith(".." + os.sep) or os.path.isabs(rel):
+        raise InvalidInput(
+            f"coord setup git: git's hooks directory {hooks} (core.hooksPath) is outside the "
+            f"repository {main}; setup edits hooks only inside it. Add the check to your hook "
+            "yourself: run 'coord files check --staged' and refuse the commit when it is exit 4 "
+            "(docs/agent-tools.md, 'git')",
+            path=hooks,
+        )
+    return main, ("" if rel == "." else rel.replace(os.sep, "/") + "/") + "pre-commit"
 
 
 def find_root(cwd: str | None = None) -> str:

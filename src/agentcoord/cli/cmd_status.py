@@ -2,7 +2,9 @@
 
 ``--json`` prints the object documented in :mod:`agentcoord.domain.reports` (``time``, ``agents``,
 ``attention``, ``tasks``, ``total_tasks``, ``alerts``), with ``agents`` and ``alerts`` cut to
-``--limit`` (``"more_agents"``/``"more_alerts"`` count what was cut). Exit 0: status reports; use
+``--limit`` (``"more_agents"``/``"more_alerts"`` count what was cut), and ``reservations``:
+``{"live", "exclusive"}`` (the live file reservations, SPEC section 13; ``{"live": null,
+"exclusive": null, "error": text}`` when the table cannot be read). Exit 0: status reports; use
 ``coord monitor`` for an exit code that says "attention needed".
 """
 
@@ -63,6 +65,12 @@ def render(data: dict[str, Any]) -> str:
     out.append("")
     counts = [f"{state} {n}" for state, n in data["tasks"].items() if n]
     out.append(f"tasks ({data['total_tasks']}): " + (", ".join(counts) if counts else "none"))
+    held = data.get("reservations")
+    if isinstance(held, dict):
+        if held.get("live") is None:
+            out.append(f"reservations: unreadable ({plain(str(held.get('error', '')))})")
+        else:
+            out.append(f"reservations: {held['live']} live ({held['exclusive']} exclusive)")
     out.append("")
     alerts = data["alerts"]
     total = len(alerts) + data.get("more_alerts", 0)
@@ -75,6 +83,7 @@ def render(data: dict[str, Any]) -> str:
 
 def _status(ctx: Context, ns: argparse.Namespace) -> int:
     data = ctx.coord.reports.status()
+    data["reservations"] = reservation_counts(ctx)
     if ns.limit:
         for key in ("agents", "alerts"):
             extra = len(data[key]) - ns.limit
@@ -83,3 +92,15 @@ def _status(ctx: Context, ns: argparse.Namespace) -> int:
                 data[f"more_{key}"] = extra
     ctx.emit(data, lambda: render(data))
     return 0
+
+
+def reservation_counts(ctx: Context) -> dict[str, Any]:
+    """``{"live", "exclusive"}``: the live reservations and how many are exclusive (one read
+    of the table); ``{"live": None, "exclusive": None, "error"}`` when it cannot be read."""
+    from ..errors import CoordError
+
+    try:
+        live = ctx.coord.reservations.list()
+    except CoordError as exc:
+        return {"live": None, "exclusive": None, "error": exc.message}
+    return {"live": len(live), "exclusive": sum(1 for r in live if r.exclusive)}

@@ -47,7 +47,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "cmd_setup",
         "write an agent tool's project config: MCP entry, hooks, workflow notes",
     ),
-    "session": ("cmd_session", "agent-tool session hooks: start (register, prime), beat, end"),
+    "session": (
+        "cmd_session",
+        "agent-tool session hooks: start (register, prime), beat, guard, end",
+    ),
     "whoami": ("cmd_session", "the agent name commands here act as, and where it comes from"),
     "prime": ("cmd_session", "an agent's tasks, ready work and check-in, in ~2 KB"),
 }

@@ -1,8 +1,9 @@
 """``coord dashboard``: a live, full-screen terminal view of a workspace (SPEC section 7).
 
 Two halves. :func:`gather` reads one :class:`Snapshot` from a :class:`~agentcoord.api.Coordinator`
-(agents with their monitor class, a bounded list of tasks with the most relevant first, the newest
-events of every channel, timer status and the alerts of ``coord status``);
+(agents with their monitor class and unread messages, a bounded list of tasks with the most
+relevant first, the live file reservations, the newest events of every channel, timer status and
+the alerts of ``coord status``);
 :func:`agentcoord.dashboard.view.render` turns a snapshot into a rich renderable of a given size,
 a pure function the tests render into a fixed-size recording console.
 
@@ -42,6 +43,7 @@ if TYPE_CHECKING:
 #: Bounds on what one snapshot holds: the view shows what fits of these.
 MAX_TASKS = 60
 MAX_EVENTS = 30
+MAX_RESERVATIONS = 30
 #: Least seconds between two reads of the store, however busy the change feed is.
 MIN_GAP = 0.25
 #: Seconds between re-renders with the clock moved (countdowns).
@@ -57,7 +59,7 @@ class Snapshot:
 
     __slots__ = (
         "agents", "alerts", "counts", "error", "events", "location", "notes", "now", "ready",
-        "tasks", "timers", "title", "total_tasks",
+        "reservations", "reservations_total", "tasks", "timers", "title", "total_tasks",
     )  # fmt: skip
 
     def __init__(self, now: float, *, location: str = "", title: str = "agentcoord") -> None:
@@ -66,8 +68,13 @@ class Snapshot:
         self.title = title
         #: ``coord monitor --json`` rows (``class`` None for agents the monitor skips: offline
         #: with no task, retired) plus ``breaker_failures``, ``breaker_threshold`` and ``tasks``
-        #: (``[{"id", "percent"}]`` of the tasks the agent holds).
+        #: (``[{"id", "percent"}]`` of the tasks the agent holds) and ``unread`` (messages the
+        #: agent has not read; None when its mailbox could not be read).
         self.agents: list[dict[str, Any]] = []
+        #: The live file reservations, oldest first, at most :data:`MAX_RESERVATIONS`
+        #: (:func:`agentcoord.shapes.reservation_row` each), and how many there are.
+        self.reservations: list[dict[str, Any]] = []
+        self.reservations_total = 0
         #: The most relevant tasks first (in progress, ready, waiting, failed, blocked, complete).
         self.tasks: list[Task] = []
         #: Ids of pending/assigned tasks whose dependencies are all complete.
@@ -139,7 +146,31 @@ def gather(
     snap.events = latest_events(coord, max_events)
     snap.timers = timer_status(coord, when)
     snap.alerts = list(data["alerts"])
+    _unread(coord, snap.agents)
+    _reservations(coord, snap, when)
     return snap
+
+
+def _unread(coord: Coordinator, rows: list[dict[str, Any]]) -> None:
+    """Each row's ``unread`` message count (None when the mailbox cannot be read)."""
+    for row in rows:
+        try:
+            row["unread"] = coord.messages.counts(str(row["agent"]))["unread"]
+        except CoordError:
+            row["unread"] = None
+
+
+def _reservations(coord: Coordinator, snap: Snapshot, now: float) -> None:
+    """The live reservations (bounded); an unreadable table is an alert, not a blank frame."""
+    from ..shapes import reservation_row
+
+    try:
+        live = coord.reservations.list()
+    except CoordError as exc:
+        snap.alerts.insert(0, {"kind": "corrupt", "message": exc.message})
+        return
+    snap.reservations_total = len(live)
+    snap.reservations = [reservation_row(r, now) for r in live[:MAX_RESERVATIONS]]
 
 
 def _agent_rows(

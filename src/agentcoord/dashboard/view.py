@@ -2,10 +2,11 @@
 into a rich renderable of a given size. Pure (no I/O, time passed in), so tests render it into a
 fixed-size recording console and read the text.
 
-Layout: a header line (task counts, timer countdown), agents, tasks, alerts and events, and a
-footer (keys, workspace, clock). Below :data:`WIDE` columns the panels are stacked and alerts
-share the events panel; from :data:`WIDE` columns on, timer and alerts sit beside the agents and
-tasks and events get the full width. Bars and labels are plain characters (``█░``), so the
+Layout: a header line (task counts, timer countdown), agents (with their unread messages),
+tasks, file reservations (when there are any), alerts and events, and a footer (keys,
+workspace, clock). Below :data:`WIDE` columns the panels are stacked and alerts share the
+events panel; from :data:`WIDE` columns on, timer, reservations and alerts sit beside the agents
+and tasks and events get the full width. Bars and labels are plain characters (``█░``), so the
 frame reads the same without colour.
 
 Terminal safety (SPEC section 16): every string that comes from agents or the store (names, ids,
@@ -210,29 +211,51 @@ def _task_cell(row: dict[str, Any]) -> Text:
     return out
 
 
+def _mail_cell(row: dict[str, Any]) -> Text:
+    """``✉3`` for unread messages, ``-`` for none, ``?`` when the mailbox was unreadable."""
+    unread = row.get("unread")
+    if unread is None:
+        return Text("?" if "unread" in row else "-", style="dim")
+    return Text(f"✉{unread}", style="bold yellow") if unread else Text("-", style="dim")
+
+
 def agents_panel(snap: Snapshot, now: float, height: int, width: int) -> Panel:
+    """One row per agent: name, monitor class and silence, workload, breaker, unread messages
+    (a MAIL column from 90 columns on, else after the name) and the tasks it holds."""
     fit = max(1, height - 3)
     bar_w = 10 if width >= 100 else 5
-    table = _table(
-        ("AGENT", {"width": _fit((_s(str(r["agent"])) for r in snap.agents), 5, 20)}),
+    mail = width >= 90
+    names = [
+        _s(str(r["agent"])) + ("" if mail or not r.get("unread") else " ✉") for r in snap.agents
+    ]
+    cols: list[tuple[str, dict[str, Any]]] = [
+        ("AGENT", {"width": _fit(names, 5, 20)}),
         ("CLASS", {"width": 17}),
         ("LOAD", {"width": bar_w + 5}),
         ("BREAKER", {"width": 10}),
-        ("TASK", {"ratio": 1, "min_width": 6}),
-    )
+    ]
+    if mail:
+        cols.append(("MAIL", {"width": 5, "justify": "right"}))
+    cols.append(("TASK", {"ratio": 1, "min_width": 6}))
+    table = _table(*cols)
     rows = snap.agents
     shown = rows[:fit]
     elapsed = now - snap.now
     for row in shown:
         load = int(row.get("workload") or 0)
-        table.add_row(
-            Text(_s(str(row["agent"]))),
+        name = Text(_s(str(row["agent"])))
+        if not mail and row.get("unread"):
+            name.append(" ✉", style="bold yellow")
+        cells = [
+            name,
             _class_cell(row, elapsed),
             bar(load, bar_w, "green" if load < 90 else "yellow"),
             _breaker_cell(row),
-            _task_cell(row),
-            style="dim" if row.get("class") is None else "",
-        )
+        ]
+        if mail:
+            cells.append(_mail_cell(row))
+        cells.append(_task_cell(row))
+        table.add_row(*cells, style="dim" if row.get("class") is None else "")
     more = f" … {len(rows) - len(shown)} more " if len(shown) < len(rows) else ""
     sick = sum(1 for r in rows if r.get("class") in ("Stuck", "Blocked"))
     title = f"Agents ({len(rows)})" + (f" · {sick} need attention" if sick else "")
@@ -340,6 +363,57 @@ def tasks_panel(snap: Snapshot, now: float, height: int, width: int) -> Panel:
     return _panel(table, f"Tasks ({snap.total_tasks})", more=more)
 
 
+# -- reservations --------------------------------------------------------------------------------
+def _until_cell(row: dict[str, Any], now: float, then: float) -> Text:
+    """Time left of a TTL (moving with the clock), ``task ID`` or ``released``."""
+    left = row.get("expires_in")
+    if left is not None:
+        rest = float(left) - (now - then)
+        return Text(_left(rest), style="yellow" if rest < 60 else "")
+    if row.get("task"):
+        return Text(f"task {_s(str(row['task']))}", style="cyan")
+    return Text("released", style="dim")
+
+
+def reservations_panel(snap: Snapshot, now: float, height: int, width: int) -> Panel:
+    """The live file reservations: agent, patterns, mode, and until when (TTL left, its
+    task's lease, or until released)."""
+    fit = max(1, height - 3)
+    rows = snap.reservations
+    table = _table(
+        ("AGENT", {"width": _fit((_s(str(r["agent"])) for r in rows), 5, 16)}),
+        ("PATHS", {"ratio": 1, "min_width": 6}),
+        ("MODE", {"width": 6}),
+        ("UNTIL", {"width": _fit(("task " + str(r.get("task") or "") for r in rows), 7, 14)}),
+    )
+    shown = rows[:fit]
+    for row in shown:
+        mode = str(row.get("mode"))
+        table.add_row(
+            Text(_s(str(row["agent"])), style="bold"),
+            Text(" ".join(_s(str(p)) for p in row["patterns"])),
+            Text(
+                "excl" if mode == "exclusive" else _s(mode),
+                style="magenta" if mode == "exclusive" else "dim",
+            ),
+            _until_cell(row, now, snap.now),
+        )
+    total = max(snap.reservations_total, len(rows))
+    more = f" … {total - len(shown)} more: coord files list " if total > len(shown) else ""
+    if not rows:
+        return _panel(Text("none: coord files reserve PATH", style="dim"), "Reservations (0)")
+    exclusive = sum(1 for r in rows if r.get("mode") == "exclusive")
+    return _panel(table, f"Reservations ({total}) · {exclusive} exclusive", "magenta", more)
+
+
+def _reservations_height(snap: Snapshot, cap: int) -> int:
+    """The reservations panel's height: 0 without reservations, else its rows (at most
+    ``cap``) and its frame."""
+    if not snap.reservations:
+        return 0
+    return max(1, min(len(snap.reservations), cap)) + 3
+
+
 # -- events, alerts, timer -----------------------------------------------------------------------
 def event_line(event: Event, width: int, *, channel: bool) -> Text:
     fields = dict(event.fields)
@@ -430,15 +504,22 @@ def _stacked(body: Layout, snap: Snapshot, now: float, width: int, height: int) 
     alerts = min(len(snap.alerts), 2)  # (the footer shows the newest note)
     events_h += alerts
     agents_h = _agents_height(snap, max(2, (height - events_h) // 2 - 3))
-    tasks_h = height - agents_h - events_h
+    held_h = _reservations_height(snap, 3 if height >= 30 else 2)
+    tasks_h = height - agents_h - events_h - held_h
+    if tasks_h < 5 and held_h:  # the task board goes first: reservations give way
+        held_h = 0
+        tasks_h = height - agents_h - events_h
     if tasks_h < 5:  # give the task board room before anything else
         events_h = max(3, events_h - (5 - tasks_h))
         tasks_h = height - agents_h - events_h
-    body.split_column(
+    parts = [
         Layout(agents_panel(snap, now, agents_h, width), size=agents_h),
         Layout(tasks_panel(snap, now, tasks_h, width), size=tasks_h),
-        Layout(events_panel(snap, events_h, width, alerts=alerts), size=events_h),
-    )
+    ]
+    if held_h:
+        parts.append(Layout(reservations_panel(snap, now, held_h, width), size=held_h))
+    parts.append(Layout(events_panel(snap, events_h, width, alerts=alerts), size=events_h))
+    body.split_column(*parts)
 
 
 def _wide(body: Layout, snap: Snapshot, now: float, width: int, height: int) -> None:
@@ -447,6 +528,9 @@ def _wide(body: Layout, snap: Snapshot, now: float, width: int, height: int) -> 
     timer_h = 3 + min(2, len(snap.notes))
     top_h = max(_agents_height(snap, max(2, height // 3 - 3)), timer_h + 3)
     top_h = max(top_h, min(timer_h + min(len(snap.alerts), 6) + 2, height // 3 + 1))
+    held_want = _reservations_height(snap, 6)
+    if held_want:  # room for the reservations beside the agents, within half the screen
+        top_h = max(top_h, min(timer_h + held_want + 3, height // 2))
     rest = height - top_h
     tasks_h = max(4, min(rest - 6, max(1, snap.total_tasks, len(snap.tasks)) + 3))
     top, right = Layout(name="top", size=top_h), Layout(name="right", size=right_w)
@@ -458,7 +542,13 @@ def _wide(body: Layout, snap: Snapshot, now: float, width: int, height: int) -> 
     top.split_row(
         Layout(agents_panel(snap, now, top_h, width - right_w), size=width - right_w), right
     )
-    right.split_column(
-        Layout(timer_panel(snap, now), size=timer_h),
-        Layout(alerts_panel(snap, top_h - timer_h, right_w), size=top_h - timer_h),
-    )
+    alerts_min = 3 + min(len(snap.alerts), 2)  # "none", or the first alerts
+    held_h = min(_reservations_height(snap, 6), max(0, top_h - timer_h - alerts_min))
+    if held_h < 4:  # no room for even one row beside the alerts
+        held_h = 0
+    parts = [Layout(timer_panel(snap, now), size=timer_h)]
+    if held_h:
+        parts.append(Layout(reservations_panel(snap, now, held_h, right_w), size=held_h))
+    alerts_h = top_h - timer_h - held_h
+    parts.append(Layout(alerts_panel(snap, alerts_h, right_w), size=alerts_h))
+    right.split_column(*parts)

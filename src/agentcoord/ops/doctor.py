@@ -33,6 +33,10 @@ symlink           no symlinks in the workspace (writes replace them, reads      
 permissions       nothing world-writable                                        yes (chmod)
 credentials       a config.json holding a credential is 0600 (0640 when the     yes (chmod)
                   workspace is shared by a Unix group; SPEC section 16)
+reservation       no orphan file reservation: one held by an agent that is      yes (drop)
+                  unknown, retired, offline or Gone, or tied to a task its
+                  holder no longer holds (SPEC section 13; one past its TTL
+                  is simply ended, not an orphan)
 ================  ============================================================  ==========
 
 Epochs are checked from one snapshot (no memo of earlier runs): a task that was ever granted has
@@ -78,6 +82,7 @@ if TYPE_CHECKING:
 
     from ..core.models import Task
     from ..domain.agents import Agents
+    from ..domain.reservations import Reservations
     from ..domain.tasks import TaskBoard
     from ..store.base import Store
 
@@ -465,7 +470,9 @@ class Doctor:
         clock: Callable[[], float],
         board: TaskBoard,
         agents: Agents,
+        *,
         files: FileChecks | None = None,
+        reservations: Reservations | None = None,
     ) -> None:
         self.store = store
         self.clock = clock
@@ -473,16 +480,63 @@ class Doctor:
         self.agents = agents
         #: The workspace's own files (a config.json holding a credential), when there is one.
         self.files = files
+        #: The file reservations (orphans are the ``reservation`` kind), when wired.
+        self.reservations = reservations
 
     def check(self) -> list[Violation]:
         """Every violated invariant now; changes nothing."""
         found = check(self.store, now=self.clock(), skew=self.board.clock_skew)
+        if self.reservations is not None:
+            found += check_reservations(self.store, self.reservations)
         return found + (self.files.check_files() if self.files is not None else [])
 
     def fix(self) -> list[str]:
         """Repair what is repairable; returns what was done."""
         actions = fix(self.store, now=self.clock(), board=self.board, agents=self.agents)
+        if self.reservations is not None:
+            actions += fix_reservations(self.store, self.reservations)
         if self.files is not None:
             done = self.files.repair_files(self.files.check_files())
             actions += done
         return actions
+
+
+def check_reservations(store: Store, reservations: Reservations) -> list[Violation]:
+    """The orphan reservations (kind ``reservation``, repairable: :func:`fix_reservations`):
+    ended for a reason other than their TTL (the agent unknown, retired, offline or Gone; the
+    task no longer held or its lease run out) yet still in the table. A table that does not
+    parse is ``corrupt``."""
+    try:
+        table = reservations.table()
+    except CorruptData as exc:
+        return [_corrupt(exc)]
+    path = store.record_path("reservations", "")
+    out = []
+    for r, why in table:
+        if why is None or why.startswith("expired at "):
+            continue
+        patterns = ", ".join(r.patterns[:4]) + (", ..." if len(r.patterns) > 4 else "")
+        out.append(
+            Violation(
+                "reservation",
+                r.id,
+                f"reservation {r.id} of {r.agent} ({patterns}) is an orphan: {why}",
+                file=path,
+                repairable=True,
+            )
+        )
+    return out
+
+
+def fix_reservations(store: Store, reservations: Reservations) -> list[str]:
+    """Drop the orphan reservations (with every other ended one: :meth:`Reservations.prune`);
+    returns one line per orphan dropped."""
+    orphans = {v.key for v in check_reservations(store, reservations) if v.kind == "reservation"}
+    if not orphans:
+        return []
+    dropped = reservations.prune()
+    return [
+        f"dropped orphan reservation {r.id} of {r.agent} ({', '.join(r.patterns[:4])})"
+        for r in dropped
+        if r.id in orphans
+    ]

@@ -8,7 +8,9 @@ cutting a line. Agent-supplied text (titles) is escaped for one line (SPEC secti
 ``gather`` shape: ``{"agent", "registered", "status", "messages": {"unread", "ack_required"},
 "counts": {state: n}, "total",
 "mine": [{"id", "status", "title", "percent", "lease_left"}], "ready": [{"id", "priority",
-"title"}], "ready_total", "checkin": [text]}`` (``lease_left`` in seconds or null).
+"title"}], "ready_total", "checkin": [text], "reservations": {"mine": [{"id", "patterns",
+"mode", "task", "expires_in"}], "mine_total", "others_exclusive"}}`` (``lease_left`` and
+``expires_in`` in seconds or null; ``reservations`` all zero without the reservations area).
 """
 
 from __future__ import annotations
@@ -24,11 +26,15 @@ if TYPE_CHECKING:
 
     from ..domain.agents import Agents
     from ..domain.messages import Messages
+    from ..domain.reservations import Reservations
     from ..domain.tasks import TaskBoard
 
 MAX_CHARS = 2048
 READY_SHOWN = 5
 MINE_SHOWN = 8
+#: Reservations listed, and patterns shown per reservation.
+RESERVATIONS_SHOWN = 8
+PATTERNS_SHOWN = 4
 WORKFLOW = (
     "Workflow: 'coord task claim' takes the first ready task; 'coord task progress ID "
     "--percent N -m TEXT' reports (and renews the lease); 'coord task complete ID --result "
@@ -45,9 +51,12 @@ def gather(
     checkin: list[str] | None = None,
     ready_limit: int = READY_SHOWN,
     messages: Messages | None = None,
+    reservations: Reservations | None = None,
 ) -> dict[str, Any]:
     """The facts :func:`render` shows for ``agent`` at time ``now`` (POSIX seconds); with
-    ``messages``, the agent's unread and ack-required counts (SPEC section 14)."""
+    ``messages``, the agent's unread and ack-required counts (SPEC section 14); with
+    ``reservations``, its own live reservations and how many exclusive ones other agents hold
+    (SPEC section 13)."""
     try:
         record = agents.get(agent)
         registered, status = True, record.status
@@ -95,7 +104,30 @@ def gather(
         "ready": ready,
         "ready_total": len(ready_heads),
         "checkin": list(checkin or []),
+        "reservations": _reservations(reservations, agent, now),
     }
+
+
+def _reservations(area: Reservations | None, agent: str, now: float) -> dict[str, Any]:
+    """The ``reservations`` part of :func:`gather` (one read of the table)."""
+    out: dict[str, Any] = {"mine": [], "mine_total": 0, "others_exclusive": 0}
+    if area is None:
+        return out
+    live = area.list()
+    mine = [r for r in live if r.agent == agent]
+    out["mine_total"] = len(mine)
+    out["others_exclusive"] = sum(1 for r in live if r.agent != agent and r.exclusive)
+    out["mine"] = [
+        {
+            "id": r.id,
+            "patterns": list(r.patterns),
+            "mode": r.mode,
+            "task": r.task,
+            "expires_in": None if r.expires is None else round(r.expires - now),
+        }
+        for r in mine[:RESERVATIONS_SHOWN]
+    ]
+    return out
 
 
 def render(data: dict[str, Any], *, max_chars: int = MAX_CHARS, source: str = "") -> str:
@@ -112,6 +144,12 @@ def render(data: dict[str, Any], *, max_chars: int = MAX_CHARS, source: str = ""
         head.append(
             f"Messages: {inbox.get('unread', 0)} unread, {inbox.get('ack_required', 0)} "
             "waiting for your ack ('coord msg inbox --unread')."
+        )
+    held = data.get("reservations") or {}
+    if held.get("others_exclusive"):
+        head.append(
+            f"Reserved by other agents: {held['others_exclusive']} exclusive reservation(s); "
+            "edits and commits of those files are refused ('coord files list')."
         )
     tail = [WORKFLOW]
     sections: list[tuple[str, list[str], int]] = []
@@ -144,9 +182,28 @@ def render(data: dict[str, Any], *, max_chars: int = MAX_CHARS, source: str = ""
             total,
         )
     )
+    if held.get("mine_total"):
+        lines = [_reservation_line(row) for row in held.get("mine", [])]
+        title = f"Your reservations ({held['mine_total']}; 'coord files release' gives back):"
+        sections.append((title, lines, held["mine_total"]))
     if data["checkin"]:
         sections.append(("Check-in:", [f"- {shown(c)}" for c in data["checkin"]], 0))
     return _fit(head, sections, tail, max_chars)
+
+
+def _reservation_line(row: dict[str, Any]) -> str:
+    """``- r-1 [exclusive, 9m left] src/**, docs/*.md``: at most :data:`PATTERNS_SHOWN`
+    patterns, then ``+N more``."""
+    bits = [str(row["mode"])]
+    left = row.get("expires_in")
+    if left is not None:
+        bits.append(f"{duration(left)} left" if left > 0 else "ending")
+    elif row.get("task"):
+        bits.append(f"with task {shown(str(row['task']))}")
+    patterns = [shown(str(p)) for p in row["patterns"]]
+    more = len(patterns) - PATTERNS_SHOWN
+    listed = ", ".join(patterns[:PATTERNS_SHOWN]) + (f", +{more} more" if more > 0 else "")
+    return f"- {shown(str(row['id']))} [{', '.join(bits)}] {listed}"
 
 
 def _fit(

@@ -3,7 +3,9 @@
 What each tool gets is the table :data:`TOOLS` below (one place to adjust when a tool's format
 changes): the MCP server entry ``coord`` (``{"command": CMD, "args": ["mcp"]}``), the session
 hooks, and the workflow section (:data:`WORKFLOW`, between :data:`BEGIN` and :data:`END`) in the
-tool's notes file.
+tool's notes file. ``git`` gets the pre-commit guard instead: a shell block (:func:`git_block`,
+between :data:`GIT_BEGIN` and :data:`GIT_END`) in the hook file of git's hooks directory, which
+the caller finds (``git rev-parse --git-path hooks``) and passes as ``paths``.
 
 The rules, in the order a run applies them:
 
@@ -32,14 +34,14 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from .. import fs
 from ..errors import Conflict, CorruptData, InvalidInput
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Mapping
     from typing import Any
 
 
@@ -55,9 +57,10 @@ class Hook:
 
 @dataclass(frozen=True)
 class Part:
-    """One file a tool reads: ``kind`` is ``json``, ``toml`` or ``markdown``; ``servers`` the
-    key of its MCP server table; ``enable`` a list the server's name must be in; ``hooks``
-    go under the top-level ``hooks`` object, one matcher group each."""
+    """One file a tool reads: ``kind`` is ``json``, ``toml``, ``markdown`` or ``githook`` (a
+    shell script git runs: our block goes after its ``#!`` line); ``servers`` the key of its
+    MCP server table; ``enable`` a list the server's name must be in; ``hooks`` go under the
+    top-level ``hooks`` object, one matcher group each."""
 
     path: str
     kind: str
@@ -71,6 +74,9 @@ class Tool:
     parts: tuple[Part, ...]
     hint: str
 
+
+#: The pre-commit hook's usual place (relative to the main worktree's top).
+GIT_HOOK = ".git/hooks/pre-commit"
 
 #: The name of our MCP server, and the arguments after CMD that start it.
 SERVER = "coord"
@@ -87,6 +93,9 @@ TOOLS: dict[str, Tool] = {
                 enable="enabledMcpjsonServers",
                 hooks=(
                     Hook("SessionStart", "session start"),
+                    Hook(
+                        "PreToolUse", "session guard", matcher="Edit|Write|MultiEdit|NotebookEdit"
+                    ),
                     Hook("PostToolUse", "session beat", matcher="*"),
                     Hook("SessionEnd", "session end"),
                     Hook("UserPromptSubmit", "hook"),
@@ -142,6 +151,13 @@ TOOLS: dict[str, Tool] = {
         ),
         hint="open Cursor's MCP settings to see coord enabled",
     ),
+    # The path is where git's hooks directory usually is; the caller passes the one git names
+    # (core.hooksPath honoured) as plan(paths=...).
+    "git": Tool(
+        parts=(Part(GIT_HOOK, "githook"),),
+        hint="a commit touching another agent's exclusive reservation is refused now "
+        "('git commit --no-verify' skips the check)",
+    ),
 }
 
 BEGIN = "<!-- agentcoord:begin -->"
@@ -165,14 +181,52 @@ MCP server's tools). Other agents may be working here right now.
 - Stopping before it is done: `coord task release ID --reason "..."`; never leave a task
   claimed that nobody works on.
 - Do not edit, complete or release tasks you do not hold.
+- Reserve the files you are about to change: `coord files reserve PATH|GLOB --task ID`
+  (MCP: `reserve`). An edit or commit of a file another agent has reserved is refused, naming
+  the holder: work on something else, or ask them (`coord msg send --to AGENT`).
 - `coord status` shows the board: agents, tasks by state, alerts.
 """
+
+GIT_BEGIN = "# agentcoord:begin (coord setup git)"
+GIT_END = "# agentcoord:end"
+#: Shells whose script may take our block (the interpreter of the hook's ``#!`` line).
+SHELLS = frozenset({"sh", "bash", "dash", "zsh", "ksh", "mksh", "ash", "busybox"})
+
+
+def git_block(command: str, nl: str = "\n") -> str:
+    """The pre-commit guard: runs ``CMD files check --staged`` and refuses the commit (exit 1)
+    only when that is exit 4 (another agent's exclusive reservation covers a staged file); any
+    other failure is one warning line and the commit goes ahead. Safe under ``set -eu`` and
+    leaves the user's script after it to run."""
+    import shlex
+
+    cmd = shlex.quote(command)
+    text = f"""\
+{GIT_BEGIN}
+# Refuses a commit touching a file another agent has reserved (SPEC section 13);
+# 'git commit --no-verify' skips this check. 'coord setup git --remove' takes it out.
+agentcoord_rc=0
+agentcoord_out=$({cmd} files check --staged 2>&1) || agentcoord_rc=$?
+if [ "$agentcoord_rc" -eq 4 ]; then
+  printf '%s\\n' "$agentcoord_out" >&2
+  echo "agentcoord: commit refused: another agent has reserved these files (coord files list)." >&2
+  echo "agentcoord: git commit --no-verify skips this check." >&2
+  exit 1
+elif [ "$agentcoord_rc" -ne 0 ]; then
+  echo "agentcoord: warning: reservation check skipped (exit $agentcoord_rc:" \\
+    "$(printf '%s\\n' "$agentcoord_out" | head -n 1)); committing anyway" >&2
+fi
+{GIT_END}"""
+    return text.replace("\n", nl)
+
 
 #: Where the manifest lives, relative to the root.
 MANIFEST = ".claude/.coordination-setup.json"  # ignored by the lines 'coord init' adds
 #: The largest file setup edits (its text goes into the manifest too).
 MAX_TARGET = 1 << 20
 MANIFEST_MODE = 0o600
+#: A pre-commit hook setup creates.
+HOOK_MODE = 0o755
 
 CREATE, UPDATE, DELETE, UNCHANGED = "create", "update", "delete", "unchanged"
 
@@ -244,9 +298,19 @@ class Plan:
 
 
 # -- planning --------------------------------------------------------------------------------
-def plan(tool: str, root: str, command: str, *, remove: bool = False, force: bool = False) -> Plan:
+def plan(
+    tool: str,
+    root: str,
+    command: str,
+    *,
+    remove: bool = False,
+    force: bool = False,
+    paths: Mapping[str, str] | None = None,
+) -> Plan:
     """Everything a run would do, validated; nothing is written (:func:`apply` writes).
-    ``root``: an absolute path to an existing directory."""
+    ``root``: an absolute path to an existing directory. ``paths``: where a part's file is
+    when not at its path in :data:`TOOLS` (``git``: the hook in the hooks directory git
+    names), relative to ``root``, inside it (else :class:`InvalidInput`)."""
     spec = TOOLS.get(tool)
     if spec is None:
         raise InvalidInput(f"unknown tool {tool!r}; choose one of: {', '.join(TOOLS)}", tool=tool)
@@ -260,11 +324,19 @@ def plan(tool: str, root: str, command: str, *, remove: bool = False, force: boo
     shared = {rel: other for other, files in manifest.items() if other != tool for rel in files}
     files: list[FilePlan] = []
     rmdirs: list[str] = []
-    for part in spec.parts:
+    for listed in spec.parts:
+        part = listed
+        where = (paths or {}).get(listed.path, listed.path)
+        if where != listed.path:
+            if not _safe_rel(where):
+                raise InvalidInput(f"{where}: not a path inside {root}", path=where)
+            part = replace(listed, path=where)
         path = _join(root, part.path)
         dirs = fs.missing_dirs(root, part.path)
         text, mode = _read(root, part.path)
         entry = entries.get(part.path)
+        if text is None and part.kind == "githook":
+            mode = HOOK_MODE  # git runs only an executable hook
         fp = FilePlan(part.path, path, text, text, mode)
         files.append(fp)
         if remove:
@@ -283,7 +355,11 @@ def plan(tool: str, root: str, command: str, *, remove: bool = False, force: boo
         fp.new = _edit(Job(part, path, command, _commands(entry, command), force=force), text)
         if fp.new != text:
             fp.dirs = dirs
-            entries[part.path] = _entry(entry, text, fp.new, command, dirs)
+            # a hooks directory setup created stays on remove (git's own, or core.hooksPath's)
+            kept = [] if part.kind == "githook" else dirs
+            entries[part.path] = _entry(entry, text, fp.new, command, kept)
+            if part.kind == "githook" and mode is not None and not mode & 0o100:
+                fp.note = "not executable: git does not run it until you chmod +x it"
         elif entry is None and part.path in shared:  # set up by another tool: share its record
             entries[part.path] = dict(manifest[shared[part.path]][part.path])
     new_manifest = {k: v for k, v in manifest.items() if k != tool}
@@ -406,7 +482,11 @@ def _parents(rel: str) -> list[str]:
 #: The only directories setup ever creates (so the only ones a remove may take away): those of
 #: the files it writes.
 _CREATED_DIRS = frozenset(
-    d for tool in TOOLS.values() for part in tool.parts for d in _parents(part.path)
+    d
+    for tool in TOOLS.values()
+    for part in tool.parts
+    if part.kind != "githook"  # git's hooks directory is never taken away
+    for d in _parents(part.path)
 ) | frozenset(_parents(MANIFEST))
 
 
@@ -539,6 +619,7 @@ def _edit(job: Job, text: str | None) -> str | None:
         "json": _edit_json,
         "toml": _edit_toml,
         "markdown": _edit_markdown,
+        "githook": _edit_githook,
     }[job.part.kind]
     new = edit(job, body, text is None)
     if new is None:
@@ -550,7 +631,11 @@ def _edit(job: Job, text: str | None) -> str | None:
 
 def _empty(kind: str, text: str) -> bool:
     stripped = text.strip()
-    return not stripped or (kind == "json" and stripped == "{}")
+    return (
+        not stripped
+        or (kind == "json" and stripped == "{}")
+        or (kind == "githook" and stripped == "#!/bin/sh")
+    )
 
 
 def _newline(body: str) -> str:
@@ -846,7 +931,7 @@ def _edit_markdown(job: Job, body: str, new_file: bool) -> str | None:
     return body + sep + nl + block + nl
 
 
-def _find_block(body: str, path: str) -> tuple[int, int] | None:
+def _find_block(body: str, path: str, begin: str = BEGIN, end: str = END) -> tuple[int, int] | None:
     """The span of the marker block (the begin line's start to the end marker's end), None when
     there is none; CorruptData for a marker without its pair, a duplicate, or the wrong order."""
     begins: list[tuple[int, int]] = []  # (line number, offset)
@@ -854,26 +939,77 @@ def _find_block(body: str, path: str) -> tuple[int, int] | None:
     pos = 0
     for number, line in enumerate(body.splitlines(keepends=True), 1):
         content = line.strip()
-        if content == BEGIN:
+        if content == begin:
             begins.append((number, pos))
-        elif content == END:
+        elif content == end:
             ends.append((number, pos + len(line.rstrip("\r\n"))))
         pos += len(line)
     if len(begins) > 1:
         raise CorruptData(
-            path, begins[1][0], f"a second {BEGIN} (the first is on line {begins[0][0]})"
+            path, begins[1][0], f"a second {begin} (the first is on line {begins[0][0]})"
         )
     if len(ends) > 1:
-        raise CorruptData(path, ends[1][0], f"a second {END} (the first is on line {ends[0][0]})")
+        raise CorruptData(path, ends[1][0], f"a second {end} (the first is on line {ends[0][0]})")
     if begins and not ends:
-        raise CorruptData(path, begins[0][0], f"{BEGIN} without {END}")
+        raise CorruptData(path, begins[0][0], f"{begin} without {end}")
     if ends and not begins:
-        raise CorruptData(path, ends[0][0], f"{END} without {BEGIN}")
+        raise CorruptData(path, ends[0][0], f"{end} without {begin}")
     if not begins:
         return None
     if ends[0][1] < begins[0][1]:
-        raise CorruptData(path, ends[0][0], f"{END} comes before {BEGIN}")
+        raise CorruptData(path, ends[0][0], f"{end} comes before {begin}")
     return begins[0][1], ends[0][1]
+
+
+def _edit_githook(job: Job, body: str, new_file: bool) -> str | None:
+    """Our block in a shell hook: after its ``#!`` line (a new file gets ``#!/bin/sh``), or
+    taken out again. A hook in another language is :class:`Conflict` (exit 4): a shell block
+    cannot go there."""
+    path, before = job.path, job.before
+    nl = _newline(body)
+    span = _find_block(body, path, GIT_BEGIN, GIT_END)
+    if job.remove:
+        if span is None:
+            return None
+        was = (before or "").removeprefix("\ufeff")
+        if _find_block(was, path, GIT_BEGIN, GIT_END) is not None:
+            return None  # the block was there before setup
+        head, tail = body[: span[0]], body[span[1] :]
+        if tail.startswith(nl):
+            tail = tail[len(nl) :]
+        elif tail.startswith("\n"):
+            tail = tail[1:]
+        return head + tail
+    block = git_block(job.command, nl)
+    if span is not None:
+        new = body[: span[0]] + block + body[span[1] :]
+        return None if new == body else new
+    if not body:
+        return "#!/bin/sh" + nl + block + nl
+    if not body.startswith("#!"):
+        return block + nl + body  # no interpreter line: git runs it as it did
+    first, sep, rest = body.partition("\n")
+    shell = _interpreter(first)
+    if shell not in SHELLS:
+        raise Conflict(
+            f"{path}: a {shell or 'non-shell'} script, not a shell script: coord cannot add its "
+            f"shell block there; make your hook run '{job.command} files check --staged' and "
+            "refuse the commit when that is exit 4 (docs/agent-tools.md, 'git')",
+            path=path,
+        )
+    return first + (sep or nl) + block + nl + rest
+
+
+def _interpreter(shebang: str) -> str:
+    """The program a ``#!`` line runs (``env``'s argument for ``#!/usr/bin/env bash``)."""
+    words = shebang[2:].strip().split()
+    if not words:
+        return ""
+    name = words[0].rsplit("/", 1)[-1]
+    if name == "env":
+        rest = [w for w in words[1:] if not w.startswith("-") and "=" not in w]
+        name = rest[0].rsplit("/", 1)[-1] if rest else ""
+    return name
 
 
 # -- writing ---------------------------------------------------------------------------------

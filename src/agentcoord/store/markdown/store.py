@@ -45,6 +45,7 @@ _RECORD_FILES = {
     "event": "events-{}.md",
     "context": "context-{}.md",
     "metrics": "metrics-{}.md",
+    "reservations": "reservations.md",  # one table: the key is ignored
 }
 
 
