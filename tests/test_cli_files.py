@@ -221,3 +221,33 @@ def test_two_worktrees_overlap_and_the_reservation_ends_with_the_reaped_lease(
         coord_in(other, "--json", "files", "reserve", "src/api/x.py", "--agent", "loser").stdout
     )
     assert row["agent"] == "loser" and row["patterns"] == ["src/api/x.py"]
+
+
+# -- review findings (issue 18) ----------------------------------------------------------------
+def test_staged_renames_and_odd_names_are_checked_literally(
+    run_cli: Any, repo: Path, agents: None
+) -> None:
+    """The pre-commit question: a rename of a reserved file touches it (its old name is
+    deleted); names with spaces, '[' or '*' are files, not globs; any number of them."""
+    run_cli("files", "reserve", "src/api/x.py", "--agent", "a1")
+    git(repo, "mv", "src/api/x.py", "src/api/renamed.py")
+    got = run_cli("files", "check", "--staged", "--agent", "b2", code=4)
+    assert "src/api/x.py" in got.stderr and "a1" in got.stderr
+    git(repo, "reset", "-q", "--hard")
+    for name in ("src/trailing ", "src/[x].py", "src/*", *(f"src/m{i}.txt" for i in range(300))):
+        (repo / name).write_text("x\n")
+    git(repo, "add", "-A")
+    run_cli("files", "check", "--staged", "--agent", "b2")  # nothing reserved among them: 0
+    run_cli("files", "reserve", "src/m7.txt", "--agent", "a1")
+    got = run_cli("files", "check", "--staged", "--agent", "b2", code=4)
+    assert "src/m7.txt" in got.stderr
+    assert "src/[x].py" not in got.stderr and "src/*" not in got.stderr
+
+
+def test_a_directory_named_like_dot_dot_is_inside_the_repository(
+    run_cli: Any, repo: Path, agents: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (repo / "..hid" / "sub").mkdir(parents=True)
+    monkeypatch.chdir(repo / "..hid")
+    row = json.loads(run_cli("--json", "files", "reserve", "sub/y.py", "--agent", "a1").stdout)
+    assert row["patterns"] == ["..hid/sub/y.py"]

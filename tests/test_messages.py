@@ -459,3 +459,20 @@ def test_concurrent_senders_to_one_inbox_lose_and_duplicate_nothing(
     if store == "markdown":
         text = log.read_text()
         assert len(re.findall(r"^## Event: message$", text, re.MULTILINE)) == 4 * per_sender
+
+
+def test_event_cursors_cannot_mark_messages_read(run_cli: Any, coord: Coordinator) -> None:
+    """A consumer named like an agent on a message channel would be that agent's read state."""
+    team(coord, "alice", "bob")
+    coord.messages.send("alice", "bob", "s1", "b", ack_required=True)
+    for args in (
+        ["event", "tail", LOG_CHANNEL, "--consumer", "bob"],
+        ["event", "tail", "MSG.log", "--consumer", "bob"],
+    ):
+        run_cli(*args, code=2)
+    with pytest.raises(InvalidInput):
+        coord.events.ack(LOG_CHANNEL, "bob", 1)
+    with pytest.raises(InvalidInput):
+        coord.events.consume(LOG_CHANNEL, "bob")
+    assert coord.messages.counts("bob") == {"unread": 1, "ack_required": 1}
+    run_cli("event", "tail", LOG_CHANNEL)  # reading the log itself, without a cursor, is fine

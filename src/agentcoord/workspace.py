@@ -691,7 +691,7 @@ class RepoPaths:
         top = _git_root(here)
         root = os.path.realpath(top) if top else os.path.realpath(fallback or here)
         rel = os.path.relpath(here, root)
-        if rel == "." or rel.startswith(".."):
+        if rel in (".", os.pardir) or rel.startswith(os.pardir + os.sep):
             rel = ""  # the top, or (without git) a directory outside the project
         return cls(root, rel.replace(os.sep, "/"))
 
@@ -722,7 +722,8 @@ class RepoPaths:
 
         try:
             out = subprocess.run(
-                ["git", "diff", "--cached", "--name-only", "-z"],
+                # --no-renames: a rename lists the old name too (it is deleted by the commit)
+                ["git", "diff", "--cached", "--name-only", "--no-renames", "-z"],
                 cwd=self.root,
                 capture_output=True,
                 timeout=30,
@@ -731,7 +732,8 @@ class RepoPaths:
         except (OSError, subprocess.SubprocessError) as exc:
             raise InvalidInput(f"cannot run git: {exc}") from None
         if out.returncode != 0:
-            why = out.stderr.decode("utf-8", "replace").strip() or "not a git repository"
+            lines = out.stderr.decode("utf-8", "replace").strip().splitlines()
+            why = lines[0] if lines else "not a git repository"  # not git's whole usage text
             raise InvalidInput(f"cannot list the staged files: {why}")
         names = out.stdout.decode("utf-8", "surrogateescape").split("\0")
         return [n for n in names if n]

@@ -207,20 +207,18 @@ def _check(ctx: Context, ns: argparse.Namespace) -> int:
     if ns.staged:
         if ns.paths:
             raise InvalidInput("give paths or --staged, not both")
-        paths = here.staged()
-        if not paths:
+        wanted = here.staged()  # git names them from the top, each a file: taken literally
+        if not wanted:
             ctx.emit({"ok": True, "paths": [], "conflicts": []}, None)
             return 0
-        from ..workspace import RepoPaths
-
-        here = RepoPaths(here.root, "")  # git names them from the top
+        agent = _maybe_me(ns)
+        found = ctx.coord.reservations.conflicts_for(wanted, agent, literal=True)
     elif not ns.paths:
         raise InvalidInput("give the paths to check, or --staged")
     else:
-        paths = ns.paths
-    agent = _maybe_me(ns)
-    wanted = here.patterns(paths)
-    found = ctx.coord.reservations.conflicts_for(wanted, agent)
+        agent = _maybe_me(ns)
+        wanted = here.patterns(ns.paths)
+        found = ctx.coord.reservations.conflicts_for(wanted, agent)
     data = {"ok": not found, "paths": wanted, "conflicts": [c.to_dict() for c in found]}
     if ctx.json:
         ctx.emit(data, None)

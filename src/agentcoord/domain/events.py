@@ -125,6 +125,27 @@ def _count(value: int | None, what: str) -> int | None:
     return None if value is None else whole(value, what)
 
 
+def _reserved(channel: str) -> bool:
+    """A channel of :mod:`agentcoord.domain.messages` (case folded: on a case-insensitive file
+    system ``MSG.log`` is the same file as ``msg.log``)."""
+    return channel.lower().startswith(RESERVED_PREFIX)
+
+
+def _consumer_of(channel: str, consumer: str) -> None:
+    """Check a consumer cursor's channel and name. The cursors of the message channels are the
+    agents' read state (:mod:`agentcoord.domain.messages`): moving one through the events API
+    would mark someone's messages read, so it is :class:`InvalidInput` (exit 2); the messages
+    are read with ``coord msg``, and the channel itself may still be tailed without a cursor."""
+    check_name(channel, "channel")
+    check_name(consumer, "consumer")
+    if _reserved(channel):
+        raise InvalidInput(
+            f"channel {channel!r} holds messages between agents: its cursors are their read "
+            "state; read them with 'coord msg inbox' (a tail without --consumer is fine)",
+            field="consumer",
+        )
+
+
 class Events:
     """The event operations (``coord.events``), over a :class:`~agentcoord.store.base.Store`."""
 
@@ -151,7 +172,7 @@ class Events:
         ``msg.`` hold messages and their receipts (:mod:`agentcoord.domain.messages`) and are
         written only by it: :class:`InvalidInput` (exit 2) here, so no event forges a message."""
         check_name(channel, "channel")
-        if channel.startswith(RESERVED_PREFIX):
+        if _reserved(channel):
             raise InvalidInput(
                 f"channel {channel!r}: channels starting with {RESERVED_PREFIX!r} hold messages "
                 "between agents; send one with 'coord msg send'",
@@ -192,9 +213,8 @@ class Events:
         return found[-n:]
 
     def cursor(self, channel: str, consumer: str) -> int:
-        return self.store.get_cursor(
-            check_name(channel, "channel"), check_name(consumer, "consumer")
-        )
+        _consumer_of(channel, consumer)
+        return self.store.get_cursor(channel, consumer)
 
     def consume(
         self,
@@ -210,8 +230,7 @@ class Events:
         A cursor beyond the channel's last seq means the channel was reset (its log deleted, a
         Redis workspace flushed): ``on_reset(cursor, last_seq)`` is told, the cursor goes back
         to 0 and the channel is read from its start, so that no new event is skipped."""
-        check_name(channel, "channel")
-        check_name(consumer, "consumer")
+        _consumer_of(channel, consumer)
         limit = _count(limit, "limit")
         after = self.store.get_cursor(channel, consumer)
         if after:
@@ -226,8 +245,7 @@ class Events:
     def ack(self, channel: str, consumer: str, seq: int) -> int:
         """Record that ``consumer`` has handled every event up to ``seq``; returns the cursor
         (which never moves back)."""
-        check_name(channel, "channel")
-        check_name(consumer, "consumer")
+        _consumer_of(channel, consumer)
         if _count(seq, "seq") and seq > self.store.last_seq(channel):
             raise InvalidInput(
                 f"cannot acknowledge seq {seq} on channel {channel!r}: its last event is "
@@ -257,7 +275,7 @@ class Events:
         reads the channel again from its start."""
         check_name(channel, "channel")
         if consumer is not None:
-            check_name(consumer, "consumer")
+            _consumer_of(channel, consumer)
         since = _count(since, "since")
         if timeout is not None:
             timeout = seconds(timeout, "timeout")

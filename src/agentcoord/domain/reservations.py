@@ -375,15 +375,22 @@ class Reservations:
         return dropped
 
     # -- checking -----------------------------------------------------------------------------
-    def conflicts_for(self, paths: Iterable[str], agent: str | None = None) -> Conflicts:
+    def conflicts_for(
+        self, paths: Iterable[str], agent: str | None = None, *, literal: bool = False
+    ) -> Conflicts:
         """The paths (repo-relative; a glob is checked as a pattern) that another agent's live
         *exclusive* reservation covers, one entry per (path, reservation), in the order given.
         With ``agent`` None every exclusive reservation counts (a caller nobody identified).
-        Raises :class:`InvalidInput` (exit 2) for a bad path. For the pre-commit guard and the
-        edit hook: an empty list means "go ahead"."""
+        Raises :class:`InvalidInput` (exit 2) for a bad path. ``literal``: the paths are file
+        names as git lists them (any number, any characters; ``*`` or ``[`` in one is a
+        character): never refused, never read as globs. For the pre-commit guard and the edit
+        hook: an empty list means "go ahead"."""
         if agent is not None:
             check_name(agent, "agent name")
-        wanted = normalize_all(list(paths))
+        if literal:
+            wanted = [p.strip("/") for p in paths if isinstance(p, str) and p.strip("/")]
+        else:
+            wanted = normalize_all(list(paths))
         table = self.store.get_reservations()
         others = [r for r in table if r.exclusive and r.agent != agent]
         if not others:
@@ -392,7 +399,7 @@ class Reservations:
         live = [r for r in others if ended(r) is None]
         found: Conflicts = []
         for path in wanted:
-            glob = any(is_glob(seg) for seg in path.split("/"))
+            glob = not literal and any(is_glob(seg) for seg in path.split("/"))
             for r in live:
                 for pattern in r.patterns:
                     if overlaps(pattern, path) if glob else matches(pattern, path):
