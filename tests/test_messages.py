@@ -476,3 +476,11 @@ def test_event_cursors_cannot_mark_messages_read(run_cli: Any, coord: Coordinato
         coord.events.consume(LOG_CHANNEL, "bob")
     assert coord.messages.counts("bob") == {"unread": 1, "ack_required": 1}
     run_cli("event", "tail", LOG_CHANNEL)  # reading the log itself, without a cursor, is fine
+
+
+def test_an_unknown_sender_is_exit_3_and_nothing_is_sent(coord: Coordinator) -> None:
+    team(coord, "bob")
+    with pytest.raises(NotFound) as info:
+        coord.messages.send("nosuch", "bob", "hi")
+    assert info.value.exit_code == 3 and "nosuch" in info.value.message
+    assert coord.messages.counts("bob") == {"unread": 0, "ack_required": 0}

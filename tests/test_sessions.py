@@ -313,7 +313,7 @@ def test_a_lost_lease_is_told_to_the_model_on_the_next_beat(repo: Path) -> None:
             hook("start", "s-lost", front),
             {"run": ["-q", "task", "claim"]},
             hook("beat", "s-lost", front),  # the claim's own PostToolUse (throttled)
-            {"sleep": 6.5},
+            {"sleep": 7.5},  # past the 6 s lease, which files keep in whole seconds (+1)
             {"run": ["-q", "reap"]},
             hook("beat", "s-lost", front),
         ],

@@ -175,7 +175,7 @@ def _list(ctx: Context, ns: argparse.Namespace) -> int:
                 "agent": r["agent"],
                 "mode": r["mode"],
                 "patterns": " ".join(r["patterns"]),
-                "until": r["expires"] or (f"task {r['task']}" if r["task"] else "released"),
+                "until": r["expires"] or (f"task {r['task']}" if r["task"] else "released by it"),
                 "reason": r["reason"] or "",
             }
             for r in rows

@@ -311,8 +311,17 @@ class Messages:
         importance: str = "normal",
     ) -> Message:
         """Send one message; returns it with its ``id`` and ``sent`` time. Everything is checked
-        before anything is written (exit 2 bad input, exit 3 an unknown recipient)."""
+        before anything is written (exit 2 bad input, exit 3 an unknown sender or recipient:
+        strict identity, SPEC section 11)."""
         check_name(sender, "sender")
+        try:
+            self.store.get_agent(sender)
+        except NotFound:
+            raise NotFound(
+                f"unknown sender {sender!r}: it is not registered; run 'coord agent register "
+                f"{sender}' first",
+                agent=sender,
+            ) from None
         subject = one_line(subject, "subject", MAX_SUBJECT)
         if not isinstance(body, str):
             raise InvalidInput("the body must be text", field="body")
