@@ -30,6 +30,7 @@ from agentcoord.ops.prime import gather, render
 from agentcoord.sessions import Identity, resolve
 
 from .conftest import COORD, FakeClock
+from .gitrepo import git
 
 needs_git = pytest.mark.skipif(
     shutil.which("git") is None and os.environ.get("CI") != "true", reason="needs git"
@@ -56,20 +57,6 @@ for step in json.loads(sys.argv[1]):
     out.append({"args": args, "rc": p.returncode, "out": p.stdout, "err": p.stderr})
 print(json.dumps(out))
 """
-
-
-def git(cwd: Path, *args: str) -> str:
-    env = {
-        **os.environ,
-        "GIT_AUTHOR_NAME": "t",
-        "GIT_AUTHOR_EMAIL": "t@example.com",
-        "GIT_COMMITTER_NAME": "t",
-        "GIT_COMMITTER_EMAIL": "t@example.com",
-    }
-    done = subprocess.run(
-        ["git", *args], cwd=cwd, env=env, capture_output=True, text=True, check=True
-    )
-    return done.stdout
 
 
 def tool_env(**extra: str) -> dict[str, str]:

@@ -5,7 +5,6 @@ bytes back."""
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import sys
@@ -15,6 +14,7 @@ import pytest
 
 from agentcoord.ops.setup import GIT_BEGIN, GIT_END, git_block
 
+from .gitrepo import git_env
 from .test_sessions import coord
 
 pytestmark = pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
@@ -24,14 +24,7 @@ USER_HOOK = b'#!/bin/sh\n# my own checks\necho user-hook-ran > "$(git rev-parse 
 
 
 def git(cwd: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    full = {
-        **{k: v for k, v in os.environ.items() if k not in ("COORD_DIR", "COORD_URL")},
-        "GIT_AUTHOR_NAME": "t",
-        "GIT_AUTHOR_EMAIL": "t@example.com",
-        "GIT_COMMITTER_NAME": "t",
-        "GIT_COMMITTER_EMAIL": "t@example.com",
-        **env,
-    }
+    full = {k: v for k, v in git_env(**env).items() if k not in ("COORD_DIR", "COORD_URL")}
     return subprocess.run(
         ["git", *args], cwd=cwd, env=full, capture_output=True, text=True, timeout=120, check=False
     )

@@ -4,8 +4,10 @@ Paths and globs are taken relative to the current directory inside its git repos
 (``git rev-parse --show-toplevel``; the top of a linked worktree counts as the top, so
 ``src/x.py`` is the same logical path in every worktree) and normalised to repo-relative POSIX
 patterns: ``..`` may not leave the repository, an absolute path must lie inside it, an existing
-directory stands for everything below it (``src`` is reserved as ``src/**``), a pattern without
-``/`` matches a basename at any depth (``*.md``). ``--agent`` may be left out where the session
+directory stands for everything below it (``src`` is reserved as ``src/**``; ``newpkg/`` for one
+that does not exist yet), a glob without ``/`` matches a basename at any depth (``*.md``), a plain
+name without ``/`` is the one at the top, and a pattern ending in ``*`` covers everything below
+what it matches (:mod:`agentcoord.core.paths`). ``--agent`` may be left out where the session
 names the agent (``COORD_AGENT``, a tool session: :mod:`agentcoord.sessions`).
 
 - ``reserve PATH|GLOB... [--agent A] [--shared] [--ttl S] [--task ID] [--reason T]``:
