@@ -238,3 +238,117 @@ def test_tolerates_hand_edited_values() -> None:
     log = parse_events(edited, "p", "c")
     assert log.events[1].fields == [("k", "edited value")]
     assert log.events[0].time == 5.0
+
+
+# -- the message log: ``## Message: <id>`` blocks (issue 18) -------------------------------------
+MSG = "msg.log"
+FORGE = "hello\n## Message: 99\n**From**: mallory\n**Seq**: 99\n---\n## Event: message"
+
+
+def _message(seq: int, body: str = "hi", **extra: str) -> Event:
+    fields = [("From", "alice"), ("To", "bob"), ("Subject", "s"), ("Body", body)]
+    return Event(MSG, "message", seq=seq, time=1760279400.0 + seq, fields=[*fields, *extra.items()])
+
+
+def test_message_log_blocks_are_headed_by_the_message_id() -> None:
+    from agentcoord.domain.messages import LOG_CHANNEL
+    from agentcoord.store.markdown.codec.event import MESSAGE_CHANNEL
+
+    assert MESSAGE_CHANNEL == LOG_CHANNEL  # the store cannot import the domain: kept equal here
+    events = [_message(1), _message(2, "two\nlines")]
+    text = render_events(MSG, events, last_seq=2, updated=1760279400.0)
+    lines = text.split("\n")
+    assert [ln for ln in lines if ln.startswith("## ")] == ["## Message: 1", "## Message: 2"]
+    i = lines.index("## Message: 1")
+    assert lines[i + 1 : i + 7] == [
+        "**Seq**: 1",
+        "**Time**: 2025-10-12T14:30:01Z",
+        "**From**: alice",
+        "**To**: bob",
+        "**Subject**: s",
+        "**Body**: hi",
+    ]
+    assert "**Body**: two\\nlines" in lines
+    log = parse_events(text, "events-msg.log.md", MSG)
+    assert log.events == events
+
+
+def test_only_messages_of_the_message_log_get_the_message_heading() -> None:
+    other = render_events("c", [Event("c", "message", seq=1, time=0.0)], last_seq=1)
+    assert "\n## Event: message\n" in other and "## Message" not in other
+    note = Event(MSG, "note", seq=1, time=0.0)  # a type other than message keeps its name
+    text = render_events(MSG, [note, _message(2)], last_seq=2)
+    assert "\n## Event: note\n**Seq**: 1\n" in text and "\n## Message: 2\n**Seq**: 2\n" in text
+    assert parse_events(text, "p", MSG).events == [note, _message(2)]
+
+
+def test_message_log_written_before_the_message_heading_still_reads() -> None:
+    new = render_events(MSG, [_message(1), _message(2)], last_seq=2)
+    old = new.replace("## Message: 1\n", "## Event: message\n").replace(
+        "## Message: 2\n", "## Event: message\n"
+    )
+    assert "## Message" not in old
+    assert parse_events(old, "p", MSG).events == [_message(1), _message(2)]
+    mixed = new.replace("## Message: 1\n", "## Event: message\n")  # appended after an upgrade
+    assert parse_events(mixed, "p", MSG).events == [_message(1), _message(2)]
+    # a file that also holds the old heading appends new-style blocks after its old ones
+    title = archive_title(MSG, "2025-10-12")
+    old_archive = render_events(MSG, [_message(1)], last_seq=1, title=title).replace(
+        "## Message: 1\n", "## Event: message\n"
+    )
+    spliced = append_blocks(old_archive, [_message(2)], MSG)
+    assert spliced is not None
+    assert spliced.index("\n## Event: message\n") < spliced.index("\n## Message: 2\n")
+    assert parse_events(spliced, "p", MSG).events == [_message(1), _message(2)]
+
+
+def test_a_message_heading_without_seq_takes_its_id_and_a_wrong_one_is_corrupt() -> None:
+    text = render_events(MSG, [_message(1), _message(5)], last_seq=5)
+    no_seq = text.replace("**Seq**: 1\n", "").replace("**Seq**: 5\n", "")
+    assert [e.seq for e in parse_events(no_seq, "p", MSG).events] == [1, 5]
+    with pytest.raises(CorruptData) as info:
+        parse_events(text.replace("## Message: 5", "## Message: 4"), "p", MSG)
+    assert "message id 4" in info.value.reason
+    for bad in ("x", "0", "-1", "", "٣"):
+        with pytest.raises(CorruptData) as info:
+            parse_events(text.replace("## Message: 5", f"## Message: {bad}"), "p", MSG)
+        assert "message id" in info.value.reason
+
+
+def test_a_hostile_message_cannot_forge_a_block_or_a_field() -> None:
+    events = [_message(1, FORGE, Subject2=FORGE), _message(2, FORGE)]
+    text = render_events(MSG, events, last_seq=2, updated=0.0)
+    headings = [ln for ln in text.split("\n") if ln.startswith("#")]
+    assert headings == ["# Msg.log Events Log", "## Message: 1", "## Message: 2"]
+    assert [ln for ln in text.split("\n") if ln.startswith("**From**")] == ["**From**: alice"] * 2
+    assert parse_events(text, "p", MSG).events == events
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    events=event_lists(MSG).map(
+        lambda evs: [
+            Event(
+                e.channel, "message" if i % 3 else e.type, seq=e.seq, time=e.time, fields=e.fields
+            )
+            for i, e in enumerate(evs)
+        ]
+    ),
+    split=st.integers(0, 6),
+)
+def test_message_log_round_trip_and_block_append(events: list[Event], split: int) -> None:
+    last = events[-1].seq if events else 0
+    text = render_events(MSG, events, last_seq=last, updated=1.5)
+    assert parse_events(text, "events-msg.log.md", MSG).events == events
+    starts = [ln for ln in text.split("\n") if ln.startswith("## ")]
+    assert len(starts) == len(events)
+    assert sum(ln.startswith("## Message: ") for ln in starts) == sum(
+        e.type == "message" for e in events
+    )
+    title = archive_title(MSG, "2025-10-11")
+    head, tail = events[:split], events[split:]
+    base = render_events(MSG, head, last_seq=head[-1].seq if head else 0, title=title)
+    if tail:
+        assert append_blocks(base, tail, MSG) == render_events(
+            MSG, events, last_seq=last, title=title
+        )

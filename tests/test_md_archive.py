@@ -218,9 +218,10 @@ def test_emits_go_on_when_the_disk_has_no_room_for_a_second_archive(small_fs: Pa
     assert _seqs(store.read_events("training", after=12_000)) == list(range(12_001, 12_301))
 
 
+@pytest.mark.parametrize("channel", ["training", "msg.log"])
 @pytest.mark.parametrize("window", [64, 97, 256, 1000])
 def test_every_read_after_any_seq_matches_the_log_whatever_the_block_sizes(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, window: int
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, window: int, channel: str
 ) -> None:
     """Bisection with windows small enough to cut blocks and seq lines anywhere (a block much
     longer than a window, a window ending inside ``**Seq**: 15``): every read after every seq,
@@ -237,10 +238,13 @@ def test_every_read_after_any_seq_matches_the_log_whatever_the_block_sizes(
     sizes = [rng.choice([1, 10, 60, 300, 2000, 5 * window]) for _ in range(60)]
     for i, size in enumerate(sizes):
         value = rng.choice(["x", "😀", "é"]) * size
-        store.append_events("training", [Event("training", "step", fields=[("v", value)])], keep=1)
+        etype = "message" if channel == "msg.log" else "step"  # msg.log: "## Message: N"
+        store.append_events(channel, [Event(channel, etype, fields=[("v", value)])], keep=1)
         if i % 17 == 16:  # a few archive files
             clock.now += DAY
-    every = _seqs(store.read_events("training"))
+    heading = "\n## Message: 2\n" if channel == "msg.log" else "\n## Event: step\n"
+    assert heading in _archives(store)[0].read_text()
+    every = _seqs(store.read_events(channel))
     assert every == list(range(1, 61))
 
     def hung(*_: object) -> None:
@@ -251,7 +255,7 @@ def test_every_read_after_any_seq_matches_the_log_whatever_the_block_sizes(
     try:
         for after in range(61):
             for limit in (1, 2, 7, None):
-                got = _seqs(store.read_events("training", after=after, limit=limit))
+                got = _seqs(store.read_events(channel, after=after, limit=limit))
                 want = every[after:] if limit is None else every[after : after + limit]
                 assert got == want, (after, limit)
     finally:
@@ -282,3 +286,73 @@ def test_an_archive_edited_beyond_a_torn_append_is_corrupt_and_never_cut(tmp_pat
             _emit(store, 1)  # a rotation: must not cut the file
         assert path.read_bytes() == text, name
         assert not Path(str(path) + ".torn").exists(), name
+
+
+def _messages(store: MarkdownStore, n: int, *, keep: int = 2) -> None:
+    events = [
+        Event("msg.log", "message", fields=[("From", "alice"), ("Body", f"n={i}")])
+        for i in range(n)
+    ]
+    for start in range(0, n, 500):
+        store.append_events("msg.log", events[start : start + 500], keep=keep)
+
+
+def test_message_log_archive_has_message_blocks_read_by_bisection(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = _store(tmp_path)
+    _messages(store, 30_000)
+    (path,) = _archives(store)
+    assert path.name.startswith("events-msg.log-")
+    text = path.read_text()
+    assert "\n## Event:" not in text
+    assert text.count("\n## Message: ") == 29_998
+    assert "\n## Message: 7\n**Seq**: 7\n**Time**: 2025-10-12T14:30:00Z\n**From**: alice\n" in text
+    counter = ReadCounter(monkeypatch)
+    got = store.read_events("msg.log", after=21_345, limit=50)
+    assert _seqs(got) == list(range(21_346, 21_396))
+    assert dict(got[0].fields) == {"From": "alice", "Body": "n=21345"}
+    # a few windows (the tail, the probes, one chunk), not the ~47 windows of the file
+    assert counter.bytes < min(12 * archive_mod.WINDOW, path.stat().st_size / 3)
+
+
+def test_message_archive_written_with_the_event_heading_is_read_and_appended_to(
+    tmp_path: Path,
+) -> None:
+    store = _store(tmp_path)
+    archive = Path(store.root, "archive")
+    archive.mkdir()
+    blocks = "".join(
+        f"\n## Event: message\n**Seq**: {s}\n**Time**: 2025-10-12T10:00:0{s}.000Z\n"
+        f"**From**: alice\n\n---\n"
+        for s in (1, 2, 3)
+    )
+    old = f"# Msg.log Events Archive 2025-10-12\n\n**First Seq**: 1\n\n---\n{blocks}"
+    (archive / "events-msg.log-2025-10-12.md").write_text(old)
+    assert _seqs(store.read_events("msg.log")) == [1, 2, 3]
+    assert store.last_seq("msg.log") == 3
+    assert _seqs(store.read_events("msg.log", after=2)) == [3]
+    _messages(store, 4)  # continues at 4; archives 4 and 5 into the same day's file
+    assert _seqs(store.read_events("msg.log")) == list(range(1, 8))
+    text = (archive / "events-msg.log-2025-10-12.md").read_text()
+    assert text.startswith(old)
+    assert text[len(old) :].startswith("\n## Message: 4\n**Seq**: 4\n")
+    for after in range(8):
+        assert _seqs(store.read_events("msg.log", after=after)) == list(range(after + 1, 8))
+
+
+@pytest.mark.parametrize("cut", [3, 7, 12, 20])
+def test_a_torn_message_block_is_invisible_then_cut(tmp_path: Path, cut: int) -> None:
+    store = _store(tmp_path)
+    _messages(store, 6)  # archive: 1-4, live: 5-6
+    (path,) = _archives(store)
+    whole = path.read_bytes()
+    torn = b"\n## Message: 5\n**Seq**: 5\n**Ti"[:cut]
+    path.write_bytes(whole + torn)
+    assert _seqs(store.read_events("msg.log")) == [1, 2, 3, 4, 5, 6]
+    assert store.last_seq("msg.log") == 6
+    _messages(store, 1)  # archives 5: cuts the torn tail first
+    assert path.read_bytes().startswith(whole)
+    assert path.read_bytes().count(b"**Seq**: 5\n") == 1
+    assert Path(str(path) + ".torn").read_bytes() == torn
+    assert _seqs(store.read_events("msg.log", after=3)) == [4, 5, 6, 7]

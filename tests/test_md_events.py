@@ -311,9 +311,10 @@ def test_three_processes_and_a_consumer(tmp_path: Path) -> None:
     batches=st.lists(st.integers(1, 4), min_size=1, max_size=12),
     keep=st.integers(0, 6),
     text=st.text(max_size=8),
+    channel=st.sampled_from(["ch", "msg.log"]),
 )
 def test_block_fast_path_writes_what_the_full_renderer_writes(
-    tmp_path_factory: pytest.TempPathFactory, batches: list[int], keep: int, text: str
+    tmp_path_factory: pytest.TempPathFactory, batches: list[int], keep: int, text: str, channel: str
 ) -> None:
     def run(fast: bool) -> dict[str, str]:
         root = tmp_path_factory.mktemp("fast" if fast else "full")
@@ -325,9 +326,77 @@ def test_block_fast_path_writes_what_the_full_renderer_writes(
             events = []
             for _ in range(n):
                 t += 7_000.0  # crosses archive days now and then
-                events.append(Event("ch", "step", time=t, fields=[("k", text)]))
-            store.append_events("ch", events, keep=keep)
-        assert [e.seq for e in store.read_events("ch")] == list(range(1, sum(batches) + 1))
+                etype = "message" if channel == "msg.log" else "step"
+                events.append(Event(channel, etype, time=t, fields=[("k", text)]))
+            store.append_events(channel, events, keep=keep)
+        assert [e.seq for e in store.read_events(channel)] == list(range(1, sum(batches) + 1))
         return {str(p.relative_to(root)): p.read_text() for p in root.rglob("*.md")}
 
     assert run(True) == run(False)
+
+
+def test_message_log_files_head_blocks_by_message_id_and_read_the_old_heading(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``events-msg.log.md``: ``## Message: <id>`` blocks, by the block fast path too; a live
+    file written with ``## Event: message`` blocks is still read, appended to and rotated."""
+    from agentcoord.store.markdown.codec import event_blocks
+
+    store = _store(tmp_path)
+    live = Path(store.root, "events-msg.log.md")
+    msg = [_ev("message", From="alice", Body="b")]
+    store.append_events("msg.log", msg, keep=100)
+    old = live.read_text().replace("## Message: 1\n", "## Event: message\n")
+    live.write_text(old)  # as a version before the message heading wrote it
+    assert _seqs(store.read_events("msg.log")) == [1]
+    assert _seqs(store.read_events("msg.log", after=0)) == [1]  # the follower's path
+    splits: list[object] = []
+    real = event_blocks.LiveBlocks.split.__func__  # type: ignore[attr-defined]
+
+    def split(cls: type, text: str) -> object:
+        splits.append(out := real(cls, text))
+        return out
+
+    monkeypatch.setattr(event_blocks.LiveBlocks, "split", classmethod(split))
+    store.append_events("msg.log", msg * 2, keep=100)
+    assert splits and all(s is not None for s in splits)  # the fast path took the old file
+    text = live.read_text()
+    assert [ln for ln in text.splitlines() if ln.startswith("## ")] == [
+        "## Event: message",
+        "## Message: 2",
+        "## Message: 3",
+    ]
+    assert "\n## Message: 3\n**Seq**: 3\n**Time**: " in text
+    assert "\n**From**: alice\n**Body**: b\n\n---\n" in text
+    got = store.read_events("msg.log", after=1)
+    assert [(e.seq, e.type, e.fields) for e in got] == [
+        (n, "message", [("From", "alice"), ("Body", "b")]) for n in (2, 3)
+    ]
+    store.append_events("msg.log", msg, keep=2)  # rotates the old block out to the archive
+    (archive,) = Path(store.root, "archive").glob("events-msg.log-*.md")
+    assert [ln for ln in archive.read_text().splitlines() if ln.startswith("## ")] == [
+        "## Message: 1",
+        "## Message: 2",
+    ]
+    assert _seqs(store.read_events("msg.log")) == [1, 2, 3, 4]
+    # other channels keep the event heading, whatever the type
+    store.append_events("training", [_ev("message")], keep=100)
+    other = Path(store.root, "events-training.md").read_text()
+    assert "\n## Event: message\n**Seq**: 1\n" in other and "## Message" not in other
+
+
+def test_a_message_heading_that_is_not_its_seq_is_corrupt_and_kept(tmp_path: Path) -> None:
+    store = _store(tmp_path)
+    store.append_events("msg.log", [_ev("message"), _ev("message")], keep=100)
+    live = Path(store.root, "events-msg.log.md")
+    broken = live.read_text().replace("## Message: 2\n", "## Message: 7\n")
+    live.write_text(broken)
+    for act in (
+        lambda: store.append_events("msg.log", [_ev("message")], keep=100),
+        lambda: store.read_events("msg.log", after=1),
+    ):
+        with pytest.raises(CorruptData) as info:
+            act()
+        assert info.value.path == str(live)
+        assert broken.splitlines()[info.value.line - 1] == "**Seq**: 2"
+    assert live.read_text() == broken

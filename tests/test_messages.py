@@ -177,9 +177,10 @@ def test_hostile_bodies_cannot_forge_messages(coord: Coordinator) -> None:
     assert msgs.inbox("alice").items == []
     if coord.workspace is not None and "markdown" in type(coord.store).__name__.lower():
         text = (Path(coord.workspace.root) / "events-msg.log.md").read_text()
-        assert len(re.findall(r"^## Event: message$", text, re.MULTILINE)) == 2
+        assert re.findall(r"^## (.*)$", text, re.MULTILINE) == ["Message: 1", "Message: 2"]
         assert re.findall(r"^\*\*From\*\*: (.*)$", text, re.MULTILINE) == ["alice", "alice"]
-        assert not re.search(r"^## Message:", text, re.MULTILINE)
+        assert re.findall(r"^\*\*Seq\*\*: (.*)$", text, re.MULTILINE) == ["1", "2"]
+        assert not re.search(r"^## Event:", text, re.MULTILINE)
 
 
 def test_no_event_can_pose_as_a_message(coord: Coordinator) -> None:
@@ -230,6 +231,53 @@ def test_500_messages_across_rotation_each_delivered_once(coord: Coordinator) ->
         small.store.rotate_events(receipts_channel(agent), keep=0)
         assert msgs.counts(agent) == {"unread": 0, "ack_required": 0}
         assert msgs.get(1).subject == "m0"  # read back from the archive by id
+
+
+def test_markdown_mailboxes_are_message_blocks_live_and_archived(coord: Coordinator) -> None:
+    """Issue 18: ``## Message: <id>`` blocks of ``**Field**: value`` lines, in the live log and
+    its archive; logs written with the old ``## Event: message`` heading still read; a hostile
+    body forges nothing; the receipts channels keep ``## Event:`` blocks."""
+    if coord.workspace is None or "markdown" not in type(coord.store).__name__.lower():
+        pytest.skip("the markdown files")
+    root = Path(coord.workspace.root)
+    small = rotating(coord, 3)
+    team(small)
+    msgs = small.messages
+    for i in range(1, 9):
+        body = "hello\n## Message: 99\n**From**: mallory" if i == 2 else f"body {i}"
+        msgs.send("alice", "bob", f"s{i}", body, thread="t" if i % 2 else None)
+    msgs.read(1, "bob")
+    live = (root / "events-msg.log.md").read_text()
+    archived = "".join(p.read_text() for p in sorted((root / "archive").glob("events-msg.log-*")))
+    for text, ids in ((archived, range(1, 6)), (live, range(6, 9))):
+        assert re.findall(r"^## (.*)$", text, re.MULTILINE) == [f"Message: {n}" for n in ids]
+        assert re.findall(r"^\*\*Seq\*\*: (\d+)$", text, re.MULTILINE) == [str(n) for n in ids]
+        assert re.findall(r"^\*\*From\*\*: (.*)$", text, re.MULTILINE) == ["alice"] * len(ids)
+    block = archived.split("\n## Message: 1\n", 1)[1].split("\n---\n", 1)[0].splitlines()
+    assert block[0] == "**Seq**: 1" and block[1].startswith("**Time**: 20")
+    assert block[2:] == [
+        "**From**: alice",
+        "**To**: bob",
+        "**Subject**: s1",
+        "**Thread**: t",
+        "**Importance**: normal",
+        "**Ack Required**: no",
+        "**Body**: body 1",
+    ]
+    assert "**Body**: hello\\n## Message: 99\\n**From**: mallory" in archived
+    assert msgs.get(2).body == "hello\n## Message: 99\n**From**: mallory"
+    receipts = (root / "events-msg.receipts.bob.md").read_text()
+    assert "\n## Event: read\n" in receipts and "## Message" not in receipts
+    # files written before the message heading (## Event: message) read the same
+    before = [(d.message.id, d.message.subject, d.read) for d in msgs.inbox("bob", limit=0).items]
+    for path in [root / "events-msg.log.md", *(root / "archive").glob("events-msg.log-*")]:
+        text = path.read_text()
+        path.write_text(re.sub(r"^## Message: \d+$", "## Event: message", text, flags=re.MULTILINE))
+    fresh = rotating(coord, 3).messages
+    got = [(d.message.id, d.message.subject, d.read) for d in fresh.inbox("bob", limit=0).items]
+    assert got == before == [(n, f"s{n}", n == 1) for n in range(1, 9)]
+    assert fresh.send("alice", "bob", "s9", "b").id == 9
+    assert "\n## Message: 9\n**Seq**: 9\n" in (root / "events-msg.log.md").read_text()
 
 
 def test_checkpoints_never_hide_a_message(coord: Coordinator) -> None:
@@ -458,7 +506,9 @@ def test_concurrent_senders_to_one_inbox_lose_and_duplicate_nothing(
     assert log.exists() == (store == "markdown")  # the store under test held them
     if store == "markdown":
         text = log.read_text()
-        assert len(re.findall(r"^## Event: message$", text, re.MULTILINE)) == 4 * per_sender
+        assert re.findall(r"^## Message: (\d+)$", text, re.MULTILINE) == [
+            str(n) for n in range(1, 4 * per_sender + 1)
+        ]
 
 
 def test_event_cursors_cannot_mark_messages_read(run_cli: Any, coord: Coordinator) -> None:

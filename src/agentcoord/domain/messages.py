@@ -11,7 +11,7 @@ that bisect the archive, forward-only consumer cursors, migration, ``doctor`` an
   with the append, so ids are unique, increasing in send order and consistent with every
   mailbox's order even when many processes send at once. Fields, in this order::
 
-      ## Event: message
+      ## Message: 12                   <- markdown: the message log heads blocks by id
       **Seq**: 12                      <- the message id
       **Time**: 2025-10-12T14:30:00.123Z   <- when it was sent
       **From**: alice
@@ -22,8 +22,9 @@ that bisect the archive, forward-only consumer cursors, migration, ``doctor`` an
       **Ack Required**: yes
       **Body**: line one\\nline two      <- escaped by the codec: one line, cannot forge
 
-  ``grep -c '^## Event: message' events-msg.log.md`` counts the live messages;
-  ``grep -A8 '^\\*\\*Seq\\*\\*: 12$' events-msg.log.md`` shows one.
+  (Logs written before the ``## Message:`` heading hold ``## Event: message`` blocks; both
+  read.) ``grep -c '^## Message:' events-msg.log.md`` counts the live messages;
+  ``grep -A9 '^## Message: 12$' events-msg.log.md`` shows one.
 - **A mailbox** is the log filtered by recipient: a message is delivered to each name in its
   ``To`` line, in id order. There is no second copy to get out of step, so "delivered once, in
   order, never lost across rotation" is the log's own guarantee.

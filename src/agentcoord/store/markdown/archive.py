@@ -9,7 +9,8 @@ Appending costs what is appended, whatever the archive's size (SPEC section 8: a
 archived events within 1.5x of one at 100): a new file is written whole (atomically: header and
 its first blocks), an existing one is only appended to (``O_APPEND``, fsynced when durable). A
 crash in the middle of an append leaves a torn last block; readers stop at the last complete
-block (every block ends ``\\n---\\n``, a line escaped text can never form), and the next append
+block (every block starts ``## Event: <type>``, or ``## Message: <id>`` on the message log, and
+ends ``\\n---\\n``, a line escaped text can never form), and the next append
 first cuts the torn tail off (the events in it are still in the live log: the archive is written
 before the live log is shortened, so a crash duplicates, never loses, and duplicates are
 recognised by seq). The bytes cut are kept in ``{file}.torn``, in case a person's edit rather
@@ -58,9 +59,11 @@ OVERLAP = 4096
 #: How many bytes the read of a file's header takes (its title and ``**First Seq**``).
 HEAD = 1024
 END = b"\n---\n"  # every block, and the header, ends with this line
-MARK = b"\n## Event: "
+#: The start of a block: ``## Event: <type>``, or ``## Message: <id>`` on the message log.
+MARKS = (b"\n## Event: ", b"\n## Message: ")
+_MARK = re.compile(rb"\n## (?:Event|Message): ")
 # The seq of a block, whole: the line's end must be in view (a window may cut "15" to "1").
-_SEQ = re.compile(rb"\n## Event: [^\n]*\n\*\*Seq\*\*: (\d+)\r?\n")
+_SEQ = re.compile(rb"\n## (?:Event|Message): [^\n]*\n\*\*Seq\*\*: (\d+)\r?\n")
 _FIRST = re.compile(rb"\*\*First Seq\*\*: (\d+)")
 _DATE = r"\d{4}-\d{2}-\d{2}"
 
@@ -129,7 +132,7 @@ class Archive:
             last = self._repair(path)
             fresh = [e for e in batch if e.seq > last]
             if fresh:
-                blob = "".join("\n".join(event_lines(e)) + "\n" for e in fresh)
+                blob = "".join("\n".join(event_lines(e, channel)) + "\n" for e in fresh)
                 self._append(path, blob.encode("utf-8"))
         return name
 
@@ -138,7 +141,7 @@ class Archive:
 
         day = name[len(f"{ARCHIVE}/events-{channel}-") : -3]
         head = f"# {archive_title(channel, day)}\n\n**First Seq**: {batch[0].seq}\n\n---\n"
-        body = "".join("\n".join(event_lines(e)) + "\n" for e in batch)
+        body = "".join("\n".join(event_lines(e, channel)) + "\n" for e in batch)
         atomic_write(self.d.path(name), head + body, durable=self.d.durable)
 
     def _append(self, path: str, blob: bytes, *, create: bool = False) -> None:
@@ -271,9 +274,10 @@ class Archive:
 
         cut = 0
         if offset:
-            cut = raw.find(MARK)  # start at the first whole block
-            if cut < 0:
+            first = _MARK.search(raw)  # start at the first whole block
+            if first is None:
                 return []
+            cut = first.start()
             raw = raw[cut:]
         text = decode(raw, path)
         if offset:
@@ -296,9 +300,9 @@ class Archive:
         past or cut off."""
         with _open(path) as fd:
             os.lseek(fd, complete, os.SEEK_SET)
-            rest = _read(fd, len(MARK))
+            rest = _read(fd, max(map(len, MARKS)))
             line = _read_line_no(fd, complete)
-        if complete and rest == MARK[: len(rest)]:
+        if complete and any(mark.startswith(rest[: len(mark)]) for mark in MARKS):
             return
         raise CorruptData(
             path,

@@ -141,7 +141,7 @@ class EventLogs:
             old = parse_events(live.mini_log(live.blocks[:from_file]), path, channel).events
         old += added[: drop - from_file]
         note = self.archive.append(channel, old) if old else None  # first: see rotate_events
-        new_text = live.render(added, drop, now, note)
+        new_text = live.render(channel, added, drop, now, note)
         self.d.write(f"events-{channel}.md", new_text)
         return added
 

@@ -18,6 +18,12 @@ Layout (oldest event first, so the seed's cursor recipe and ``tail`` see new eve
 
     _Note: This log contains the last 100 events. Older events are in `archive/...`_
 
+The message log (:data:`MESSAGE_CHANNEL`, ``msg.log``) heads each message with its id, the way
+the seed heads its message blocks (``## Message: 12`` instead of ``## Event: message``), still
+followed by ``**Seq**: 12`` and ``**Time**``, so every reader (the block splitter, the archive's
+bisection) sees the same shape; both headings are read on every channel, so files written
+before the message heading existed still read.
+
 ``**Last Seq**`` survives rotation, so sequence numbers never repeat. Keys and values are escaped
 with :func:`escape_line` (and ``*`` in keys, which would end the ``**Key**`` markup), so no text can
 forge an event, a field or a separator. Times are written with millisecond precision when they
@@ -37,6 +43,13 @@ from .text import _FIELD, Doc, escape_line, parse_doc, parse_int, unescape_line
 
 _NOTE = re.compile(r"^_Note:.*Older events are in `([^`]*)`", re.MULTILINE)
 _HEADER_LAST_SEQ = re.compile(r"^\*\*Last Seq\*\*:[ \t]*(\d+)[ \t]*$", re.MULTILINE)
+
+#: The channel whose ``message`` events are written as ``## Message: <id>`` blocks (the
+#: domain's ``messages.LOG_CHANNEL``; the store may not import the domain).
+MESSAGE_CHANNEL = "msg.log"
+MESSAGE_TYPE = "message"
+#: The words a block's heading starts with (``## Event: <type>``, ``## Message: <id>``).
+HEADINGS = ("Event", "Message")
 
 
 class EventLog:
@@ -76,12 +89,21 @@ def _field_line(key: str, value: str) -> str:
     return f"**{escape_key(key)}**: {val}" if val else f"**{escape_key(key)}**:"
 
 
-def event_lines(event: Event) -> list[str]:
-    """One event block, preceded by a blank line and followed by ``---``."""
+def heading(channel: str, event: Event) -> str:
+    """The block's heading line: ``## Message: <id>`` for a message of the message log,
+    ``## Event: <type>`` for every other event."""
+    if channel == MESSAGE_CHANNEL and event.type == MESSAGE_TYPE:
+        return f"## Message: {event.seq}"
+    return f"## Event: {event.type}"
+
+
+def event_lines(event: Event, channel: str | None = None) -> list[str]:
+    """One event block of ``channel`` (the event's own when omitted), preceded by a blank line
+    and followed by ``---``."""
     check_name(event.type, "event type")
     out = [
         "",
-        f"## Event: {event.type}",
+        heading(event.channel if channel is None else channel, event),
         f"**Seq**: {event.seq}",
         f"**Time**: {iso_ms(event.time)}",
     ]
@@ -114,7 +136,7 @@ def render_events(
         out.append(f"Last updated: {iso_ms(updated)}")
     out.extend((f"**Last Seq**: {last_seq}", "", "---"))
     for event in events:
-        out.extend(event_lines(event))
+        out.extend(event_lines(event, channel))
     if archive:
         out.append("")
         out.append(
@@ -132,7 +154,7 @@ def header_last_seq(text: str) -> int | None:
     return int(m.group(1)) if m else None
 
 
-def append_blocks(text: str, events: list[Event]) -> str | None:
+def append_blocks(text: str, events: list[Event], channel: str | None = None) -> str | None:
     """``text`` (an archive file without footer) with ``events`` appended and its ``**Last Seq**``
     moved to the last one, without re-parsing the whole file; ``None`` when the file is not in
     the shape this module writes (the caller then parses and re-renders it)."""
@@ -143,7 +165,7 @@ def append_blocks(text: str, events: list[Event]) -> str | None:
         return None
     lines: list[str] = []
     for event in events:
-        lines.extend(event_lines(event))
+        lines.extend(event_lines(event, channel))
     spliced = body[: m.start(1)] + str(events[-1].seq) + body[m.end(1) :]
     return spliced + "\n" + "\n".join(lines) + "\n"
 
@@ -157,15 +179,7 @@ def parse_events(text: str, path: str, channel: str) -> EventLog:
     events: list[Event] = []
     missing_seq: list[int] = []
     for section in doc.sections:
-        heading = section.heading
-        if not heading.lower().startswith("event:"):
-            raise doc.corrupt(
-                section.line, f"unexpected section {heading!r} (want '## Event: <type>')"
-            )
-        etype = heading[6:].strip()
-        if not is_valid_name(etype):
-            raise doc.corrupt(section.line, f"invalid event type {etype!r}")
-        event = Event(channel, etype)
+        event, heading_seq = _heading(doc, section.heading, section.line, channel)
         seq_line = time_line = 0
         for no, line in section.lines:
             stripped = line.strip()
@@ -190,7 +204,13 @@ def parse_events(text: str, path: str, channel: str) -> EventLog:
                 event.fields.append((unescape_line(key), unescape_line(value)))
         if not time_line:
             raise doc.corrupt(section.line, "event has no **Time**")
-        if not seq_line:
+        if heading_seq and seq_line and event.seq != heading_seq:
+            raise doc.corrupt(
+                seq_line, f"**Seq** {event.seq} is not the heading's message id {heading_seq}"
+            )
+        if heading_seq and not seq_line:
+            event.seq = heading_seq
+        elif not seq_line:
             missing_seq.append(section.line)
         events.append(event)
     _check_order(doc, events, missing_seq)
@@ -200,6 +220,25 @@ def parse_events(text: str, path: str, channel: str) -> EventLog:
         last = max(last, parse_int(doc, header[0], header[1], "Last Seq"))
     note = _NOTE.search(text)
     return EventLog(events, last, note.group(1) if note else None)
+
+
+def _heading(doc: Doc, heading: str, line: int, channel: str) -> tuple[Event, int]:
+    """The event a block heading starts and the message id it names (0 for ``## Event:``)."""
+    word, colon, rest = heading.partition(":")
+    word = word.strip().lower()
+    if colon and word == "event":
+        etype = rest.strip()
+        if not is_valid_name(etype):
+            raise doc.corrupt(line, f"invalid event type {etype!r}")
+        return Event(channel, etype), 0
+    if colon and word == "message":
+        ident = rest.strip()
+        if not (ident.isascii() and ident.isdigit()) or int(ident) < 1:
+            raise doc.corrupt(line, f"invalid message id {ident!r} (want '## Message: <id>')")
+        return Event(channel, MESSAGE_TYPE), int(ident)
+    raise doc.corrupt(
+        line, f"unexpected section {heading!r} (want '## Event: <type>' or '## Message: <id>')"
+    )
 
 
 def _parse_time(doc: Doc, value: str, line: int) -> float:

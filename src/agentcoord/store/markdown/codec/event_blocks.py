@@ -3,8 +3,9 @@
 An emit appends one block to a file of up to ``keep`` (100) events, and a ``--follow`` reader
 wakes up for one new block: re-parsing and re-rendering the whole log each time cost most of the
 latency budget (SPEC section 8: emit -> follower p99 <= 10 ms). The format makes block edits safe:
-every event block starts at a line ``## Event: ...`` preceded by a blank line, and escaped user
-text can never start a line with ``#``, so splitting on that marker is exact.
+every event block starts at a line ``## Event: ...`` (``## Message: <id>`` on the message log)
+preceded by a blank line, and escaped user text can never start a line with ``#``, so splitting
+on ``\\n\\n## `` is exact; a block whose heading is neither word is left to the full parser.
 
 Each block's ``**Seq**`` line is checked on every split (cheap), so a hand-broken sequence number
 is still caught; any shape this module does not recognise returns None and the caller falls back
@@ -17,13 +18,14 @@ import re
 from itertools import pairwise
 
 from ....core.clock import iso_ms
-from .event import event_lines
+from .event import HEADINGS, event_lines
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from ....core.models import Event
 
-MARK = "\n\n## Event: "
+MARK = "\n\n## "
+_STARTS = tuple(f"{word}: " for word in HEADINGS)
 _SEQ_LINE = re.compile(r"[^\n]*\n\*\*Seq\*\*: (\d+)\n")
 _LAST_SEQ = re.compile(r"^\*\*Last Seq\*\*:[ \t]*(\d+)[ \t]*$", re.MULTILINE)
 _UPDATED = re.compile(r"^Last updated: [^\n]*$", re.MULTILINE)
@@ -40,7 +42,7 @@ class LiveBlocks:
         self, head: str, blocks: list[str], seqs: list[int], footer: str, last_seq: int
     ) -> None:
         self.head = head  # "# Title ... ---"
-        self.blocks = blocks  # each "type\n**Seq**: N\n...\n\n---"
+        self.blocks = blocks  # each "Event: type\n**Seq**: N\n...\n\n---" (or "Message: N")
         self.seqs = seqs
         self.footer = footer  # "" or "\n\n_Note: ..._"
         self.last_seq = last_seq
@@ -63,8 +65,10 @@ class LiveBlocks:
         seqs = []
         for block in blocks:
             sm = _SEQ_LINE.match(block)
-            if sm is None or not block.endswith("\n\n---"):
+            if sm is None or not block.endswith("\n\n---") or not block.startswith(_STARTS):
                 return None
+            if block.startswith("Message: ") and block[9 : block.find("\n")] != sm.group(1):
+                return None  # a message id that is not its seq: the full parser names the line
             seqs.append(int(sm.group(1)))
         if any(a >= b for a, b in pairwise(seqs)) or (seqs and seqs[-1] > int(m.group(1))):
             return None
@@ -74,10 +78,12 @@ class LiveBlocks:
         """A file holding only ``blocks`` under this header: what the full parser reads."""
         return self.head + "".join(MARK + b for b in blocks) + "\n"
 
-    def render(self, new: list[Event], drop: int, updated: float, archive: str | None) -> str:
-        """The log with ``new`` appended, its oldest ``drop`` blocks removed, the header's seq
-        and time moved on, and the footer naming the newest archive file."""
-        blocks = self.blocks + [_block(e) for e in new]
+    def render(
+        self, channel: str, new: list[Event], drop: int, updated: float, archive: str | None
+    ) -> str:
+        """The log of ``channel`` with ``new`` appended, its oldest ``drop`` blocks removed, the
+        header's seq and time moved on, and the footer naming the newest archive file."""
+        blocks = self.blocks + [_block(channel, e) for e in new]
         blocks = blocks[drop:]
         last = new[-1].seq if new else self.last_seq
         head = _LAST_SEQ.sub(f"**Last Seq**: {last}", self.head, count=1)
@@ -93,6 +99,6 @@ class LiveBlocks:
         return head + "".join(MARK + b for b in blocks) + footer + "\n"
 
 
-def _block(event: Event) -> str:
-    # event_lines() starts with the blank line that MARK already carries.
-    return "\n".join(event_lines(event)[1:])[len("## Event: ") :]
+def _block(channel: str, event: Event) -> str:
+    # event_lines() starts with the blank line that MARK ("\n\n## ") already carries.
+    return "\n".join(event_lines(event, channel)[1:])[len("## ") :]
