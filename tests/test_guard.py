@@ -16,6 +16,7 @@ import pytest
 from agentcoord.cli.cmd_session import deny_output, find_git_root, repo_relative
 from agentcoord.core.identity import session_agent
 
+from .conftest import COORD
 from .test_sessions import coord, git, needs_git, run_coord
 
 
@@ -220,3 +221,63 @@ def test_without_a_named_agent_every_exclusive_reservation_counts(board: Path) -
     del lib["session_id"]
     mine = run_coord(board, ["session", "guard", "--session-id", "sess-own"], json.dumps(lib))
     assert (mine.returncode, mine.stdout) == (0, "")
+
+
+# -- review findings -----------------------------------------------------------------------------
+@needs_git
+@pytest.mark.parametrize("spelling", ["alias.py", "srclink/api/x.py", "erlink/../../api/x.py"])
+def test_a_symbolic_link_inside_the_repository_does_not_hide_a_reserved_file(
+    board: Path, spelling: str
+) -> None:
+    (board / "alias.py").symlink_to("src/api/x.py")
+    (board / "srclink").symlink_to("src")
+    (board / "src" / "deep" / "er").mkdir(parents=True)
+    (board / "erlink").symlink_to("src/deep/er")
+    done = guard(board, edit_input("sess-mine", board, str(board / spelling)))
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["hookSpecificOutput"]["permissionDecision"] == "deny"
+
+
+@needs_git
+def test_a_write_of_a_large_file_is_still_checked(board: Path) -> None:
+    payload = edit_input("sess-mine", board, str(board / "src/api/x.py"), "Write")
+    payload["tool_input"]["content"] = "a" * (3 << 20)  # more than other hooks ever read
+    done = guard(board, payload)
+    assert json.loads(done.stdout)["hookSpecificOutput"]["permissionDecision"] == "deny"
+
+
+@needs_git
+def test_input_that_arrives_in_pieces_is_read_whole(board: Path) -> None:
+    text = json.dumps(edit_input("sess-mine", board, str(board / "src/api/x.py")))
+    writer = (
+        "import sys, time\n"
+        f"text = {text!r}\n"
+        "sys.stdout.write(text[:40]); sys.stdout.flush(); time.sleep(1)\n"
+        "sys.stdout.write(text[40:]); sys.stdout.flush()\n"
+    )
+    import sys
+
+    feed = subprocess.Popen([sys.executable, "-c", writer], stdout=subprocess.PIPE)
+    assert feed.stdout is not None
+    try:
+        done = subprocess.run(
+            [*COORD, "session", "guard"],
+            cwd=board,
+            stdin=feed.stdout,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    finally:
+        feed.wait()
+        feed.stdout.close()
+    assert json.loads(done.stdout)["hookSpecificOutput"]["permissionDecision"] == "deny"
+
+
+@needs_git
+def test_input_cut_off_is_said_on_stderr(board: Path) -> None:
+    text = json.dumps(edit_input("sess-mine", board, str(board / "src/api/x.py")))
+    done = guard(board, text[: len(text) // 2])
+    assert done.returncode == 0 and done.stdout == ""
+    assert "not a whole JSON object" in done.stderr

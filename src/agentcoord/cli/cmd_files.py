@@ -29,9 +29,10 @@ names the agent (``COORD_AGENT``, a tool session: :mod:`agentcoord.sessions`).
 "reservation", "reason", "task", "expires"}]}``.
 
 Exit codes: 2 bad input (a path outside the repository, ``..`` past the top, an empty path,
-control characters, a bad ``--ttl``), 3 unknown agent or task, 4 a conflict (another agent's
-overlapping reservation; the agent is retired or offline; ``--task`` not held), 5 backend
-unavailable, 6 the reservation file does not parse.
+control characters, a bad ``--ttl``), 3 an unknown agent reserving or an unknown task
+(release, list and check for a name that holds nothing answer empty, exit 0), 4 a conflict
+(another agent's overlapping reservation; the agent is retired or offline; ``--task`` not
+held), 5 backend unavailable, 6 the reservation file does not parse.
 """
 
 from __future__ import annotations

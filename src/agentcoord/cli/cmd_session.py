@@ -415,6 +415,8 @@ def _end(coord: Coordinator, ident: Identity) -> None:
 
 
 # -- the edit guard --------------------------------------------------------------------------
+#: The largest hook input the edit guard reads (a Write carries the whole new file).
+GUARD_INPUT_LIMIT = 256 << 20
 #: The tools whose input names a file they change, and the key that names it.
 EDIT_TOOLS = {
     "Edit": "file_path",
@@ -465,7 +467,8 @@ def _guard_reason(ctx: Context, ns: argparse.Namespace) -> str | None:
 
     from ..timer import hooks
 
-    payload = hooks.read_payload()
+    # A Write carries the whole file: read all of it (an input cut off is said on stderr).
+    payload = hooks.read_payload(limit=GUARD_INPUT_LIMIT, strict=True)
     key = EDIT_TOOLS.get(str(payload.get("tool_name")))
     tool_input = payload.get("tool_input")
     if key is None or not isinstance(tool_input, dict):
@@ -481,11 +484,21 @@ def _guard_reason(ctx: Context, ns: argparse.Namespace) -> str | None:
     ws = _hook_workspace(ctx, {**payload, "cwd": cwd})
     if ws is None:
         return None  # no board here: nothing is reserved
-    rel = repo_relative(os.path.join(cwd, target), cwd, fallback=ws.project_root)
-    if rel is None:
+    full = os.path.join(cwd, target)
+    # As written and as the kernel will resolve it: a symbolic link inside the repository
+    # (alias.py -> src/x.py, srclink/x.py, erlink/../../x.py) must not hide a reserved file.
+    rels = [
+        r
+        for r in (
+            repo_relative(full, cwd, fallback=ws.project_root),
+            repo_relative(os.path.realpath(full), cwd, fallback=ws.project_root),
+        )
+        if r is not None
+    ]
+    if not rels:
         return None  # outside the repository: no reservation covers it
     agent = _guard_agent(ns, payload)
-    found = ctx.coord.reservations.conflicts_for([rel], agent)
+    found = ctx.coord.reservations.conflicts_for(list(dict.fromkeys(rels)), agent, literal=True)
     if not found:
         return None
     return _deny_reason(found, agent)

@@ -37,11 +37,21 @@ STDIN_LIMIT = 1 << 20
 TOTAL_WAIT = 2.0
 
 
-def read_payload(stream: TextIO | None = None, *, timeout: float = 0.5) -> dict[str, Any]:
-    """The hook's JSON input from stdin, if any arrives promptly: ``timeout`` seconds between
-    reads and :data:`TOTAL_WAIT` in all; never blocks on a terminal. {} for anything that is
-    not a JSON object."""
+def read_payload(
+    stream: TextIO | None = None,
+    *,
+    timeout: float = 0.5,
+    limit: int = STDIN_LIMIT,
+    strict: bool = False,
+) -> dict[str, Any]:
+    """The hook's JSON input from stdin: waits ``timeout`` seconds for it to start and at most
+    :data:`TOTAL_WAIT` in all for the rest (however the writer paces it), reads at most
+    ``limit`` bytes; never blocks on a terminal. {} for no input, or for anything that is not a
+    JSON object; with ``strict``, input that came but was cut off, too long or not a JSON
+    object is :class:`~agentcoord.errors.InvalidInput` instead (a guard must say it could not
+    read its question rather than look like an empty one)."""
     import select
+    import time
 
     stream = sys.stdin if stream is None else stream
     try:
@@ -50,36 +60,60 @@ def read_payload(stream: TextIO | None = None, *, timeout: float = 0.5) -> dict[
         return {}
     if os.isatty(fd):
         return {}
-    import time
-
     chunks: list[bytes] = []
     size = 0
+    ended = False
     deadline = time.monotonic() + max(timeout, TOTAL_WAIT)
-    while size < STDIN_LIMIT:
-        left = min(timeout, deadline - time.monotonic())
+    while size <= limit:
+        now = time.monotonic()
+        left = (deadline - now) if chunks else min(timeout, deadline - now)
         if left <= 0:
-            break  # a writer that trickles: the hook never waits longer than TOTAL_WAIT
+            break
         try:
             readable, _, _ = select.select([fd], [], [], left)
         except (OSError, ValueError):
             break
         if not readable:
             break
-        chunk = os.read(fd, 65536)
+        chunk = os.read(fd, 1 << 20)
         if not chunk:
+            ended = True
             break
         chunks.append(chunk)
         size += len(chunk)
-        try:  # a complete object ends the wait even if the writer keeps the pipe open
-            data = json.loads(b"".join(chunks))
-        except ValueError:
-            continue
-        return data if isinstance(data, dict) else {}
-    try:
-        data = json.loads(b"".join(chunks) or b"{}")
-    except ValueError:
+        if chunk.rstrip().endswith(b"}"):  # maybe complete: the writer may keep the pipe open
+            try:
+                data = json.loads(b"".join(chunks))
+            except ValueError:
+                continue
+            return _object(data, strict)
+    raw = b"".join(chunks)
+    if not raw.strip():
         return {}
-    return data if isinstance(data, dict) else {}
+    try:
+        if size > limit:
+            raise ValueError(f"more than {limit:,} bytes")
+        data = json.loads(raw)
+    except ValueError as exc:
+        if strict:
+            from ..errors import InvalidInput
+
+            how = "it ended" if ended else "it stopped coming"
+            raise InvalidInput(
+                f"the hook input is not a whole JSON object ({how}: {exc})"
+            ) from None
+        return {}
+    return _object(data, strict)
+
+
+def _object(data: object, strict: bool) -> dict[str, Any]:
+    if isinstance(data, dict):
+        return data
+    if strict:
+        from ..errors import InvalidInput
+
+        raise InvalidInput(f"the hook input is a JSON {type(data).__name__}, not an object")
+    return {}
 
 
 def session_consumer(session_id: object) -> str | None:
