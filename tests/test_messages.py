@@ -534,3 +534,13 @@ def test_an_unknown_sender_is_exit_3_and_nothing_is_sent(coord: Coordinator) -> 
         coord.messages.send("nosuch", "bob", "hi")
     assert info.value.exit_code == 3 and "nosuch" in info.value.message
     assert coord.messages.counts("bob") == {"unread": 0, "ack_required": 0}
+
+
+def test_reading_or_acking_as_an_unknown_agent_is_exit_3(coord: Coordinator) -> None:
+    team(coord, "alice", "bob")
+    sent = coord.messages.send("alice", "bob", "hi", ack_required=True)
+    for act in (coord.messages.read, coord.messages.ack):
+        with pytest.raises(NotFound) as info:
+            act(sent.id, "nosuch")
+        assert info.value.exit_code == 3
+    assert coord.messages.counts("bob") == {"unread": 1, "ack_required": 1}

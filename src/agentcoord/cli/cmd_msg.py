@@ -22,8 +22,9 @@
 carries ``"truncated": N``.
 
 Exit codes: 2 bad input (names, a subject that is empty or more than one line, a body over
-64 KiB or not UTF-8, importance, limits, no acting agent), 3 an unknown recipient (nothing is
-sent) or message, 4 reading or acking a message that is not addressed to the agent.
+64 KiB or not UTF-8, importance, limits, no acting agent), 3 an unknown sender or recipient
+(nothing is sent), an unknown message, or a reader that is not a registered agent, 4 reading
+or acking a message that is not addressed to the agent.
 """
 
 from __future__ import annotations

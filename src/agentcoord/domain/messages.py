@@ -314,15 +314,7 @@ class Messages:
         """Send one message; returns it with its ``id`` and ``sent`` time. Everything is checked
         before anything is written (exit 2 bad input, exit 3 an unknown sender or recipient:
         strict identity, SPEC section 11)."""
-        check_name(sender, "sender")
-        try:
-            self.store.get_agent(sender)
-        except NotFound:
-            raise NotFound(
-                f"unknown sender {sender!r}: it is not registered; run 'coord agent register "
-                f"{sender}' first",
-                agent=sender,
-            ) from None
+        self._known(sender)
         subject = one_line(subject, "subject", MAX_SUBJECT)
         if not isinstance(body, str):
             raise InvalidInput("the body must be text", field="body")
@@ -367,10 +359,24 @@ class Messages:
             raise NotFound(f"no message {message_id}", id=message_id)
         return Message.of(found[0])
 
+    def _known(self, agent: str) -> None:
+        """Strict identity (SPEC section 11): :class:`NotFound` (exit 3) for a name that is not
+        registered (archived agents included: they are gone)."""
+        check_name(agent, "agent name")
+        try:
+            self.store.get_agent(agent)
+        except NotFound:
+            raise NotFound(
+                f"unknown agent {agent!r}: it is not registered; run 'coord agent register "
+                f"{agent}' first",
+                agent=agent,
+            ) from None
+
     def read(self, message_id: int, agent: str) -> Delivered:
         """Message ``message_id`` for ``agent``, marked read. Its sender may read it too (nothing
-        is marked). :class:`Conflict` (exit 4) when it is neither to nor from ``agent``."""
-        check_name(agent, "agent name")
+        is marked). :class:`NotFound` (exit 3) for an agent that is not registered;
+        :class:`Conflict` (exit 4) when it is neither to nor from ``agent``."""
+        self._known(agent)
         message = self.get(message_id)
         if agent not in message.to:
             if agent == message.sender:
@@ -385,8 +391,8 @@ class Messages:
     def ack(self, message_id: int, agent: str) -> Delivered:
         """Acknowledge message ``message_id`` as ``agent`` (implies read). Idempotent, and fine
         for a message that asks for no ack. :class:`Conflict` (exit 4) unless ``agent`` is a
-        recipient."""
-        check_name(agent, "agent name")
+        recipient (:class:`NotFound`, exit 3, for an agent that is not registered)."""
+        self._known(agent)
         message = self.get(message_id)
         if agent not in message.to:
             raise _not_yours(message, agent)
