@@ -26,3 +26,17 @@ def git(cwd: Path, *args: str) -> str:
         ["git", *args], cwd=cwd, env=git_env(), capture_output=True, text=True, check=True
     )
     return done.stdout
+
+
+def repo_with_worktrees(base: Path, *names: str) -> Path:
+    """``base/proj``: a repository with one commit (branch ``main``) and a linked worktree
+    ``base/proj-NAME`` (branch NAME) for each name; returns the main worktree."""
+    main = base / "proj"
+    main.mkdir()
+    git(main, "init", "-q", "-b", "main")
+    (main / "README").write_text("x\n")
+    git(main, "add", "README")
+    git(main, "commit", "-q", "-m", "init")
+    for name in names:
+        git(main, "worktree", "add", "-q", str(base / f"proj-{name}"), "-b", name)
+    return main

@@ -13,11 +13,13 @@ from typing import Any
 
 import pytest
 
-from agentcoord.cli.cmd_session import deny_output, find_git_root, repo_relative
+from agentcoord.cli.cmd_session import deny_output, repo_relative
 from agentcoord.core.identity import session_agent
+from agentcoord.fs import git_top
 
 from .conftest import COORD
-from .test_sessions import coord, git, needs_git, run_coord
+from .gitrepo import git
+from .test_sessions import coord, needs_git, run_coord
 
 
 def edit_input(sid: str, cwd: Path, path: str, tool: str = "Edit") -> dict[str, Any]:
@@ -185,8 +187,8 @@ def test_repo_relative_and_the_root_walk(tmp_path: Path) -> None:
     root = tmp_path / "r"
     (root / "a" / "b").mkdir(parents=True)
     (root / ".git").mkdir()
-    assert find_git_root(str(root / "a" / "b")) == str(root)
-    assert find_git_root("/") is None or os.path.isdir("/.git")
+    assert git_top(str(root / "a" / "b")) == str(root)
+    assert git_top("/") is None or os.path.isdir("/.git")
     assert repo_relative(str(root / "a" / "x.py"), str(root / "a")) == "a/x.py"
     assert repo_relative(str(root), str(root)) is None
     assert repo_relative(str(tmp_path / "elsewhere.py"), str(root)) is None

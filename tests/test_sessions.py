@@ -30,7 +30,7 @@ from agentcoord.ops.prime import gather, render
 from agentcoord.sessions import Identity, resolve
 
 from .conftest import COORD, FakeClock
-from .gitrepo import git
+from .gitrepo import repo_with_worktrees
 
 needs_git = pytest.mark.skipif(
     shutil.which("git") is None and os.environ.get("CI") != "true", reason="needs git"
@@ -121,14 +121,7 @@ def set_config(root: Path, **settings: Any) -> None:
 @pytest.fixture
 def repo(tmp_path: Path) -> Path:
     """A repository with a board (lease 6 s) and two linked worktrees."""
-    main = tmp_path / "proj"
-    main.mkdir()
-    git(main, "init", "-q", "-b", "main")
-    (main / "README").write_text("x\n")
-    git(main, "add", "README")
-    git(main, "commit", "-q", "-m", "init")
-    for name in ("frontend", "backend"):
-        git(main, "worktree", "add", "-q", str(tmp_path / f"proj-{name}"), "-b", name)
+    main = repo_with_worktrees(tmp_path, "frontend", "backend")
     assert coord(main, "init").returncode == 0
     set_config(main, lease_seconds=6)
     for title in ("login form", "api docs", "db schema"):

@@ -15,7 +15,7 @@ import pytest
 from agentcoord.workspace import SUBDIR, find_root, worktree_main
 
 from .conftest import COORD
-from .gitrepo import git
+from .gitrepo import git, repo_with_worktrees
 
 pytestmark = pytest.mark.skipif(
     shutil.which("git") is None and os.environ.get("CI") != "true", reason="needs git"
@@ -25,14 +25,7 @@ pytestmark = pytest.mark.skipif(
 @pytest.fixture
 def repo(tmp_path: Path) -> Path:
     """A repository with one commit and a linked worktree at ``../proj-frontend``."""
-    main = tmp_path / "proj"
-    main.mkdir()
-    git(main, "init", "-q", "-b", "main")
-    (main / "README").write_text("x\n")
-    git(main, "add", "README")
-    git(main, "commit", "-q", "-m", "init")
-    git(main, "worktree", "add", "-q", str(tmp_path / "proj-frontend"), "-b", "frontend")
-    return main
+    return repo_with_worktrees(tmp_path, "frontend")
 
 
 def coord(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:

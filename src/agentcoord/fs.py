@@ -543,6 +543,20 @@ class FileLock:
         self.release()
 
 
+def git_top(directory: str) -> str | None:
+    """The nearest directory at or above ``directory`` holding a ``.git`` (a directory, or a
+    linked worktree's or submodule's ``.git`` file): the top of its worktree, found without
+    starting git (a hook's and the monitor's cheap test). None outside any repository."""
+    here = os.path.abspath(directory)
+    while True:
+        if os.path.lexists(os.path.join(here, ".git")):
+            return here
+        parent = os.path.dirname(here)
+        if parent == here:
+            return None
+        here = parent
+
+
 # -- processes ------------------------------------------------------------------------------
 def proc_fields(pid: int) -> list[str] | None:
     """``/proc/PID/stat`` fields from field 3 (state) on; None if there is no such process."""

@@ -78,13 +78,7 @@ def _build(parser: Parser) -> None:
     p = sub.add_parser("inbox", help="an agent's messages (newest N, oldest first)")
     p.add_argument("agent", nargs="?", help="whose inbox (default: you)")
     p.add_argument("--unread", action="store_true", help="only messages not read yet")
-    p.add_argument(
-        "--limit",
-        type=count("--limit"),
-        default=DEFAULT_LIMIT,
-        help=f"default {DEFAULT_LIMIT}; 0: all",
-    )
-    p.add_argument("--full", action="store_true", help="whole bodies, not the first 500 chars")
+    _listing(p)
     p.set_defaults(handler=_inbox)
 
     for name, help_text, handler in (
@@ -98,13 +92,7 @@ def _build(parser: Parser) -> None:
 
     p = sub.add_parser("thread", help="the messages of a thread, oldest first")
     p.add_argument("thread", help="the thread name (or the id of its first message)")
-    p.add_argument(
-        "--limit",
-        type=count("--limit"),
-        default=DEFAULT_LIMIT,
-        help=f"default {DEFAULT_LIMIT}; 0: all",
-    )
-    p.add_argument("--full", action="store_true", help="whole bodies, not the first 500 chars")
+    _listing(p)
     p.set_defaults(handler=_thread)
 
 
@@ -250,3 +238,14 @@ def _render(message: Message, delivered: Delivered | None, chars: int | None) ->
     if body:
         lines += ["", *("    " + line for line in shown_block(body).split("\n"))]
     return "\n".join(lines)
+
+
+def _listing(p: Any) -> None:
+    """``--limit`` and ``--full``, as ``inbox`` and ``thread`` take them."""
+    p.add_argument(
+        "--limit",
+        type=count("--limit"),
+        default=DEFAULT_LIMIT,
+        help=f"default {DEFAULT_LIMIT}; 0: all",
+    )
+    p.add_argument("--full", action="store_true", help="whole bodies, not the first 500 chars")

@@ -537,22 +537,6 @@ def _deny_reason(found: list[PathConflict], agent: str | None) -> str:
     return text if len(text) <= MAX_REASON else text[: MAX_REASON - 3] + "..."
 
 
-def find_git_root(directory: str) -> str | None:
-    """The nearest directory at or above ``directory`` holding a ``.git`` (a directory, or a
-    linked worktree's or submodule's ``.git`` file): the top of its worktree, found without
-    starting git. None outside any repository."""
-    import os
-
-    here = os.path.abspath(directory)
-    while True:
-        if os.path.lexists(os.path.join(here, ".git")):
-            return here
-        parent = os.path.dirname(here)
-        if parent == here:
-            return None
-        here = parent
-
-
 def repo_relative(path: str, cwd: str, *, fallback: str | None = None) -> str | None:
     """``path`` (absolute) as a repo-relative POSIX path: relative to the worktree top of
     ``cwd`` (:func:`find_git_root`; without one, ``fallback``, the board's project), or to the
@@ -560,9 +544,10 @@ def repo_relative(path: str, cwd: str, *, fallback: str | None = None) -> str | 
     (nothing there can be reserved), or is the root itself."""
     import os
 
+    from ..fs import git_top
     from ..workspace import worktree_main
 
-    root = find_git_root(cwd) or fallback
+    root = git_top(cwd) or fallback
     if root is None:
         return None
     path = os.path.normpath(path)
@@ -571,7 +556,7 @@ def repo_relative(path: str, cwd: str, *, fallback: str | None = None) -> str | 
         real = os.path.realpath(path)
         rel = _inside(real, os.path.realpath(root))
         if rel is None:
-            other = find_git_root(os.path.dirname(real))
+            other = git_top(os.path.dirname(real))
             mine = worktree_main(root) or root
             if other is not None and (worktree_main(other) or other) == mine:
                 rel = _inside(real, other)  # another worktree of this repository

@@ -98,16 +98,9 @@ def parse_log(output: str) -> list[Commit]:
 def in_repository(path: str) -> bool:
     """Whether ``path`` or an ancestor has ``.git`` (a directory, or a worktree's file): a cheap
     test that spares a process start where there is no repository."""
-    here = os.path.abspath(path)
-    if not os.path.isdir(here):
-        return False
-    while True:
-        if os.path.exists(os.path.join(here, ".git")):
-            return True
-        parent = os.path.dirname(here)
-        if parent == here:
-            return False
-        here = parent
+    from ..fs import git_top
+
+    return os.path.isdir(path) and git_top(path) is not None
 
 
 def commits_since(project_root: str | None, since_ts: float) -> list[Commit]:
